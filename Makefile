@@ -1,0 +1,40 @@
+# SPDX-License-Identifier: MIT
+# `make demo` and `make test` set up .venv themselves (Python >= 3.12, `pip install -e .[fem,dev]`).
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+PYTHON  ?= $(shell tools/find-python.sh)
+MPIEXEC := $(VENV)/bin/mpiexec
+NPROCS  ?= 2
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-serial test-mpi lint clean-venv
+
+$(PY):
+	@test -n "$(PYTHON)" || { echo "error: no Python >= 3.12 (see tools/find-python.sh)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[fem,dev]'
+	@touch $@
+
+demo: $(STAMP)
+	$(PY) examples/forward_demo.py --out results/forward_demo
+
+test: test-serial test-mpi
+
+test-serial: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The same suite's `mpi`-marked tests on $(NPROCS) ranks; only rank 0 reports.
+test-mpi: $(STAMP)
+	$(MPIEXEC) -n $(NPROCS) $(PY) -m pytest -m mpi -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean-venv:
+	rm -rf $(VENV)

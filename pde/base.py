@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: MIT
+r"""The forward-model contract shared by every PDE in :mod:`invprior.pde`.
+
+A forward model maps a field given on a regular grid to sensor observations,
+:math:`y = F(m)`, and applies the transpose of its Jacobian to a cotangent,
+:math:`\bar m = J(m)^T \bar y`, with one adjoint solve. Everything is float64 NumPy;
+torch never appears here (:mod:`invprior.bridge` wraps a model as a torch operation).
+
+Grid convention: ``field[i, j]`` is the value at the node
+``(xmin + j * (xmax - xmin) / (nx - 1), ymin + i * (ymax - ymin) / (ny - 1))``, so
+row 0 is the bottom edge (plot with ``origin="lower"``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ForwardModel", "SolveCounter"]
+
+
+@dataclass
+class SolveCounter:
+    """Counts of PDE solves, for benchmarks and results.
+
+    Attributes:
+        forward: Number of forward solves (one per distinct forward evaluation).
+        adjoint: Number of adjoint solves (one per vector-Jacobian product).
+    """
+
+    forward: int = 0
+    adjoint: int = 0
+
+    @property
+    def total(self) -> int:
+        """All solves."""
+        return self.forward + self.adjoint
+
+    def reset(self) -> None:
+        """Set both counts to zero."""
+        self.forward = 0
+        self.adjoint = 0
+
+
+class ForwardModel(ABC):
+    """A PDE solve followed by point observations, with its adjoint.
+
+    Subclasses set ``comm``, ``n_obs``, ``grid_shape`` ``(ny, nx)``, ``grid_bbox``
+    ``((xmin, ymin), (xmax, ymax))`` and ``counter`` (a :class:`SolveCounter`).
+    Every method is collective on ``comm``: all ranks pass the same replicated field
+    and receive the same replicated result.
+    """
+
+    n_obs: int
+    grid_shape: tuple[int, int]
+    grid_bbox: tuple[tuple[float, float], tuple[float, float]]
+    counter: SolveCounter
+
+    @abstractmethod
+    def forward(self, field: np.ndarray) -> np.ndarray:
+        """Predicted observations.
+
+        Args:
+            field: Grid values, shape ``grid_shape``.
+
+        Returns:
+            Observations, shape ``(n_obs,)``.
+        """
+
+    @abstractmethod
+    def vjp(self, field: np.ndarray, obs_cotangent: np.ndarray) -> np.ndarray:
+        r"""Vector-Jacobian product :math:`J(m)^T \bar y`.
+
+        Args:
+            field: Grid values at which the Jacobian is taken, shape ``grid_shape``.
+            obs_cotangent: Cotangent of the observations, shape ``(n_obs,)``.
+
+        Returns:
+            Cotangent of the field, shape ``grid_shape``.
+        """

@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: MIT
+"""Shared fixtures: seeding, dtype/device options, MPI-aware reporting and teardown."""
+
+import gc
+import importlib.util
+import os
+import random
+import sys
+
+import numpy as np
+import pytest
+
+HAVE_DOLFINX = importlib.util.find_spec("dolfinx") is not None
+
+
+def _comm_world():
+    if importlib.util.find_spec("mpi4py") is None:
+        return None
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD
+
+
+def pytest_addoption(parser):
+    parser.addoption("--dtype", default="float64", choices=("float32", "float64"))
+    parser.addoption("--device", default="cpu", help="torch device for generator tests")
+
+
+def pytest_configure(config):
+    comm = _comm_world()
+    if comm is not None and comm.size > 1 and comm.rank > 0:
+        # Only rank 0 reports; a failure on another rank still fails the mpiexec run.
+        config.option.verbose = -2
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_fem = pytest.mark.skip(reason="DOLFINx not installed (pip install -e '.[fem]')")
+    comm = _comm_world()
+    parallel = comm is not None and comm.size > 1
+    skip_par = pytest.mark.skip(reason="meaningless on more than one rank")
+    for item in items:
+        if "dolfinx" in item.keywords and not HAVE_DOLFINX:
+            item.add_marker(skip_fem)
+        if parallel and "skip_in_parallel" in item.keywords:
+            item.add_marker(skip_par)
+
+
+@pytest.fixture(autouse=True)
+def seed():
+    """Same seed, same numbers: every test starts from seed 0."""
+    random.seed(0)
+    np.random.seed(0)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(0)
+    yield 0
+
+
+@pytest.fixture(autouse=True)
+def _mpi_teardown():
+    yield
+    comm = _comm_world() if HAVE_DOLFINX else None
+    if comm is not None:
+        gc.collect(0)
+        comm.Barrier()
+
+
+@pytest.fixture
+def dtype(request):
+    import torch
+
+    return getattr(torch, request.config.getoption("--dtype"))
+
+
+@pytest.fixture
+def device(request):
+    import torch
+
+    dev = torch.device(request.config.getoption("--device"))
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        pytest.skip("CUDA requested but not available")
+    return dev
+
+
+@pytest.fixture
+def comm():
+    c = _comm_world()
+    if c is None:
+        pytest.skip("mpi4py not installed")
+    return c
