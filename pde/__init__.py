@@ -1,6 +1,63 @@
 # SPDX-License-Identifier: MIT
-"""Finite-element forward models (DOLFINx, PETSc), installed as :mod:`invprior.pde`."""
+"""Finite-element forward models (DOLFINx, PETSc), installed as :mod:`invprior.pde`.
+
+The DOLFINx-based names load on first access, so ``invprior.pde.errors`` and
+``invprior.pde.base`` stay importable without the ``fem`` extra.
+"""
+
+import importlib
+import importlib.util
 
 from .base import ForwardModel, SolveCounter
+from .errors import PDESolveError, SensorOutsideMeshError
 
-__all__ = ["ForwardModel", "SolveCounter"]
+# The PyPI wheel's bootstrap must run before mpi4py's, petsc4py's and DOLFINx's bindings.
+if importlib.util.find_spec("dolfinx_solver") is not None:
+    importlib.import_module("dolfinx_solver")
+
+_LAZY = {
+    "ConductivityProblem": "conductivity",
+    "SourceProblem": "poisson",
+    "GridTransfer": "transfer",
+    "PointSensors": "observation",
+    "grid_sensors": "observation",
+    "unit_square": "mesh",
+    "rectangle": "mesh",
+    "read_mesh": "mesh",
+    "tag_boundaries": "mesh",
+    "mesh_bbox": "mesh",
+    "taylor_test": "verify",
+    "l2_error": "verify",
+    "convergence_rates": "verify",
+}
+
+__all__ = [
+    "ConductivityProblem",
+    "ForwardModel",
+    "GridTransfer",
+    "PDESolveError",
+    "PointSensors",
+    "SensorOutsideMeshError",
+    "SolveCounter",
+    "SourceProblem",
+    "convergence_rates",
+    "grid_sensors",
+    "l2_error",
+    "mesh_bbox",
+    "read_mesh",
+    "rectangle",
+    "tag_boundaries",
+    "taylor_test",
+    "unit_square",
+]
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if importlib.util.find_spec("dolfinx") is None:
+        raise ImportError(
+            f"invprior.pde.{name} needs DOLFINx; install the fem extra "
+            "(pip install -e '.[fem]') or fenics-dolfinx from conda-forge."
+        )
+    return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
