@@ -140,7 +140,7 @@ def neumann_form(
             terms.append(g * v * ufl.ds)
             continue
         facets = _facets(mesh, marker, facet_tags)
-        order = np.argsort(facets)
-        tags = dolfinx.mesh.meshtags(mesh, fdim, facets[order].astype(np.int32), np.int32(1))
+        ones = np.ones(facets.size, dtype=np.int32)
+        tags = dolfinx.mesh.meshtags(mesh, fdim, np.sort(facets).astype(np.int32), ones)
         terms.append(g * v * ufl.Measure("ds", domain=mesh, subdomain_data=tags)(1))
     return sum(terms[1:], terms[0]) if terms else None

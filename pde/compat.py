@@ -14,9 +14,16 @@ import dolfinx
 import dolfinx.fem
 import dolfinx.fem.petsc
 import dolfinx.la.petsc
+import dolfinx.mesh
 import numpy as np
 
-__all__ = ["DOLFINX_VERSION", "ComplexPETScError", "create_vector", "require_real_petsc"]
+__all__ = [
+    "DOLFINX_VERSION",
+    "ComplexPETScError",
+    "create_vector",
+    "geometry_maps",
+    "require_real_petsc",
+]
 
 DOLFINX_VERSION: tuple[int, int] = tuple(int(p) for p in dolfinx.__version__.split(".")[:2])
 
@@ -54,6 +61,26 @@ def create_vector(V: dolfinx.fem.FunctionSpace) -> PETSc.Vec:
     if DOLFINX_VERSION >= (0, 11):
         return dolfinx.fem.petsc.create_vector(V)
     return dolfinx.la.petsc.create_vector(V.dofmap.index_map, V.dofmap.index_map_bs)
+
+
+def geometry_maps(
+    mesh: dolfinx.mesh.Mesh,
+) -> tuple[np.ndarray, dolfinx.fem.CoordinateElement]:
+    """The geometry dofmap, shape ``(num_cells, nodes_per_cell)``, and the coordinate element.
+
+    DOLFINx 0.11 lists one of each per cell type (``dofmaps``, ``cmaps``) and deprecates the
+    single ``dofmap`` and ``cmap`` of 0.10.
+
+    Args:
+        mesh: A mesh with one cell type.
+
+    Returns:
+        ``(dofmap, cmap)``.
+    """
+    geometry = mesh.geometry
+    if DOLFINX_VERSION >= (0, 11):
+        return geometry.dofmaps[0], geometry.cmaps[0]
+    return geometry.dofmap, geometry.cmap
 
 
 require_real_petsc()

@@ -96,10 +96,14 @@ class ConductivityProblem(EllipticProblem):
         u, v, phi = ufl.TrialFunction(V), ufl.TestFunction(V), ufl.TestFunction(Q)
         self.m = dolfinx.fem.Function(Q, name="m")
         kappa = ufl.exp(self.m)
-        self._a = dolfinx.fem.form(kappa * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx)
+        # One quadrature rule for the operator and its derivative, so that the gradient is
+        # the exact derivative of the discrete forward map.
+        degree = V.element.basix_element.degree
+        dx = ufl.dx(metadata={"quadrature_degree": 2 * degree + 2})
+        self._a = dolfinx.fem.form(kappa * ufl.inner(ufl.grad(u), ufl.grad(v)) * dx)
         L = as_coefficient(V, source, "source") * v * ufl.dx
         self._L = dolfinx.fem.form(L if self.neumann is None else L + self.neumann)
-        grad_m = -kappa * ufl.inner(ufl.grad(self.u), ufl.grad(self.lam)) * phi * ufl.dx
+        grad_m = -kappa * ufl.inner(ufl.grad(self.u), ufl.grad(self.lam)) * phi * dx
         self._grad_form = dolfinx.fem.form(grad_m)
         self.A = dolfinx.fem.petsc.create_matrix(self._a)
         self._solver = self._make_solver(self.A)

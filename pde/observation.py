@@ -16,6 +16,7 @@ import dolfinx.geometry
 import numpy as np
 import scipy.sparse
 
+from .compat import geometry_maps
 from .errors import SensorOutsideMeshError
 from .mesh import BBox
 
@@ -124,12 +125,13 @@ class PointSensors:
         """Basis values of the owned points' cells, as rows of the local operator."""
         V, geometry = self.V, self.V.mesh.geometry
         gdim = geometry.dim
+        dofmap, cmap = geometry_maps(V.mesh)
         element = V.element.basix_element
         rows, cols, vals = [], [], []
         for k in self.owned:
             cell = cells[k]
-            cell_x = geometry.x[geometry.dofmap[cell], :gdim]
-            ref = geometry.cmap.pull_back(self.points[k : k + 1, :gdim], cell_x)
+            cell_x = geometry.x[dofmap[cell], :gdim]
+            ref = cmap.pull_back(self.points[k : k + 1, :gdim], cell_x)
             phi = element.tabulate(0, ref)[0, 0, :, 0]
             dofs = V.dofmap.cell_dofs(cell)
             rows.append(np.full(dofs.size, k))

@@ -105,11 +105,10 @@ class LinearSolver:
         try:
             self.ksp.solve(b, x)
         except PETSc.Error as err:
-            raise PDESolveError(
-                f"{self.name}: {kind} solve failed: {self._reason()} after "
-                f"{self.ksp.getIterationNumber()} iteration(s) (PETSc error {err.ierr}). "
-                "Check the field's range or choose a more robust solver in petsc_options."
-            ) from err
+            raise PDESolveError(self._failure(kind, f" (PETSc error {err.ierr})")) from err
+        # PETSc does not raise again after a first failure of the same kind, so check too.
+        if self.ksp.getConvergedReason() < 0:
+            raise PDESolveError(self._failure(kind, ""))
         bad = self.comm.allreduce(int(np.count_nonzero(~np.isfinite(x.array))), op=MPI.SUM)
         if bad:
             raise PDESolveError(
@@ -117,6 +116,13 @@ class LinearSolver:
                 "the operator is probably singular or the input too extreme"
             )
         logger.debug("%s %s solve: %s", self.name, kind, self._reason())
+
+    def _failure(self, kind: str, detail: str) -> str:
+        return (
+            f"{self.name}: {kind} solve failed: {self._reason()} after "
+            f"{self.ksp.getIterationNumber()} iteration(s){detail}. "
+            "Check the field's range or choose a more robust solver in petsc_options."
+        )
 
     def _reason(self) -> str:
         code = int(self.ksp.getConvergedReason())
