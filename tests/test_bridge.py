@@ -1,0 +1,90 @@
+# SPDX-License-Identifier: MIT
+"""The torch bridge: shapes, dtype/device round trip, gradients, failures."""
+
+import numpy as np
+import pytest
+import torch
+
+from invprior.bridge import TorchForward
+from invprior.pde import ForwardModel, PDESolveError, SolveCounter
+
+
+class LinearModel(ForwardModel):
+    """y = W m.ravel(), numpy only; ``fail_adjoint`` makes vjp raise PDESolveError."""
+
+    def __init__(self, grid_shape=(3, 4), n_obs=2, fail_adjoint=False):
+        self.grid_shape = grid_shape
+        self.grid_bbox = ((0.0, 0.0), (1.0, 1.0))
+        self.n_obs = n_obs
+        self.counter = SolveCounter()
+        self.W = np.random.default_rng(0).standard_normal((n_obs, int(np.prod(grid_shape))))
+        self.fail_adjoint = fail_adjoint
+
+    def forward(self, field):
+        self.counter.forward += 1
+        return self.W @ field.ravel()
+
+    def vjp(self, field, obs_cotangent):
+        self.counter.adjoint += 1
+        if self.fail_adjoint:
+            raise PDESolveError("adjoint solve failed: KSP converged reason DIVERGED_ITS (-3)")
+        return (self.W.T @ obs_cotangent).reshape(self.grid_shape)
+
+
+@pytest.mark.parametrize("batch", [(), (5,), (2, 3)])
+def test_shapes_dtype_device_and_gradient(batch, dtype, device):
+    model = LinearModel()
+    forward = TorchForward(model)
+    field = torch.randn(*batch, 3, 4, dtype=dtype, device=device, requires_grad=True)
+    y = forward(field)
+    assert y.shape == (*batch, 2) and y.dtype == dtype and y.device == field.device
+    y.sum().backward()
+    W = torch.as_tensor(model.W, dtype=dtype, device=device)
+    expected = W.sum(0).reshape(3, 4).expand(*batch, 3, 4)
+    torch.testing.assert_close(field.grad, expected)
+    n = int(np.prod(batch))
+    assert (forward.counter.forward, forward.counter.adjoint) == (n, n)
+
+
+def test_attributes():
+    forward = TorchForward(LinearModel())
+    assert forward.n_obs == 2 and forward.grid_shape == (3, 4)
+    assert forward.grid_bbox == ((0.0, 0.0), (1.0, 1.0))
+
+
+def test_failed_adjoint_gives_nan_gradient():
+    field = torch.zeros(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    TorchForward(LinearModel(fail_adjoint=True))(field).sum().backward()
+    assert torch.isnan(field.grad).all()
+
+
+@pytest.mark.parametrize(
+    ("field", "error", "match"),
+    [
+        (np.zeros((3, 4)), TypeError, "torch.Tensor"),
+        (torch.zeros(3, 4, dtype=torch.int64), TypeError, "floating dtype"),
+        (torch.zeros(4, 3), ValueError, r"expects \(\*batch, 3, 4\)"),
+        (torch.zeros(4), ValueError, r"expects \(\*batch, 3, 4\)"),
+    ],
+)
+def test_bad_inputs(field, error, match):
+    with pytest.raises(error, match=match):
+        TorchForward(LinearModel())(field)
+
+
+def test_model_type_is_checked():
+    with pytest.raises(TypeError, match="ForwardModel"):
+        TorchForward(lambda m: m)
+
+
+@pytest.mark.dolfinx
+@pytest.mark.mpi
+@pytest.mark.parametrize("kind", ["source", "conductivity"])
+def test_gradcheck_through_pde(comm, kind):
+    from invprior.pde import ConductivityProblem, SourceProblem, grid_sensors, unit_square
+
+    cls = {"source": SourceProblem, "conductivity": ConductivityProblem}[kind]
+    model = cls(unit_square(comm, 4), grid_sensors(((0, 0), (1, 1)), 2), (3, 3))
+    forward = TorchForward(model)
+    field = (0.3 * torch.randn(2, 3, 3, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(forward, (field,), eps=1e-6, atol=1e-7, rtol=1e-5)
