@@ -3,9 +3,9 @@
 
 import numpy as np
 import pytest
-from conftest import build, smooth_field
+from pde_cases import build, smooth_field
 
-pytestmark = pytest.mark.dolfinx
+pytestmark = [pytest.mark.dolfinx, pytest.mark.mpi]
 
 
 def test_vjp_reuses_state_of_same_field(comm):

@@ -8,7 +8,7 @@ interpolation and the error is the finite-element one.
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.dolfinx
+pytestmark = [pytest.mark.dolfinx, pytest.mark.mpi]
 
 SIZES = (8, 16, 32)
 

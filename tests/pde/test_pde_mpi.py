@@ -7,7 +7,7 @@ compares the serial and the distributed results; serially both are the same.
 
 import numpy as np
 import pytest
-from conftest import build, smooth_field
+from pde_cases import build, smooth_field
 
 pytestmark = [pytest.mark.dolfinx, pytest.mark.mpi]
 

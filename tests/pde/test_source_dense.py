@@ -3,9 +3,9 @@
 
 import numpy as np
 import pytest
-from conftest import UNIT, smooth_field
+from pde_cases import UNIT, smooth_field
 
-pytestmark = pytest.mark.dolfinx
+pytestmark = [pytest.mark.dolfinx, pytest.mark.mpi]
 
 
 def _problem(comm, dense):
