@@ -144,6 +144,7 @@ class ConductivityProblem(EllipticProblem):
         self._state_field = None
         self._assemble(field)
         self._solve_state(self._rhs)
+        self._state_obs = self.sensors.observe(self.u)
         self._state_field = field.copy()
         return self.u
 
@@ -151,7 +152,6 @@ class ConductivityProblem(EllipticProblem):
         """Solve the forward problem unless the cached state belongs to ``field``."""
         if self._state_field is None or not np.array_equal(field, self._state_field):
             self.solve_forward(field)
-            self._state_obs = self.sensors.observe(self.u)
 
     def forward(self, field: np.ndarray) -> np.ndarray:
         """Predicted observations, shape ``(n_obs,)``, for a log-conductivity ``grid_shape``."""
@@ -164,8 +164,7 @@ class ConductivityProblem(EllipticProblem):
         One adjoint solve, plus a forward solve when ``field`` differs from the cached state.
         """
         self._ensure_state(self.check_field(field))
-        lam = self.solve_adjoint(obs_cotangent)
-        lam.x.scatter_forward()
+        self.solve_adjoint(obs_cotangent)
         g = self._grad
         with g.localForm() as local:
             local.set(0.0)

@@ -80,9 +80,8 @@ class EllipticProblem(ForwardModel):
             space, [(None, 0.0)] if dirichlet is None else dirichlet, facet_tags
         )
         self.neumann = neumann_form(space, neumann, facet_tags)
-        n_owned = space.dofmap.index_map.size_local
-        self._bc_owned = np.unique(np.concatenate([bc.dof_indices()[0] for bc in self.bcs]))
-        self._bc_owned = self._bc_owned[self._bc_owned < n_owned]
+        bc_dofs = np.unique(np.concatenate([bc.dof_indices()[0] for bc in self.bcs]))
+        self._bc_owned = bc_dofs[bc_dofs < space.dofmap.index_map.size_local]
         self.counter = SolveCounter()
         self.name = name
         self.u = dolfinx.fem.Function(space, name="u")

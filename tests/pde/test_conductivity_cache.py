@@ -26,3 +26,12 @@ def test_vjp_at_new_field_is_correct(comm):
     assert problem.counter.forward == 2
     np.testing.assert_allclose(g, fresh.vjp(b, cot), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(problem.forward(b), fresh.forward(b), rtol=1e-12)
+
+
+def test_solve_forward_then_forward_gives_its_observations(comm):
+    problem = build("conductivity", comm)
+    a, b = smooth_field((9, 9), 0.5), smooth_field((9, 9), -0.3)
+    y_a = problem.forward(a)
+    problem.solve_forward(b)
+    np.testing.assert_allclose(problem.forward(b), build("conductivity", comm).forward(b))
+    np.testing.assert_allclose(problem.forward(a), y_a, rtol=1e-12)
