@@ -16,7 +16,7 @@ import dolfinx.geometry
 import numpy as np
 import scipy.sparse
 
-from .compat import geometry_maps
+from .compat import create_vector, geometry_maps
 from .errors import SensorOutsideMeshError
 from .mesh import BBox
 
@@ -159,18 +159,20 @@ class PointSensors:
         self.comm.Allreduce(local, total, op=MPI.SUM)
         return total
 
-    def adjoint_rhs(self, cotangent: np.ndarray, b: PETSc.Vec) -> PETSc.Vec:
+    def adjoint_rhs(self, cotangent: np.ndarray, b: PETSc.Vec | None = None) -> PETSc.Vec:
         r"""Write :math:`B^T \bar y` into a ghosted vector of ``V`` (owned entries summed).
 
         Collective on ``comm``.
 
         Args:
             cotangent: Observation cotangent, shape ``(n_obs,)``, replicated.
-            b: Ghosted vector with the layout of ``V``; overwritten.
+            b: Ghosted vector with the layout of ``V``, overwritten; ``None`` creates one
+                (the caller destroys it).
 
         Returns:
-            ``b``, with correct owned entries.
+            ``b``, with correct owned entries (``b.array``, shape ``(n_owned,)``).
         """
+        b = create_vector(self.V) if b is None else b
         with b.localForm() as local:
             local.array[:] = self.matrix.T @ np.asarray(cotangent, dtype=np.float64)
         b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
