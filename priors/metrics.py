@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 __all__ = [
     "abs_correlation",
     "dci",
+    "decode_latents",
+    "encode_means",
     "evaluate_generator",
     "explicitness",
     "lds",
@@ -384,8 +386,17 @@ def _reference_tensor(generator: Generator) -> torch.Tensor:
     return torch.zeros(())
 
 
-def _decode(generator: Generator, z: np.ndarray, batch_size: int) -> np.ndarray:
-    """Decode latents ``z (n, aux_dim + rec_dim)`` in batches; fields ``(n, ny, nx)``."""
+def decode_latents(generator: Generator, z: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Decode NumPy latents in batches, without gradients.
+
+    Args:
+        generator: The generator, in its current mode.
+        z: Latents, auxiliary block first, shape ``(n, aux_dim + rec_dim)``.
+        batch_size: Samples decoded at once.
+
+    Returns:
+        Fields, float64, shape ``(n, ny, nx)``.
+    """
     import torch
 
     ref = _reference_tensor(generator)
@@ -398,8 +409,17 @@ def _decode(generator: Generator, z: np.ndarray, batch_size: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _encode(generator: Generator, fields: np.ndarray, batch_size: int) -> np.ndarray:
-    """Encoder means of ``fields (n, ny, nx)``; shape ``(n, aux_dim + rec_dim)``."""
+def encode_means(generator: Generator, fields: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    r"""Encoder means :math:`\mu` of NumPy fields in batches, without gradients.
+
+    Args:
+        generator: A generator with ``encode(x) -> (mu, logvar)``, in its current mode.
+        fields: Fields on the generator's grid, shape ``(n, ny, nx)``.
+        batch_size: Samples encoded at once.
+
+    Returns:
+        Means, float64, auxiliary block first, shape ``(n, aux_dim + rec_dim)``.
+    """
     import torch
 
     ref = _reference_tensor(generator)
@@ -455,7 +475,7 @@ def perturbation_importance(
         raise ValueError(f"`scale` must be positive, got {scale}.")
     rng = np.random.default_rng(seed)
     z = np.concatenate([za, zr], axis=1)
-    base = _decode(generator, z, batch_size)
+    base = decode_latents(generator, z, batch_size)
     blocks = {"aux": slice(0, za.shape[1]), "rec": slice(za.shape[1], z.shape[1])}
     drops = {}
     for name, cols in blocks.items():
@@ -463,7 +483,9 @@ def perturbation_importance(
             continue
         zp = z.copy()
         zp[:, cols] += scale * rng.standard_normal((z.shape[0], cols.stop - cols.start))
-        drops[name] = float(np.mean(1.0 - ssim_scores(base, _decode(generator, zp, batch_size))))
+        drops[name] = float(
+            np.mean(1.0 - ssim_scores(base, decode_latents(generator, zp, batch_size)))
+        )
     return drops
 
 
@@ -531,8 +553,8 @@ def evaluate_generator(
     was_training = generator.training
     generator.eval()
     try:
-        mu = _encode(generator, fields, batch_size)
-        recon = _decode(generator, mu, batch_size)
+        mu = encode_means(generator, fields, batch_size)
+        recon = decode_latents(generator, mu, batch_size)
         d = generator.aux_dim
         z = mu[:n_perturb]
         drops = perturbation_importance(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 
-from .metrics import _as_matrix, _decode, abs_correlation, lds, ssim_scores
+from .metrics import _as_matrix, abs_correlation, decode_latents, lds, ssim_scores
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -31,6 +31,27 @@ __all__ = ["latent_labels", "plot_latent_factor_grid", "plot_reconstructions", "
 
 _PANEL = 1.3  # inches per image panel
 _MAX_POINTS = 1000  # scatter points per panel
+
+
+def _panels(nrows: int, ncols: int, size: float) -> tuple[Figure, np.ndarray]:
+    """A figure of ``nrows x ncols`` square panels of ``size`` inches with fixed margins.
+
+    Fixed margins (room for row labels, column titles and a suptitle) instead of a layout
+    engine keep figures with a hundred panels fast to draw.
+    """
+    left, right, top, bottom = 0.6, 0.1, 0.75, 0.35
+    width, height = left + right + ncols * size, top + bottom + nrows * size
+    fig = Figure(figsize=(width, height))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        top=1 - top / height,
+        bottom=bottom / height,
+        wspace=0.08,
+        hspace=0.3,
+    )
+    return fig, axes
 
 
 def _bare(ax: Axes) -> None:
@@ -78,11 +99,10 @@ def plot_traversals(
     offsets = np.linspace(-span, span, steps)
     z = np.repeat(z0[None, None], dim, axis=0).repeat(steps, axis=1)
     z[np.arange(dim), :, np.arange(dim)] += offsets
-    images = _decode(generator, z.reshape(dim * steps, dim), batch_size=256)
+    images = decode_latents(generator, z.reshape(dim * steps, dim), batch_size=256)
     images = images.reshape(dim, steps, *images.shape[-2:])
     (x0, y0), (x1, y1) = generator.grid.bbox
-    fig = Figure(figsize=(_PANEL * steps, _PANEL * dim), layout="constrained")
-    axes = fig.subplots(dim, steps, squeeze=False)
+    fig, axes = _panels(dim, steps, _PANEL)
     for k, label in enumerate(latent_labels(generator)):
         lo, hi = images[k].min(), images[k].max()
         for s in range(steps):
@@ -92,7 +112,7 @@ def plot_traversals(
             if k == 0:
                 ax.set_title(f"{offsets[s]:+.2g}", fontsize=8)
         axes[k, 0].set_ylabel(label, fontsize=8)
-    fig.suptitle(r"latent traversals ($z_c + t\,e_k$)")
+    fig.suptitle("latent traversals: coordinate k of z_center shifted by t")
     return fig
 
 
@@ -131,8 +151,7 @@ def plot_latent_factor_grid(
             f"{f.shape[1]} factors and {z.shape[1]} latents; pass one name per column."
         )
     rows = np.linspace(0, f.shape[0] - 1, min(f.shape[0], _MAX_POINTS)).astype(int)
-    fig = Figure(figsize=(1.6 * z.shape[1], 1.6 * f.shape[1]), layout="constrained")
-    axes = fig.subplots(f.shape[1], z.shape[1], squeeze=False)
+    fig, axes = _panels(f.shape[1], z.shape[1], 1.6)
     for j in range(f.shape[1]):
         best = int(np.argmax(c[j]))
         for k in range(z.shape[1]):
@@ -173,8 +192,7 @@ def plot_reconstructions(truth: np.ndarray, recon: np.ndarray, n: int = 6) -> Fi
         raise ValueError(f"`truth` must have shape (m, ny, nx), got {t.shape}.")
     t, r = t[:n], r[:n]
     scores = ssim_scores(t, r)
-    fig = Figure(figsize=(_PANEL * len(t), 2 * _PANEL + 0.4), layout="constrained")
-    axes = fig.subplots(2, len(t), squeeze=False)
+    fig, axes = _panels(2, len(t), _PANEL)
     for k in range(len(t)):
         lo, hi = t[k].min(), t[k].max()
         axes[0, k].imshow(t[k], origin="lower", vmin=lo, vmax=hi)
@@ -184,4 +202,5 @@ def plot_reconstructions(truth: np.ndarray, recon: np.ndarray, n: int = 6) -> Fi
         _bare(axes[1, k])
     axes[0, 0].set_ylabel("truth", fontsize=8)
     axes[1, 0].set_ylabel("reconstruction", fontsize=8)
+    fig.suptitle(f"truth and reconstruction; median SSIM {np.median(scores):.3f}")
     return fig
