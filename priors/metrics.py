@@ -166,7 +166,7 @@ def lds(factors: np.ndarray, latents: np.ndarray) -> float:
 
 
 def explicitness(factors: np.ndarray, latents_aux: np.ndarray) -> np.ndarray:
-    r"""Explicitness of each named variable in its own latent coordinate ([1], Sec. 3).
+    r"""Explicitness [1]: how closely each named variable tracks its own latent coordinate.
 
     .. math:: E_j = |\mathrm{corr}(u_j, z_{aux,j})|
 
@@ -190,7 +190,7 @@ def explicitness(factors: np.ndarray, latents_aux: np.ndarray) -> np.ndarray:
 
 
 def sap(factors: np.ndarray, latents: np.ndarray) -> float:
-    r"""Separated attribute predictability (SAP) for continuous factors, [2] Sec. 5.
+    r"""Separated attribute predictability (SAP) for continuous factors of [2].
 
     The score matrix holds the :math:`R^2` of a one-variable linear regression of factor
     :math:`u_j` on latent :math:`z_l`, which for least squares with an intercept equals the
@@ -226,7 +226,7 @@ def _discretize(x: np.ndarray, n_bins: int) -> np.ndarray:
 
 
 def mig(factors: np.ndarray, latents: np.ndarray, n_bins: int = 20) -> float:
-    r"""Mutual information gap (MIG), Eq. (6) of [3].
+    r"""Mutual information gap (MIG) of [3].
 
     Factors and latents are discretised into ``n_bins`` equal-width bins; with
     :math:`I` the discrete mutual information (:func:`sklearn.metrics.mutual_info_score`)
