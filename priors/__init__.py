@@ -2,9 +2,13 @@
 """Generative priors (torch), installed as :mod:`invprior.priors`."""
 
 from .base import Generator, GridSpec
+from .checkpoint import load, pretrained_names, save
+from .gaussian import GaussianFieldPrior
 from .metrics import (
     abs_correlation,
     dci,
+    decode_latents,
+    encode_means,
     evaluate_generator,
     explicitness,
     lds,
@@ -13,17 +17,31 @@ from .metrics import (
     sap,
     ssim_scores,
 )
+from .simulate import FieldDataset, simulate, simulate_conductivity, simulate_sources
+from .vae import AuxVAE, BetaVAE
 
 __all__ = [
+    "AuxVAE",
+    "BetaVAE",
+    "FieldDataset",
+    "GaussianFieldPrior",
     "Generator",
     "GridSpec",
     "abs_correlation",
     "dci",
+    "decode_latents",
+    "encode_means",
     "evaluate_generator",
     "explicitness",
     "lds",
+    "load",
     "mig",
     "perturbation_importance",
+    "pretrained_names",
     "sap",
+    "save",
+    "simulate",
+    "simulate_conductivity",
+    "simulate_sources",
     "ssim_scores",
 ]

@@ -1,4 +1,8 @@
 # SPDX-License-Identifier: MIT
 """Training loops for the generative priors."""
 
-__all__: list[str] = []
+from .config import VAETrainConfig
+from .evaluate import evaluate_vae
+from .vae import build_vae, train_vae, vae_loss
+
+__all__ = ["VAETrainConfig", "build_vae", "evaluate_vae", "train_vae", "vae_loss"]

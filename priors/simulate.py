@@ -1,0 +1,418 @@
+# SPDX-License-Identifier: MIT
+r"""Training-data simulators: source fields and log-conductivity fields on a grid.
+
+Each simulator draws every generative factor independently, builds the fields with
+vectorised numpy and returns a :class:`FieldDataset` that carries the full ground
+truth: the *named* factors (the auxiliary variables :math:`u` a disentangled prior is
+tied to) and the *unnamed* residual factors (which the residual latent block has to
+absorb). Everything is deterministic given the seed.
+
+Source fields (for source identification), with
+:math:`R_\theta` the rotation by the orientation :math:`\theta` and
+:math:`\rho` the anisotropy,
+
+.. math::
+
+    f(\mathbf{x}) = \Big[A \exp\big(-\tfrac12 \mathbf{d}^T \Sigma^{-1} \mathbf{d}\big)
+        + s A \exp\big(-\tfrac{|\mathbf{x} - \mathbf{x}_2|^2}{2 w_2^2}\big)\Big]
+        \big(1 + \textstyle\sum_k c_k \phi_k(\mathbf{x})\big),
+    \quad \mathbf{d} = \mathbf{x} - (x_0, y_0),
+    \quad \Sigma = R_\theta \operatorname{diag}(w^2 \rho, w^2 / \rho) R_\theta^T,
+
+named ``x0, y0, amplitude`` (:math:`A`) and ``width`` (:math:`w`, the geometric mean of
+the two axes); unnamed :math:`\rho, \theta`, the weaker secondary source
+:math:`(x_2, y_2, s, w_2)` and the smooth modulation coefficients :math:`c_k`.
+
+Log-conductivity fields (for conductivity identification),
+
+.. math::
+
+    m(\mathbf{x}) = \kappa\, \sigma\big((r - |\mathbf{x} - \mathbf{c}|) / \delta\big)
+        + \sum_{k=1}^{K} \sqrt{\lambda_k}\, \xi_k\, \psi_k(\mathbf{x}),
+    \quad \xi_k \sim N(0, 1),
+
+named ``cx, cy, radius, contrast`` (:math:`\mathbf{c}, r, \kappa`) of a smooth circular
+inclusion (:math:`\sigma` the logistic function, edge width :math:`\delta`); unnamed the
+Karhunen-Loeve coefficients :math:`\xi_k` of a squared-exponential random field,
+truncated to its :math:`K` leading modes, as in the Darcy-flow study of [1].
+
+References:
+    [1] A. Ganguli et al., "Enhancing Interpretability in Generative Modeling:
+        Statistically Disentangled Latent Spaces Guided by Generative Factors in
+        Scientific Datasets", arXiv:2507.00298 (2025).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .base import GridSpec
+
+__all__ = [
+    "CONDUCTIVITY_PARAMETERS",
+    "SOURCE_PARAMETERS",
+    "FieldDataset",
+    "simulate",
+    "simulate_conductivity",
+    "simulate_sources",
+]
+
+_FORMAT_VERSION = 1
+
+#: Source simulator factors: name -> (low, high, unit, named). Positions and widths are
+#: fractions of the bounding box's side lengths; the secondary source and modulation
+#: are the unnamed residual variability.
+SOURCE_PARAMETERS: dict[str, tuple[float, float, str, bool]] = {
+    "x0": (0.2, 0.8, "m", True),
+    "y0": (0.2, 0.8, "m", True),
+    "amplitude": (0.5, 2.0, "1", True),
+    "width": (0.05, 0.12, "m", True),
+    "log_anisotropy": (-0.4, 0.4, "1", False),
+    "orientation": (0.0, np.pi, "rad", False),
+    "x2": (0.1, 0.9, "m", False),
+    "y2": (0.1, 0.9, "m", False),
+    "secondary_ratio": (0.05, 0.25, "1", False),
+    "secondary_width": (0.04, 0.08, "m", False),
+    "modulation_0": (-0.05, 0.05, "1", False),
+    "modulation_1": (-0.05, 0.05, "1", False),
+    "modulation_2": (-0.05, 0.05, "1", False),
+    "modulation_3": (-0.05, 0.05, "1", False),
+}
+
+#: Conductivity simulator: named inclusion factors (uniform ranges) and the settings of
+#: the unnamed Karhunen-Loeve field (its coefficients are standard normal).
+CONDUCTIVITY_PARAMETERS: dict[str, tuple[float, float, str, bool]] = {
+    "cx": (0.25, 0.75, "m", True),
+    "cy": (0.25, 0.75, "m", True),
+    "radius": (0.08, 0.2, "m", True),
+    "contrast": (0.5, 2.0, "1", True),
+}
+_KL_MODES = 8
+_KL_STD = 0.35
+_KL_LENGTH = 0.2
+_EDGE_WIDTH = 0.015
+_CHUNK = 2048
+
+
+@dataclass
+class FieldDataset:
+    """Simulated fields with their ground-truth generative factors.
+
+    Attributes:
+        fields: Fields, float32, shape ``(n, ny, nx)``.
+        factors: Every ground-truth factor (named and unnamed), name -> shape ``(n,)``.
+        aux_names: The named factors (auxiliary variables), in order.
+        units: Unit of each factor.
+        ranges: Sampling range ``(low, high)`` of each factor (physical units).
+        grid: The grid the fields live on.
+        recipe: How the data were made: ``simulator``, ``n``, ``seed``, ``parameters``.
+    """
+
+    fields: np.ndarray
+    factors: dict[str, np.ndarray]
+    aux_names: tuple[str, ...]
+    units: dict[str, str]
+    ranges: dict[str, tuple[float, float]]
+    grid: GridSpec = field(default_factory=GridSpec)
+    recipe: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.fields.ndim != 3 or self.fields.shape[1:] != tuple(self.grid.shape):
+            raise ValueError(
+                f"fields must have shape (n, {self.grid.shape[0]}, {self.grid.shape[1]}) "
+                f"for grid {self.grid.shape}, got {self.fields.shape}"
+            )
+        n = len(self.fields)
+        bad = {k: v.shape for k, v in self.factors.items() if v.shape != (n,)}
+        if bad:
+            raise ValueError(f"every factor must have shape ({n},); got {bad}")
+        missing = [k for k in self.aux_names if k not in self.factors]
+        if missing:
+            raise ValueError(f"aux_names {missing} are not among the factors")
+
+    def __len__(self) -> int:
+        return len(self.fields)
+
+    @property
+    def aux(self) -> np.ndarray:
+        """Named factors in ``aux_names`` order, shape ``(n, aux_dim)``."""
+        cols = [self.factors[k] for k in self.aux_names]
+        return np.stack(cols, axis=-1) if cols else np.zeros((len(self), 0), np.float32)
+
+    def subset(self, index: np.ndarray | slice) -> FieldDataset:
+        """The samples at ``index`` (same names, units, grid and recipe)."""
+        return FieldDataset(
+            fields=self.fields[index],
+            factors={k: v[index] for k, v in self.factors.items()},
+            aux_names=self.aux_names,
+            units=dict(self.units),
+            ranges=dict(self.ranges),
+            grid=self.grid,
+            recipe=dict(self.recipe),
+        )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the dataset to ``path`` as ``.npz`` (atomically, no pickled objects).
+
+        Names, units, ranges, grid and recipe are stored as one JSON string.
+
+        Returns:
+            The path written.
+        """
+        path = Path(path)
+        meta = {
+            "format_version": _FORMAT_VERSION,
+            "factor_names": list(self.factors),
+            "aux_names": list(self.aux_names),
+            "units": self.units,
+            "ranges": {k: list(v) for k, v in self.ranges.items()},
+            "grid": {"shape": list(self.grid.shape), "bbox": [list(p) for p in self.grid.bbox]},
+            "recipe": self.recipe,
+        }
+        arrays = {f"factor__{k}": v for k, v in self.factors.items()}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, fields=self.fields, meta=np.array(json.dumps(meta)), **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> FieldDataset:
+        """Read a dataset written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            if meta.get("format_version") != _FORMAT_VERSION:
+                raise ValueError(
+                    f"{path}: dataset format version {meta.get('format_version')!r} is not "
+                    f"supported (expected {_FORMAT_VERSION}); simulate it again"
+                )
+            factors = {k: data[f"factor__{k}"] for k in meta["factor_names"]}
+            fields = data["fields"]
+        grid = GridSpec(
+            shape=tuple(meta["grid"]["shape"]), bbox=tuple(tuple(p) for p in meta["grid"]["bbox"])
+        )
+        return cls(
+            fields=fields,
+            factors=factors,
+            aux_names=tuple(meta["aux_names"]),
+            units=meta["units"],
+            ranges={k: tuple(v) for k, v in meta["ranges"].items()},
+            grid=grid,
+            recipe=meta["recipe"],
+        )
+
+
+def _coordinates(grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Node coordinates ``(X, Y)``, each shape ``(ny, nx)`` (convention of ``base``)."""
+    (x0, y0), (x1, y1) = grid.bbox
+    ny, nx = grid.shape
+    return np.meshgrid(np.linspace(x0, x1, nx), np.linspace(y0, y1, ny))
+
+
+def _physical_ranges(
+    table: dict[str, tuple[float, float, str, bool]], grid: GridSpec
+) -> dict[str, tuple[float, float]]:
+    """Ranges in physical units: lengths scale with the box, positions shift with it."""
+    (xmin, ymin), (xmax, ymax) = grid.bbox
+    lx, ly = xmax - xmin, ymax - ymin
+    out = {}
+    for name, (lo, hi, unit, _) in table.items():
+        if name in ("x0", "x2", "cx"):
+            lo, hi = xmin + lo * lx, xmin + hi * lx
+        elif name in ("y0", "y2", "cy"):
+            lo, hi = ymin + lo * ly, ymin + hi * ly
+        elif unit == "m":
+            lo, hi = lo * np.sqrt(lx * ly), hi * np.sqrt(lx * ly)
+        out[name] = (float(lo), float(hi))
+    return out
+
+
+def _draw_uniform(
+    rng: np.random.Generator, ranges: dict[str, tuple[float, float]], n: int
+) -> dict[str, np.ndarray]:
+    return {k: rng.uniform(lo, hi, size=n) for k, (lo, hi) in ranges.items()}
+
+
+def _source_fields(f: dict[str, np.ndarray], grid: GridSpec) -> np.ndarray:
+    """Evaluate the source model for factor arrays of shape ``(n,)``; returns ``(n, ny, nx)``."""
+    X, Y = _coordinates(grid)
+    (xmin, ymin), (xmax, ymax) = grid.bbox
+    col = {k: v[:, None, None] for k, v in f.items()}
+    dx, dy = X - col["x0"], Y - col["y0"]
+    c, s = np.cos(col["orientation"]), np.sin(col["orientation"])
+    along, across = c * dx + s * dy, -s * dx + c * dy
+    rho = np.exp(col["log_anisotropy"])
+    w2 = col["width"] ** 2
+    main = np.exp(-0.5 * (along**2 / (w2 * rho) + across**2 * rho / w2))
+    r2 = (X - col["x2"]) ** 2 + (Y - col["y2"]) ** 2
+    second = col["secondary_ratio"] * np.exp(-0.5 * r2 / col["secondary_width"] ** 2)
+    xi = (X - xmin) / (xmax - xmin)
+    eta = (Y - ymin) / (ymax - ymin)
+    modes = (
+        np.cos(np.pi * xi),
+        np.cos(np.pi * eta),
+        np.cos(np.pi * xi) * np.cos(np.pi * eta),
+        np.sin(2 * np.pi * xi) * np.sin(np.pi * eta),
+    )
+    modulation = 1.0 + sum(col[f"modulation_{k}"] * phi for k, phi in enumerate(modes))
+    return col["amplitude"] * (main + second) * modulation
+
+
+def _kl_modes(grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
+    r"""Leading Karhunen-Loeve modes of a squared-exponential field on the grid.
+
+    The kernel :math:`k(\mathbf{x}, \mathbf{x}') = \sigma^2 \exp(-|\mathbf{x} -
+    \mathbf{x}'|^2 / (2 \ell^2))` is separable on a tensor grid, so its eigenpairs are
+    products of the 1-D ones. Modes are orthonormal in the discrete :math:`\ell^2` sense
+    scaled so that :math:`\sum_k \lambda_k \psi_k(\mathbf{x})^2` is the pointwise variance.
+
+    Returns:
+        Standard deviations :math:`\sqrt{\lambda_k}`, shape ``(K,)``, and modes
+        :math:`\psi_k`, shape ``(K, ny, nx)``.
+    """
+    (xmin, ymin), (xmax, ymax) = grid.bbox
+    ny, nx = grid.shape
+    ell = _KL_LENGTH * np.sqrt((xmax - xmin) * (ymax - ymin))
+    pairs = []
+    for lo, hi, n in ((xmin, xmax, nx), (ymin, ymax, ny)):
+        t = np.linspace(lo, hi, n)
+        lam, vec = np.linalg.eigh(np.exp(-0.5 * (t[:, None] - t[None, :]) ** 2 / ell**2))
+        pairs.append((lam[::-1], vec[:, ::-1]))
+    (lx, vx), (ly, vy) = pairs
+    lam2 = np.outer(ly, lx)
+    order = np.argsort(lam2, axis=None)[::-1][:_KL_MODES]
+    iy, ix = np.unravel_index(order, lam2.shape)
+    modes = vy[:, iy].T[:, :, None] * vx[:, ix].T[:, None, :]
+    modes *= np.sqrt(nx * ny)
+    lam = lam2[iy, ix] / (nx * ny)
+    # Signs fixed so the mode is positive at its largest-magnitude node (reproducible).
+    flat = modes.reshape(len(order), -1)
+    sign = np.sign(flat[np.arange(len(order)), np.abs(flat).argmax(axis=1)])
+    modes *= sign[:, None, None]
+    return _KL_STD * np.sqrt(lam / lam.sum()), modes
+
+
+def _conductivity_fields(
+    f: dict[str, np.ndarray], grid: GridSpec, kl: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """Evaluate the log-conductivity model; returns shape ``(n, ny, nx)``."""
+    X, Y = _coordinates(grid)
+    (xmin, ymin), (xmax, ymax) = grid.bbox
+    col = {k: v[:, None, None] for k, v in f.items()}
+    dist = np.hypot(X - col["cx"], Y - col["cy"])
+    edge = _EDGE_WIDTH * np.sqrt((xmax - xmin) * (ymax - ymin))
+    inclusion = col["contrast"] / (1.0 + np.exp(-(col["radius"] - dist) / edge))
+    std, modes = kl
+    xi = np.stack([f[f"kl_{k}"] for k in range(len(std))], axis=1)
+    return inclusion + np.einsum("nk,kij->nij", xi * std, modes)
+
+
+def _check(n: int, seed: int, grid: GridSpec) -> None:
+    if not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(grid, GridSpec):
+        raise TypeError(f"grid must be a GridSpec, got {type(grid).__name__}")
+
+
+def _in_chunks(n: int, build) -> np.ndarray:  # noqa: ANN001
+    out = [build(slice(i, min(i + _CHUNK, n))) for i in range(0, n, _CHUNK)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def simulate_sources(n: int, seed: int, grid: GridSpec = GridSpec()) -> FieldDataset:  # noqa: B008
+    """Draw ``n`` source fields with a dominant anisotropic Gaussian source.
+
+    Args:
+        n: Number of samples.
+        seed: Seed of the random stream; the same seed gives identical data.
+        grid: Grid of the fields.
+
+    Returns:
+        The dataset, named factors ``("x0", "y0", "amplitude", "width")``.
+    """
+    _check(n, seed, grid)
+    ranges = _physical_ranges(SOURCE_PARAMETERS, grid)
+    factors = _draw_uniform(np.random.default_rng(seed), ranges, n)
+    fields = _in_chunks(n, lambda s: _source_fields({k: v[s] for k, v in factors.items()}, grid))
+    names = tuple(k for k, v in SOURCE_PARAMETERS.items() if v[3])
+    return FieldDataset(
+        fields=fields,
+        factors=factors,
+        aux_names=names,
+        units={k: v[2] for k, v in SOURCE_PARAMETERS.items()},
+        ranges=ranges,
+        grid=grid,
+        recipe={"simulator": "source", "n": int(n), "seed": int(seed), "parameters": ranges},
+    )
+
+
+def simulate_conductivity(n: int, seed: int, grid: GridSpec = GridSpec()) -> FieldDataset:  # noqa: B008
+    """Draw ``n`` log-conductivity fields: a smooth inclusion over a random background.
+
+    Args:
+        n: Number of samples.
+        seed: Seed of the random stream; the same seed gives identical data.
+        grid: Grid of the fields.
+
+    Returns:
+        The dataset, named factors ``("cx", "cy", "radius", "contrast")`` and unnamed
+        Karhunen-Loeve coefficients ``kl_0 ... kl_7`` (standard normal).
+    """
+    _check(n, seed, grid)
+    rng = np.random.default_rng(seed)
+    ranges = _physical_ranges(CONDUCTIVITY_PARAMETERS, grid)
+    factors = _draw_uniform(rng, ranges, n)
+    kl = _kl_modes(grid)
+    coeff = rng.standard_normal((n, _KL_MODES))
+    for k in range(_KL_MODES):
+        factors[f"kl_{k}"] = coeff[:, k]
+    fields = _in_chunks(
+        n, lambda s: _conductivity_fields({k: v[s] for k, v in factors.items()}, grid, kl)
+    )
+    units = {k: v[2] for k, v in CONDUCTIVITY_PARAMETERS.items()}
+    units.update({f"kl_{k}": "1" for k in range(_KL_MODES)})
+    all_ranges = dict(ranges)
+    all_ranges.update({f"kl_{k}": (-np.inf, np.inf) for k in range(_KL_MODES)})
+    parameters = {
+        **ranges,
+        "kl_modes": _KL_MODES,
+        "kl_std": _KL_STD,
+        "kl_length_scale": _KL_LENGTH,
+        "edge_width": _EDGE_WIDTH,
+    }
+    return FieldDataset(
+        fields=fields,
+        factors=factors,
+        aux_names=tuple(CONDUCTIVITY_PARAMETERS),
+        units=units,
+        ranges=all_ranges,
+        grid=grid,
+        recipe={
+            "simulator": "conductivity",
+            "n": int(n),
+            "seed": int(seed),
+            "parameters": parameters,
+        },
+    )
+
+
+_SIMULATORS = {"source": simulate_sources, "conductivity": simulate_conductivity}
+
+
+def simulate(name: str, n: int, seed: int, grid: GridSpec = GridSpec()) -> FieldDataset:  # noqa: B008
+    """Run the simulator called ``name`` (``"source"`` or ``"conductivity"``)."""
+    if name not in _SIMULATORS:
+        raise ValueError(f"unknown simulator {name!r}; choose one of {sorted(_SIMULATORS)}")
+    return _SIMULATORS[name](n, seed, grid)

@@ -1,0 +1,119 @@
+# SPDX-License-Identifier: MIT
+"""Configuration of VAE training (a frozen dataclass, checked on construction)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = ["VAETrainConfig"]
+
+_MODELS = ("auxvae", "betavae")
+
+
+@dataclass(frozen=True)
+class VAETrainConfig:
+    r"""Settings of :func:`invprior.priors.train.train_vae`.
+
+    The per-sample objective is
+
+    .. math::
+
+        \lVert \hat x - x \rVert^2 + \beta_t\, \mathrm{KL}(q(z \mid x) \,\|\, p(z \mid u))
+        + \lambda_{intra} (L_{exp} + L_{intra}) + \lambda_{inter} L_{inter},
+
+    with the squared error summed over the grid in standardised field units and the
+    correlation penalties of :mod:`invprior.priors.losses` taken over each batch. The KL
+    weight :math:`\beta_t` warms up geometrically from ``beta * kl_warmup_start`` to
+    ``beta`` over ``kl_warmup_epochs`` epochs, so the decoder learns to reconstruct before
+    the prior pulls the posterior in (a strong KL from the start leads to over-regularised
+    minima with collapsed latents).
+
+    Attributes:
+        model: ``"auxvae"`` or ``"betavae"``.
+        rec_dim: Residual latent size (for ``betavae`` the whole latent).
+        channels: Encoder channels, one stride-2 convolution each.
+        hidden: Width of the fully connected layers.
+        tau: Standard deviation of :math:`z_{aux} \mid u` (Aux-VAE only).
+        beta: Final KL weight.
+        lambda_intra: Weight of the explicitness and intra-independence penalties.
+        lambda_inter: Weight of the inter-independence penalty.
+        degree: Largest power :math:`K` in the correlation penalties.
+        epochs: Maximum number of epochs.
+        batch_size: Samples per optimiser step (at least 8: the penalties are batch
+            correlations).
+        learning_rate: Adam step size (cosine-decayed to 5% over ``epochs``).
+        kl_warmup_epochs: Epochs of KL warm-up (0 for none).
+        kl_warmup_start: Initial fraction of ``beta``, in ``(0, 1]``.
+        val_fraction: Fraction of the data held out for the validation loss.
+        patience: Epochs without validation improvement (after warm-up) before stopping.
+        seed: Seed of initialisation, split, shuffling and reparametrisation noise.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    """
+
+    model: str = "auxvae"
+    rec_dim: int = 8
+    channels: tuple[int, ...] = (16, 32, 64, 64)
+    hidden: int = 256
+    tau: float = 0.1
+    beta: float = 0.05
+    lambda_intra: float = 20.0
+    lambda_inter: float = 20.0
+    degree: int = 3
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    kl_warmup_epochs: float = 4.0
+    kl_warmup_start: float = 1e-3
+    val_fraction: float = 0.1
+    patience: int = 5
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.model not in _MODELS:
+            raise ValueError(f"model must be one of {_MODELS}, got {self.model!r}")
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        positive = {
+            "hidden": self.hidden,
+            "tau": self.tau,
+            "epochs": self.epochs,
+            "learning_rate": self.learning_rate,
+            "degree": self.degree,
+            "patience": self.patience,
+        }
+        bad = {k: v for k, v in positive.items() if not v > 0}
+        if bad or not self.channels or min(self.channels) < 1:
+            raise ValueError(
+                f"these settings must be positive: {bad or {'channels': self.channels}}"
+            )
+        nonneg = {
+            "rec_dim": self.rec_dim,
+            "beta": self.beta,
+            "lambda_intra": self.lambda_intra,
+            "lambda_inter": self.lambda_inter,
+            "kl_warmup_epochs": self.kl_warmup_epochs,
+            "seed": self.seed,
+        }
+        bad = {k: v for k, v in nonneg.items() if v < 0}
+        if bad:
+            raise ValueError(f"these settings must be non-negative: {bad}")
+        if self.model == "betavae" and self.rec_dim < 1:
+            raise ValueError("a betavae needs rec_dim >= 1 (its whole latent)")
+        if self.batch_size < 8:
+            raise ValueError(
+                f"batch_size must be at least 8 (batch correlations), got {self.batch_size}"
+            )
+        if not 0 < self.kl_warmup_start <= 1:
+            raise ValueError(f"kl_warmup_start must be in (0, 1], got {self.kl_warmup_start}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(
+                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
+            )
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict of the settings."""
+        out = asdict(self)
+        out["channels"] = list(self.channels)
+        return out

@@ -1,0 +1,236 @@
+# SPDX-License-Identifier: MIT
+r"""Training loop of the Aux-VAE and the beta-VAE.
+
+One call, :func:`train_vae`, takes a :class:`VAETrainConfig` and a
+:class:`~invprior.priors.simulate.FieldDataset` and returns the trained, frozen generator
+and the loss history. The objective is documented on :class:`VAETrainConfig`; its terms
+come from :mod:`invprior.priors.losses`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..losses import explicitness, gaussian_kl, inter_independence, intra_independence
+from ..simulate import FieldDataset
+from ..vae import AuxVAE, BetaVAE
+from .config import VAETrainConfig
+
+__all__ = ["build_vae", "resolve_device", "train_vae", "vae_loss"]
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn ``"auto"`` into CUDA when available, else CPU; pass others through."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu'")
+    return dev
+
+
+def build_vae(config: VAETrainConfig, data: FieldDataset) -> AuxVAE | BetaVAE:
+    """An untrained generator whose normalisation comes from ``data``.
+
+    Args:
+        config: Architecture settings.
+        data: Training data: the field offset/scale and :math:`a(u)` statistics.
+    """
+    net = {
+        "grid": data.grid,
+        "channels": config.channels,
+        "hidden": config.hidden,
+        "field_offset": float(data.fields.mean()),
+        "field_scale": float(data.fields.std()),
+    }
+    if config.model == "betavae":
+        return BetaVAE(latent_dim=config.rec_dim, **net)
+    if not data.aux_names:
+        raise ValueError("an auxvae needs data with named factors (aux_names is empty)")
+    aux = data.aux.astype(np.float64)
+    return AuxVAE(
+        aux_names=data.aux_names,
+        aux_units=[data.units[k] for k in data.aux_names],
+        aux_ranges={k: data.ranges[k] for k in data.aux_names},
+        aux_mean=aux.mean(0).tolist(),
+        aux_std=aux.std(0).tolist(),
+        rec_dim=config.rec_dim,
+        tau=config.tau,
+        **net,
+    )
+
+
+def vae_loss(
+    model: AuxVAE | BetaVAE,
+    x: torch.Tensor,
+    u: torch.Tensor,
+    beta: float,
+    config: VAETrainConfig,
+) -> dict[str, torch.Tensor]:
+    """The training objective on one batch and its terms.
+
+    Args:
+        model: The generator being trained.
+        x: Fields, shape ``(n, ny, nx)``.
+        u: Named variables in physical units, shape ``(n, aux_dim)``.
+        beta: Current KL weight.
+        config: Penalty weights and degree.
+
+    Returns:
+        ``{"loss", "recon", "kl", "explicitness", "intra", "inter"}``, scalars (batch means).
+    """
+    mu, logvar = model.encode(x)
+    u = u.to(mu)
+    z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+    recon = (model.decode_latent(z) - x).div(model.field_scale).pow(2).sum((-2, -1)).mean()
+    prior_mean, prior_var = model.prior(u, mu)
+    kl = gaussian_kl(mu, logvar, prior_mean, prior_var).mean()
+    d = model.aux_dim
+    if d:
+        terms = {
+            "explicitness": explicitness(u, mu[:, :d]),
+            "intra": intra_independence(u, mu[:, :d], config.degree),
+            "inter": inter_independence(u, mu[:, d:], config.degree),
+        }
+    else:
+        terms = {k: mu.new_zeros(()) for k in ("explicitness", "intra", "inter")}
+    loss = (
+        recon
+        + beta * kl
+        + config.lambda_intra * (terms["explicitness"] + terms["intra"])
+        + config.lambda_inter * terms["inter"]
+    )
+    return {"loss": loss, "recon": recon, "kl": kl, **terms}
+
+
+def _kl_weight(config: VAETrainConfig, epoch: float) -> float:
+    """Geometric warm-up from ``beta * kl_warmup_start`` to ``beta``."""
+    if epoch >= config.kl_warmup_epochs:
+        return config.beta
+    return config.beta * config.kl_warmup_start ** (1.0 - epoch / config.kl_warmup_epochs)
+
+
+@torch.no_grad()
+def _validate(
+    model: AuxVAE | BetaVAE, x: torch.Tensor, u: torch.Tensor, config: VAETrainConfig
+) -> dict:
+    """Mean loss terms over validation batches, at the final KL weight."""
+    model.eval()
+    sums: dict[str, float] = {}
+    count = 0
+    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+        torch.manual_seed(config.seed + 1)
+        for i in range(0, len(x) - config.batch_size + 1, config.batch_size):
+            sl = slice(i, i + config.batch_size)
+            terms = vae_loss(model, x[sl], u[sl], config.beta, config)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            count += 1
+    return {k: v / count for k, v in sums.items()}
+
+
+def _split(data: FieldDataset, config: VAETrainConfig) -> tuple[FieldDataset, FieldDataset]:
+    n_val = max(config.batch_size, int(round(config.val_fraction * len(data))))
+    if len(data) - n_val < config.batch_size:
+        raise ValueError(
+            f"dataset of {len(data)} samples is too small for batch_size {config.batch_size} "
+            f"and val_fraction {config.val_fraction}; simulate more samples"
+        )
+    perm = np.random.default_rng(config.seed).permutation(len(data))
+    return data.subset(perm[n_val:]), data.subset(perm[:n_val])
+
+
+def train_vae(
+    config: VAETrainConfig,
+    data: FieldDataset,
+    *,
+    progress: bool | None = None,
+    num_threads: int | None = None,
+) -> tuple[AuxVAE | BetaVAE, dict]:
+    """Train an Aux-VAE or beta-VAE on simulated fields.
+
+    A ``val_fraction`` of ``data`` is held out; its loss (at the final KL weight) is
+    tracked every epoch, the best state after warm-up is kept, and training stops after
+    ``patience`` epochs without improvement.
+
+    Args:
+        config: The settings.
+        data: Fields and named factors.
+        progress: Show a progress bar; ``None`` shows it only when stderr is a terminal.
+        num_threads: CPU threads for torch (``None`` leaves torch's setting alone).
+
+    Returns:
+        ``(model, history)``: the frozen generator in eval mode on the training device,
+        and a dict with per-epoch lists (``epoch``, ``beta``, ``train_loss``,
+        ``val_loss`` and the validation terms) plus ``best_epoch``, ``stopped_early``
+        and ``wall_time_s``.
+    """
+    device = resolve_device(config.device)
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    torch.manual_seed(config.seed)
+    train, val = _split(data, config)
+    model = build_vae(config, train).to(device)
+    x_tr = torch.as_tensor(train.fields, device=device)
+    u_tr = torch.as_tensor(train.aux, dtype=x_tr.dtype, device=device)
+    x_va = torch.as_tensor(val.fields, device=device)
+    u_va = torch.as_tensor(val.aux, dtype=x_va.dtype, device=device)
+    steps = len(x_tr) // config.batch_size
+    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * s / (config.epochs * steps)))
+    )
+    history: dict = {"epoch": [], "beta": [], "train_loss": [], "val_loss": []}
+    best, best_state, bad_epochs, stopped = math.inf, None, 0, False
+    show = sys.stderr.isatty() if progress is None else progress
+    start = time.perf_counter()
+    bar = tqdm(range(config.epochs), desc=f"train {config.model}", disable=not show, unit="ep")
+    for epoch in bar:
+        model.train()
+        perm = torch.randperm(len(x_tr), device=device)
+        total = 0.0
+        for s in range(steps):
+            idx = perm[s * config.batch_size : (s + 1) * config.batch_size]
+            beta = _kl_weight(config, epoch + s / steps)
+            terms = vae_loss(model, x_tr[idx], u_tr[idx], beta, config)
+            opt.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            opt.step()
+            sched.step()
+            total += float(terms["loss"].detach())
+        val_terms = _validate(model, x_va, u_va, config)
+        history["epoch"].append(epoch + 1)
+        history["beta"].append(beta)
+        history["train_loss"].append(total / steps)
+        history["val_loss"].append(val_terms["loss"])
+        for k, v in val_terms.items():
+            if k != "loss":
+                history.setdefault(f"val_{k}", []).append(v)
+        bar.set_postfix(loss=f"{total / steps:.3g}", val=f"{val_terms['loss']:.3g}")
+        logger.info("epoch %d: train %.4g, val %s", epoch + 1, total / steps, val_terms)
+        if epoch + 1 < config.kl_warmup_epochs:
+            continue
+        if val_terms["loss"] < best:
+            best, best_state, bad_epochs = val_terms["loss"], copy.deepcopy(model.state_dict()), 0
+            history["best_epoch"] = epoch + 1
+        else:
+            bad_epochs += 1
+            if bad_epochs >= config.patience:
+                stopped = True
+                break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    history["stopped_early"] = stopped
+    history["wall_time_s"] = time.perf_counter() - start
+    return model.eval().requires_grad_(False), history
