@@ -60,8 +60,11 @@ class ConductivityProblem(EllipticProblem):
         dirichlet: ``(marker, g)`` pairs; default ``u = 0`` on the whole boundary.
         neumann: ``(marker, g_N)`` pairs for the flux :math:`e^m \nabla u \cdot n`.
         facet_tags: Facet tags for integer markers.
-        petsc_options: Overrides of the default MUMPS Cholesky options.
+        petsc_options: Overrides of the options of the ``solver`` preset.
         petsc_options_prefix: Unique PETSc options prefix.
+        solver: ``"direct"`` (MUMPS Cholesky, the default) or ``"iterative"`` (CG with
+            algebraic multigrid, for meshes too large to factorise); see
+            :mod:`invprior.pde.solver`.
 
     Example:
         >>> from mpi4py import MPI
@@ -87,10 +90,11 @@ class ConductivityProblem(EllipticProblem):
         facet_tags: dolfinx.mesh.MeshTags | None = None,
         petsc_options: Mapping[str, object] | None = None,
         petsc_options_prefix: str = "invprior_conductivity_",
+        solver: str = "direct",
     ) -> None:
         super().__init__(
             space, sensors, grid_shape, grid_bbox, dirichlet, neumann, facet_tags,
-            petsc_options, petsc_options_prefix, "ConductivityProblem",
+            petsc_options, petsc_options_prefix, "ConductivityProblem", solver,
         )  # fmt: skip
         V, Q = self.V, self.Q
         u, v, phi = ufl.TrialFunction(V), ufl.TestFunction(V), ufl.TestFunction(Q)

@@ -43,9 +43,10 @@ class SourceProblem(EllipticProblem):
         A^T \lambda = P B^T \bar y, \qquad \bar m = T^T M^T \lambda,
 
     one back-substitution with the factorisation of :math:`A` (assembled and factorised
-    once; :math:`A` is symmetric). With ``dense=True``, forward and vjp use the dense map
-    :math:`F = B A^{-1} P M T` (:meth:`observation_matrix`, built from ``n_obs`` adjoint
-    solves) and the offset :math:`c = B A^{-1} b_0`.
+    once; :math:`A` is symmetric; with ``solver="iterative"`` its multigrid hierarchy is
+    built once instead and each solve is a preconditioned CG). With ``dense=True``, forward
+    and vjp use the dense map :math:`F = B A^{-1} P M T` (:meth:`observation_matrix`, built
+    from ``n_obs`` adjoint solves) and the offset :math:`c = B A^{-1} b_0`.
 
     Collective on the mesh's communicator (every method).
 
@@ -59,8 +60,11 @@ class SourceProblem(EllipticProblem):
         dirichlet: ``(marker, g)`` pairs; default ``u = 0`` on the whole boundary.
         neumann: ``(marker, g_N)`` pairs for the flux :math:`\kappa \nabla u \cdot n`.
         facet_tags: Facet tags for integer markers.
-        petsc_options: Overrides of the default MUMPS Cholesky options.
+        petsc_options: Overrides of the options of the ``solver`` preset.
         petsc_options_prefix: Unique PETSc options prefix.
+        solver: ``"direct"`` (MUMPS Cholesky, the default) or ``"iterative"`` (CG with
+            algebraic multigrid, for meshes too large to factorise); see
+            :mod:`invprior.pde.solver`.
         dense: Use the dense observation map in :meth:`forward` and :meth:`vjp`.
 
     Example:
@@ -86,11 +90,12 @@ class SourceProblem(EllipticProblem):
         facet_tags: dolfinx.mesh.MeshTags | None = None,
         petsc_options: Mapping[str, object] | None = None,
         petsc_options_prefix: str = "invprior_source_",
+        solver: str = "direct",
         dense: bool = False,
     ) -> None:
         super().__init__(
             space, sensors, grid_shape, grid_bbox, dirichlet, neumann, facet_tags,
-            petsc_options, petsc_options_prefix, "SourceProblem",
+            petsc_options, petsc_options_prefix, "SourceProblem", solver,
         )  # fmt: skip
         V, Q = self.V, self.Q
         u, v, p = ufl.TrialFunction(V), ufl.TestFunction(V), ufl.TrialFunction(Q)

@@ -22,7 +22,7 @@ from .boundary import Marker, Value, dirichlet_bcs, neumann_form
 from .compat import create_vector
 from .mesh import BBox, mesh_bbox
 from .observation import PointSensors
-from .solver import LinearSolver
+from .solver import LinearSolver, solver_options
 from .transfer import GridTransfer
 
 __all__ = ["EllipticProblem"]
@@ -42,9 +42,14 @@ class EllipticProblem(ForwardModel):
             whole boundary. At least one part is needed.
         neumann: ``(marker, value)`` pairs for the flux :math:`\kappa \nabla u \cdot n = g`.
         facet_tags: Facet tags for integer markers.
-        petsc_options: Overrides of :data:`invprior.pde.solver.DEFAULT_PETSC_OPTIONS`.
+        petsc_options: Overrides of the options of the ``solver`` preset.
         petsc_options_prefix: Unique PETSc options prefix of this problem's solver.
         name: Name used in messages.
+        solver: Preset name, ``"direct"`` (MUMPS Cholesky) or ``"iterative"`` (CG + GAMG);
+            see :data:`invprior.pde.solver.SOLVER_PRESETS`.
+
+    Raises:
+        ValueError: If ``solver`` names no preset.
     """
 
     def __init__(
@@ -59,7 +64,9 @@ class EllipticProblem(ForwardModel):
         petsc_options: Mapping[str, object] | None,
         petsc_options_prefix: str,
         name: str,
+        solver: str,
     ) -> None:
+        solver_options(solver)  # reject an unknown preset before any assembly
         if isinstance(space, dolfinx.mesh.Mesh):
             space = dolfinx.fem.functionspace(space, ("Lagrange", 1))
         self.V = space
@@ -89,11 +96,14 @@ class EllipticProblem(ForwardModel):
         self._rhs = create_vector(space)
         self._prefix = petsc_options_prefix
         self._petsc_options = petsc_options
+        self._solver_preset = solver
         self._solver: LinearSolver | None = None
 
     def _make_solver(self, A: PETSc.Mat) -> LinearSolver:
         A.setOption(PETSc.Mat.Option.SYMMETRIC, True)
-        return LinearSolver(self.comm, A, self._petsc_options, self._prefix, self.name)
+        return LinearSolver(
+            self.comm, A, self._petsc_options, self._prefix, self.name, self._solver_preset
+        )
 
     def check_field(self, field: np.ndarray, name: str = "field") -> np.ndarray:
         """Validate a grid field.
