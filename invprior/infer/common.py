@@ -1,0 +1,66 @@
+# SPDX-License-Identifier: MIT
+"""Helpers shared by the inference routines: seeding, solve counts, prior draws."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+import pyro
+import torch
+
+from ..potential import PotentialEnergy
+
+__all__ = ["child_seeds", "is_root", "prior_latents", "seeded", "solve_counts", "solves_since"]
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Run the block with torch's generators seeded, restoring their state afterwards.
+
+    Args:
+        seed: Seed for the CPU generator and, for a CUDA ``device``, that device's generator.
+        device: Device the random numbers are drawn on.
+    """
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def child_seeds(seed: int, n: int) -> list[int]:
+    """``n`` independent seeds derived from ``seed`` (``numpy.random.SeedSequence.spawn``)."""
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
+def solve_counts(forward: object) -> dict[str, int] | None:
+    """Forward and adjoint PDE solves so far, or None when ``forward`` has no counter."""
+    counter = getattr(forward, "counter", None)
+    if counter is None:
+        return None
+    return {"forward": int(counter.forward), "adjoint": int(counter.adjoint)}
+
+
+def solves_since(before: dict[str, int] | None, forward: object) -> dict[str, int] | None:
+    """Solves done since the snapshot ``before`` (from :func:`solve_counts`)."""
+    after = solve_counts(forward)
+    if before is None or after is None:
+        return None
+    return {key: after[key] - before[key] for key in after}
+
+
+def is_root() -> bool:
+    """True unless MPI is in use and this is not rank 0 (mpi4py is never imported here)."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    return mpi is None or not mpi.Is_initialized() or mpi.COMM_WORLD.rank == 0
+
+
+def prior_latents(potential: PotentialEnergy, num: int) -> torch.Tensor:
+    """Flat unconstrained latents of ``num`` prior draws, shape ``(num, dim)``."""
+    prior = potential.problem.prior
+    with pyro.plate("draws", num):
+        trace = pyro.poutine.trace(prior).get_trace()
+    values = {name: trace.nodes[name]["value"] for name in potential.layout.names}
+    return potential.layout.pack(potential.unconstrain(values)).detach()

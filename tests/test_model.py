@@ -1,0 +1,134 @@
+# SPDX-License-Identifier: MIT
+"""DisentangledPrior and InverseProblem: sites, shapes, dtypes, input checks, potential."""
+
+import pickle
+
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from linear_gaussian import GRID, LinearForward, LinearGenerator, make_problem, synthetic_obs
+from pyro.infer import Predictive
+from pyro.infer.mcmc.util import initialize_model
+
+from invprior.model import DisentangledPrior, InverseProblem
+from invprior.potential import PotentialEnergy
+from invprior.sites import AUX_NOISE, FIELD, OBS, Z_AUX, Z_REC
+
+
+def test_prior_sites_and_shapes(dtype):
+    prior = DisentangledPrior(LinearGenerator(2, 3, dtype), tau=0.2)
+    trace = pyro.poutine.trace(prior).get_trace()
+    names = [n for n, s in trace.nodes.items() if s["type"] == "sample"]
+    assert names == ["u0", "u1", AUX_NOISE, Z_AUX, Z_REC, FIELD]
+    assert trace.nodes[FIELD]["value"].shape == GRID.shape
+    assert trace.nodes[FIELD]["value"].dtype == dtype
+    assert isinstance(trace.nodes["u0"]["fn"], dist.Uniform)
+    gen = prior.generator
+    u = torch.stack([trace.nodes["u0"]["value"], trace.nodes["u1"]["value"]])
+    expected = gen.to_latent(u) + 0.2 * trace.nodes[AUX_NOISE]["value"]
+    torch.testing.assert_close(trace.nodes[Z_AUX]["value"], expected)
+    assert not any(p.requires_grad for p in gen.parameters()) and not gen.training
+
+
+def test_prior_without_aux_has_only_z_rec(dtype):
+    prior = DisentangledPrior(LinearGenerator(0, 3, dtype))
+    trace = pyro.poutine.trace(prior).get_trace()
+    names = [n for n, s in trace.nodes.items() if s["type"] == "sample"]
+    assert names == [Z_REC, FIELD]
+    assert list(prior.latent_shapes) == [Z_REC]
+
+
+def test_prior_follows_generator_dtype():
+    prior = DisentangledPrior(LinearGenerator(1, 2, torch.float64).to(torch.float32))
+    trace = pyro.poutine.trace(prior).get_trace()
+    assert all(
+        trace.nodes[n]["value"].dtype == torch.float32 for n in ("u0", AUX_NOISE, Z_REC, FIELD)
+    )
+
+
+def test_predictive_batches_every_site(dtype):
+    problem = make_problem(dtype=dtype)
+    samples = Predictive(problem.model, num_samples=7, parallel=True)()
+    assert samples["u0"].shape == (7,)
+    assert samples[Z_REC].shape == (7, 2)
+    assert samples[FIELD].shape == (7, *GRID.shape)
+    assert samples[OBS].shape == (7, 5)
+
+
+def test_potential_matches_pyro_initialize_model(dtype):
+    """Our picklable potential equals Pyro's own, Uniform named sites included."""
+    gen = LinearGenerator(2, 2, dtype)
+    problem = InverseProblem(DisentangledPrior(gen), LinearForward(5, dtype), 0.3)
+    obs = synthetic_obs(problem)
+    ours = pickle.loads(pickle.dumps(PotentialEnergy(problem, obs)))
+    params, theirs, _, _ = initialize_model(problem.model, model_args=(obs,))
+    for _ in range(3):
+        z = {k: torch.randn_like(v) for k, v in params.items()}
+        torch.testing.assert_close(ours(z), theirs(z))
+
+
+def test_complete_reproduces_the_trace(dtype):
+    problem = make_problem(dtype=dtype)
+    trace = pyro.poutine.trace(problem.prior).get_trace()
+    latent = {n: trace.nodes[n]["value"] for n in problem.prior.latent_shapes}
+    sites = problem.prior.complete(latent)
+    torch.testing.assert_close(sites[FIELD], trace.nodes[FIELD]["value"])
+
+
+@pytest.mark.parametrize(
+    ("obs", "match"),
+    [
+        (torch.full((5,), float("nan")), "NaN or infinite"),
+        (torch.tensor([0.0, 1.0, float("inf"), 0.0, 0.0]), r"indices \[2\]"),
+        (torch.zeros(4), r"yields 5 observations; pass shape \(5,\)"),
+        (torch.zeros(5, 1), r"has shape \(5, 1\)"),
+    ],
+)
+def test_bad_obs_is_rejected(obs, match):
+    problem = make_problem()
+    with pytest.raises(ValueError, match=match):
+        problem.model(obs.double())
+    with pytest.raises(ValueError, match=match):
+        PotentialEnergy(problem, obs.double())
+
+
+@pytest.mark.parametrize("noise", [0.0, -1.0, float("nan"), torch.tensor([[0.1]])])
+def test_bad_noise_is_rejected(noise):
+    gen = LinearGenerator(1, 2, torch.float64)
+    with pytest.raises(ValueError, match="noise_std must be a finite positive"):
+        InverseProblem(gen, LinearForward(5, torch.float64), noise)
+
+
+def test_noise_length_must_match():
+    gen = LinearGenerator(1, 2, torch.float64)
+    problem = InverseProblem(gen, LinearForward(5, torch.float64), torch.full((3,), 0.1))
+    with pytest.raises(ValueError, match="noise_std has 3 values"):
+        problem.model()
+
+
+def test_grid_mismatch_is_rejected():
+    gen = LinearGenerator(1, 2, torch.float64)
+    forward = LinearForward(5, torch.float64)
+    forward.grid_shape = (8, 8)
+    with pytest.raises(ValueError, match=r"expects fields of shape \(8, 8\)"):
+        InverseProblem(gen, forward, 0.1)
+    forward = LinearForward(5, torch.float64)
+    forward.grid_bbox = ((0.0, 0.0), (2.0, 1.0))
+    with pytest.raises(ValueError, match="must cover the same domain"):
+        InverseProblem(gen, forward, 0.1)
+
+
+def test_forward_without_n_obs_is_rejected():
+    with pytest.raises(TypeError, match="n_obs"):
+        InverseProblem(LinearGenerator(1, 2, torch.float64), lambda x: x, 0.1)
+
+
+def test_bad_prior_arguments_are_rejected():
+    gen = LinearGenerator(1, 2, torch.float64)
+    with pytest.raises(ValueError, match="does not know"):
+        DisentangledPrior(gen, {"nope": dist.Normal(0.0, 1.0)})
+    with pytest.raises(ValueError, match="scalar Pyro distribution"):
+        DisentangledPrior(gen, {"u0": dist.Normal(torch.zeros(2), 1.0)})
+    with pytest.raises(ValueError, match="tau must be"):
+        DisentangledPrior(gen, tau=0.0)
