@@ -62,7 +62,8 @@ class DisentangledPrior:
         generator: The frozen generator (:class:`invprior.priors.Generator`).
         aux_priors: Optional prior per named variable, in physical units, each a scalar Pyro
             distribution; names left out get ``Uniform(*generator.aux_ranges[name])``.
-        tau: Scale :math:`\tau > 0` of :math:`z_{aux} \mid u \sim N(a(u), \tau^2 I)`.
+        tau: Scale :math:`\tau > 0` of :math:`z_{aux} \mid u \sim N(a(u), \tau^2 I)`; None
+            means the generator's own ``tau`` (the value it was trained with), else 0.1.
 
     Raises:
         ValueError: On unknown names, non-scalar distributions, a missing training range or
@@ -78,8 +79,9 @@ class DisentangledPrior:
         self,
         generator: Generator,
         aux_priors: Mapping[str, torch.distributions.Distribution] | None = None,
-        tau: float = 0.1,
+        tau: float | None = None,
     ) -> None:
+        tau = float(getattr(generator, "tau", 0.1)) if tau is None else tau
         if not (isinstance(tau, int | float) and np.isfinite(tau) and tau > 0):
             raise ValueError(f"tau must be a finite positive number, got {tau!r}")
         aux_priors = dict(aux_priors or {})
