@@ -94,6 +94,7 @@ def to_arviz(
     sensor_coords: np.ndarray | None = None,
     include_field: bool = False,
     posterior_predictive: bool = True,
+    truth: Mapping[str, torch.Tensor | np.ndarray | float] | None = None,
     seed: int = 0,
 ) -> xr.DataTree:
     """An ArviZ DataTree of an MCMC result.
@@ -112,6 +113,8 @@ def to_arviz(
         sensor_coords: Sensor positions, shape ``(n_obs, 2)``.
         include_field: Store the field draws (``chain * draw * ny * nx`` values).
         posterior_predictive: Add replicated data (one forward solve per draw).
+        truth: Known true values for synthetic studies, ``{site: value}`` (named variables,
+            ``field`` of shape ``(ny, nx)``); stored in ``constant_data`` as ``true_<site>``.
         seed: Seed of the replicated noise.
 
     Returns:
@@ -140,6 +143,9 @@ def to_arviz(
         "tau": np.array(prior.tau),
     }
     dims = {AUX_NOISE: ["aux"], Z_AUX: ["aux"], Z_REC: ["rec"], FIELD: ["y", "x"], OBS: ["sensor"]}
+    for name, value in (truth or {}).items():
+        constant[f"true_{name}"] = _numpy(value)
+        dims[f"true_{name}"] = dims.get(name, [])
     if constant["noise_std"].ndim == 1 and constant["noise_std"].size > 1:
         dims["noise_std"] = ["sensor"]
     if sensor_coords is not None:

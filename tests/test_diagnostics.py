@@ -111,3 +111,22 @@ def test_variance_decomposition_of_a_linear_generator():
     assert out.named_var.shape == out.residual_var.shape == (3, 4)
     none = variance_decomposition(make_problem(aux_dim=0), {Z_REC: samples[Z_REC]})
     assert none.named_share == 0.0
+
+
+def test_report_from_a_synthetic_study(run, tmp_path):
+    from invprior.report import study_metrics, text_summary, write_report
+
+    problem, obs, result = run
+    truth = {"u0": 0.1, "u1": -0.2, FIELD: result.samples[FIELD][0, 0]}
+    tree = to_arviz(result, problem, obs, include_field=True, truth=truth)
+    metrics = study_metrics(tree)
+    assert set(metrics) >= {"rel_l2_error", "coverage_90", "named_abs_error", "ess_min"}
+    assert metrics["named_abs_error"]["u0"] == pytest.approx(
+        abs(result.samples["u0"].mean().item() - 0.1)
+    )
+    assert metrics["pde_solves"] == sum(result.pde_solves.values())
+    assert "Named parameters" in text_summary(tree)
+    written = write_report(tree, tmp_path)
+    assert sorted(written) == ["fields", "metrics", "pair", "summary", "traces"]
+    assert all(p.stat().st_size > 0 for p in written.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written.values())

@@ -1,0 +1,232 @@
+# SPDX-License-Identifier: MIT
+r"""Study reports from a posterior DataTree: metrics, text summary and figures.
+
+Everything reads a DataTree built by :func:`invprior.diagnostics.to_arviz` (with
+``include_field=True`` and, for synthetic studies, ``truth``), so a saved study can be
+redrawn without rerunning it (``invprior report RESULTS_DIR``). Figures are
+:class:`matplotlib.figure.Figure` objects built without pyplot (no backend is selected
+here); only :func:`write_report` writes files, each atomically.
+
+Metrics, with :math:`\bar x` the posterior mean field and :math:`x^\star` the truth:
+
+- ``rel_l2_error`` :math:`= \|\bar x - x^\star\|_2 / \|x^\star\|_2` over the grid nodes;
+- ``coverage_90``: fraction of grid nodes whose truth lies in the pointwise 5-95% band;
+- ``named_abs_error``: :math:`|E[u_j \mid y] - u_j^\star|` per named variable, and
+  ``named_in_hdi90``: whether :math:`u_j^\star` lies in the 90% HDI;
+- ``ess_min`` (bulk) and ``rhat_max`` over the named variables and ``z_rec``;
+- ``divergences``, ``pde_solves`` and the sampling ``wall_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+from .diagnostics import field_summary, summarize_named, summarize_residual
+from .sites import FIELD, OBS, Z_REC
+
+__all__ = [
+    "plot_fields",
+    "plot_pair",
+    "plot_traces",
+    "study_metrics",
+    "text_summary",
+    "write_report",
+]
+
+
+def _names(tree: xr.DataTree) -> list[str]:
+    return json.loads(tree.attrs["aux_names"])
+
+
+def _truth(tree: xr.DataTree, name: str) -> np.ndarray | None:
+    const = tree["constant_data"]
+    key = f"true_{name}"
+    return const[key].values if key in const.data_vars else None
+
+
+def _field_draws(tree: xr.DataTree) -> np.ndarray:
+    post = tree["posterior"]
+    if FIELD not in post.data_vars:
+        raise ValueError("the posterior holds no field draws; build it with include_field=True")
+    return post[FIELD].values
+
+
+def study_metrics(tree: xr.DataTree) -> dict[str, object]:
+    """The study's headline numbers (see the module docstring); truth-based ones need truth.
+
+    Args:
+        tree: A DataTree from :func:`invprior.diagnostics.to_arviz` with field draws.
+
+    Returns:
+        A JSON-serialisable dict.
+    """
+    names = _names(tree)
+    tables = [summarize_residual(tree)] + ([summarize_named(tree)] if names else [])
+    ess = min(float(t["ess_bulk"].min()) for t in tables)
+    rhat = max(float(t["r_hat"].max()) for t in tables)
+    chains = json.loads(tree.attrs["chain_stats"])
+    solves = [c["pde_solves"] for c in chains]
+    metrics: dict[str, object] = {
+        "ess_min": ess,
+        "rhat_max": rhat,
+        "divergences": int(tree.attrs["num_divergences"]),
+        "pde_solves": None if None in solves else sum(s["forward"] + s["adjoint"] for s in solves),
+        "wall_s": sum(c["wall_s"] for c in chains),
+    }
+    true_field = _truth(tree, FIELD)
+    if true_field is not None:
+        summary = field_summary(_field_draws(tree))
+        inside = (summary["q05"] <= true_field) & (true_field <= summary["q95"])
+        error = np.linalg.norm(summary["mean"] - true_field) / np.linalg.norm(true_field)
+        metrics["rel_l2_error"] = float(error)
+        metrics["coverage_90"] = float(inside.mean())
+    if names and all(_truth(tree, n) is not None for n in names):
+        table = summarize_named(tree, names)
+        metrics["named_abs_error"] = {
+            n: float(abs(table.loc[n, "mean"] - _truth(tree, n))) for n in names
+        }
+        metrics["named_in_hdi90"] = {
+            n: bool(table.loc[n, "hdi90_lb"] <= _truth(tree, n) <= table.loc[n, "hdi90_ub"])
+            for n in names
+        }
+    return metrics
+
+
+def text_summary(tree: xr.DataTree) -> str:
+    """The named-parameter table, the residual-block table and the headline metrics."""
+    names = _names(tree)
+    parts = [f"Posterior ({tree.attrs['kernel']})"]
+    if names:
+        parts += ["", "Named parameters (90% HDI):", summarize_named(tree).to_string()]
+    parts += ["", "Residual block z_rec:", summarize_residual(tree).to_string()]
+    parts += ["", "Metrics:", json.dumps(study_metrics(tree), indent=2)]
+    return "\n".join(parts)
+
+
+def _image(fig: Figure, ax: object, values: np.ndarray, extent: tuple, title: str) -> None:
+    im = ax.imshow(values, origin="lower", extent=extent, cmap="viridis")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+
+
+def plot_fields(tree: xr.DataTree) -> Figure:
+    """Truth (if known), posterior mean and std on the grid, and the data fit."""
+    post = tree["posterior"]
+    extent = (*post["x"].values[[0, -1]], *post["y"].values[[0, -1]])
+    summary = field_summary(_field_draws(tree))
+    true_field = _truth(tree, FIELD)
+    panels = [("truth", true_field)] if true_field is not None else []
+    panels += [("posterior mean", summary["mean"]), ("posterior std", summary["std"])]
+    fig = Figure(figsize=(4.2 * (len(panels) + 1), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(panels) + 1)
+    for ax, (title, values) in zip(axes, panels, strict=False):
+        _image(fig, ax, values, extent, title)
+    obs = tree["observed_data"][OBS].values
+    ax = axes[-1]
+    if "posterior_predictive" in tree.children:
+        rep = tree["posterior_predictive"][OBS].values.reshape(-1, obs.size)
+        lo, hi = np.quantile(rep, [0.05, 0.95], axis=0)
+        ax.fill_between(np.arange(obs.size), lo, hi, alpha=0.4, label="90% predictive")
+    ax.plot(obs, "k.", label="observed")
+    ax.set_xlabel("sensor")
+    ax.set_title("data fit")
+    ax.legend()
+    return fig
+
+
+def plot_pair(tree: xr.DataTree) -> Figure:
+    """Pair plot of the named parameters, truth marked in red."""
+    names = _names(tree)
+    if not names:
+        raise ValueError("the posterior has no named variables to plot")
+    draws = {n: tree["posterior"][n].values.reshape(-1) for n in names}
+    d = len(names)
+    fig = Figure(figsize=(2.6 * d, 2.6 * d), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(d, d, squeeze=False))
+    for i, yname in enumerate(names):
+        for j, xname in enumerate(names):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_axis_off()
+                continue
+            if i == j:
+                ax.hist(draws[xname], bins=30, color="C0")
+                if (t := _truth(tree, xname)) is not None:
+                    ax.axvline(float(t), color="C3")
+            else:
+                ax.plot(draws[xname], draws[yname], ".", ms=2, alpha=0.4)
+                tx, ty = _truth(tree, xname), _truth(tree, yname)
+                if tx is not None and ty is not None:
+                    ax.plot(float(tx), float(ty), "*", color="C3", ms=12)
+            if i == d - 1:
+                ax.set_xlabel(xname)
+            if j == 0 and i > 0:
+                ax.set_ylabel(yname)
+    return fig
+
+
+def plot_traces(tree: xr.DataTree, max_rec: int = 3) -> Figure:
+    """Traces per chain of the named parameters and the first ``max_rec`` z_rec coordinates."""
+    post = tree["posterior"]
+    series = [(n, post[n].values) for n in _names(tree)]
+    rec = post[Z_REC].values
+    series += [(f"z_rec[{k}]", rec[..., k]) for k in range(min(max_rec, rec.shape[-1]))]
+    fig = Figure(figsize=(9, 1.8 * len(series)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(series), 1, sharex=True, squeeze=False)[:, 0])
+    for ax, (label, values) in zip(axes, series, strict=True):
+        for chain, trace in enumerate(values):
+            ax.plot(trace, lw=0.7, label=f"chain {chain}")
+        ax.set_ylabel(label)
+    axes[0].legend(loc="upper right", fontsize="small")
+    axes[-1].set_xlabel("draw")
+    return fig
+
+
+def _atomic_write(path: Path, write: object) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_report(tree: xr.DataTree, out: str | os.PathLike) -> dict[str, Path]:
+    """Write the figures, ``summary.txt`` and ``metrics.json`` into ``out``, each atomically.
+
+    Figures: ``fields.png``, ``traces.png`` and, with named variables, ``pair.png``.
+
+    Args:
+        tree: A DataTree from :func:`invprior.diagnostics.to_arviz` with field draws.
+        out: Output folder (created if needed).
+
+    Returns:
+        ``{kind: path}`` of the files written.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {"fields": plot_fields(tree), "traces": plot_traces(tree)}
+    if _names(tree):
+        figures["pair"] = plot_pair(tree)
+    written = {
+        name: _atomic_write(
+            out / f"{name}.png", lambda p, f=fig: f.savefig(p, dpi=110, format="png")
+        )
+        for name, fig in figures.items()
+    }
+    summary = text_summary(tree)
+    metrics = json.dumps(study_metrics(tree), indent=2)
+    written["summary"] = _atomic_write(out / "summary.txt", lambda p: Path(p).write_text(summary))
+    written["metrics"] = _atomic_write(out / "metrics.json", lambda p: Path(p).write_text(metrics))
+    return written
