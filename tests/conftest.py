@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 HAVE_DOLFINX = importlib.util.find_spec("dolfinx") is not None
+_DEVNULL = pytest.StashKey()
 
 
 def _comm_world():
@@ -31,7 +32,14 @@ def pytest_configure(config):
     if comm is not None and comm.size > 1 and comm.rank > 0:
         # Only rank 0 reports; a failure on another rank still fails the mpiexec run.
         config.option.verbose = -2
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        config.stash[_DEVNULL] = sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+
+
+def pytest_unconfigure(config):
+    devnull = config.stash.get(_DEVNULL, None)
+    if devnull is not None:
+        sys.stdout = sys.__stdout__
+        devnull.close()
 
 
 def pytest_collection_modifyitems(config, items):
