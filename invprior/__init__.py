@@ -15,7 +15,20 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("pde", "priors", "bridge", "sites")
+_SUBMODULES = (
+    "bridge",
+    "diagnostics",
+    "fileio",
+    "infer",
+    "likelihood",
+    "model",
+    "pde",
+    "potential",
+    "priors",
+    "report",
+    "sites",
+    "study",
+)
 
 __all__ = ["__version__", *_SUBMODULES]
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from .diagnostics import field_summary, summarize_named, summarize_residual
+from .fileio import save_figure, write_text
 from .sites import FIELD, OBS, Z_REC
 
 __all__ = [
@@ -189,19 +189,6 @@ def plot_traces(tree: xr.DataTree, max_rec: int = 3) -> Figure:
     return fig
 
 
-def _atomic_write(path: Path, write: object) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_report(tree: xr.DataTree, out: str | os.PathLike) -> dict[str, Path]:
     """Write the figures, ``summary.txt`` and ``metrics.json`` into ``out``, each atomically.
 
@@ -219,14 +206,8 @@ def write_report(tree: xr.DataTree, out: str | os.PathLike) -> dict[str, Path]:
     figures = {"fields": plot_fields(tree), "traces": plot_traces(tree)}
     if _names(tree):
         figures["pair"] = plot_pair(tree)
-    written = {
-        name: _atomic_write(
-            out / f"{name}.png", lambda p, f=fig: f.savefig(p, dpi=110, format="png")
-        )
-        for name, fig in figures.items()
-    }
-    summary = text_summary(tree)
+    written = {name: save_figure(fig, out / f"{name}.png") for name, fig in figures.items()}
+    written["summary"] = write_text(out / "summary.txt", text_summary(tree))
     metrics = json.dumps(study_metrics(tree), indent=2)
-    written["summary"] = _atomic_write(out / "summary.txt", lambda p: Path(p).write_text(summary))
-    written["metrics"] = _atomic_write(out / "metrics.json", lambda p: Path(p).write_text(metrics))
+    written["metrics"] = write_text(out / "metrics.json", metrics)
     return written

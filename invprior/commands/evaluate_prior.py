@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from invprior.priors import Generator
     from invprior.priors.simulate import FieldDataset
 
@@ -125,6 +121,7 @@ def _write_figures(generator: Generator, data: FieldDataset, out: Path) -> list[
     """Traversals, latent-factor grid and reconstructions as PNG files in ``out``."""
     import numpy as np
 
+    from invprior.fileio import save_figure
     from invprior.priors.metrics import decode_latents, encode_means
     from invprior.priors.plots import (
         latent_labels,
@@ -143,17 +140,4 @@ def _write_figures(generator: Generator, data: FieldDataset, out: Path) -> list[
         ),
         "reconstructions.png": plot_reconstructions(fields[:6], decode_latents(generator, mu[:6])),
     }
-    return [_save_atomic(fig, out / name) for name, fig in figures.items()]
-
-
-def _save_atomic(fig: Figure, path: Path) -> Path:
-    """Save ``fig`` as PNG through a temporary file in the same folder, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return [save_figure(fig, out / name) for name, fig in figures.items()]
