@@ -23,6 +23,8 @@ References:
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -40,10 +42,15 @@ __all__ = ["DisentangledPrior", "InverseProblem"]
 
 def _reference_tensor(module: torch.nn.Module) -> torch.Tensor:
     """A floating-point buffer or parameter of ``module`` (its dtype and device)."""
-    for tensor in (*module.buffers(), *module.parameters()):
+    for tensor in itertools.chain(module.buffers(), module.parameters()):  # lazily: per call
         if torch.is_floating_point(tensor):
             return tensor
     return torch.zeros(())
+
+
+def _standard_normal_log_prob(value: torch.Tensor) -> torch.Tensor:
+    r""":math:`\log N(x; 0, I)` over the last axis, shape ``value.shape[:-1]``."""
+    return -0.5 * (value.square().sum(-1) + value.shape[-1] * math.log(2 * math.pi))
 
 
 class DisentangledPrior:
@@ -131,6 +138,10 @@ class DisentangledPrior:
         low, high = self.generator.aux_ranges[name]
         return dist.Uniform(ref.new_tensor(low), ref.new_tensor(high))
 
+    def _z_aux(self, u: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        r""":math:`a(u) + \tau e`, shape ``(*batch, d)``, from ``u`` and ``e`` of that shape."""
+        return self.generator.to_latent(u) + self.tau * e
+
     def __call__(self) -> torch.Tensor:
         """Sample the prior sites and return the field, shape ``(*batch, ny, nx)``."""
         ref = _reference_tensor(self.generator)
@@ -139,11 +150,46 @@ class DisentangledPrior:
         if d:
             u = torch.stack([pyro.sample(n, self.aux_distribution(n)) for n in self.aux_names], -1)
             e = pyro.sample(AUX_NOISE, dist.Normal(ref.new_zeros(d), ref.new_ones(d)).to_event(1))
-            z_aux = pyro.deterministic(Z_AUX, gen.to_latent(u) + self.tau * e, event_dim=1)
+            z_aux = pyro.deterministic(Z_AUX, self._z_aux(u, e), event_dim=1)
         z_rec = pyro.sample(Z_REC, dist.Normal(ref.new_zeros(r), ref.new_ones(r)).to_event(1))
         if not d:
             z_aux = z_rec.new_zeros((*z_rec.shape[:-1], 0))
         return pyro.deterministic(FIELD, gen.decode(z_aux, z_rec), event_dim=2)
+
+    def log_prob(self, latent: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        r"""Log prior density of the latent sites, without tracing the Pyro program.
+
+        :math:`\sum_j \log p(u_j) + \log N(e; 0, I) + \log N(z_{rec}; 0, I)`, the sum of the
+        sample sites' ``log_prob`` in a trace of :meth:`__call__` conditioned on ``latent``.
+
+        Args:
+            latent: A value for every site in :attr:`latent_shapes`, each with shape
+                ``(*batch, *event_shape)``; named values inside their priors' supports.
+
+        Returns:
+            The log density, shape ``(*batch,)``.
+        """
+        log_p = _standard_normal_log_prob(latent[Z_REC])
+        for name in self.aux_names:
+            log_p = log_p + self.aux_distribution(name).log_prob(latent[name])
+        if self.aux_names:
+            log_p = log_p + _standard_normal_log_prob(latent[AUX_NOISE])
+        return log_p
+
+    def decode(self, latent: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The field of latent site values, shape ``(*batch, ny, nx)`` (no tracing).
+
+        Args:
+            latent: A value for every site in :attr:`latent_shapes`, each with shape
+                ``(*batch, *event_shape)``.
+        """
+        z_rec = latent[Z_REC]
+        if self.aux_names:
+            u = torch.stack([latent[n] for n in self.aux_names], -1)
+            z_aux = self._z_aux(u, latent[AUX_NOISE])
+        else:
+            z_aux = z_rec.new_zeros((*z_rec.shape[:-1], 0))
+        return self.generator.decode(z_aux, z_rec)
 
     def complete(self, latent: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """All prior sites given values of the latent sites (no forward solve).
