@@ -30,6 +30,7 @@ _LAZY = {
     "taylor_test": "verify",
     "l2_error": "verify",
     "convergence_rates": "verify",
+    "write_grid_functions": "io",
 }
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "tag_boundaries",
     "taylor_test",
     "unit_square",
+    "write_grid_functions",
 ]
 
 
