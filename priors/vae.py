@@ -34,7 +34,10 @@ from torch import nn
 
 from .base import Generator, GridSpec
 
-__all__ = ["AuxVAE", "BetaVAE"]
+__all__ = ["REC_SHIFT_DEGREE", "AuxVAE", "BetaVAE"]
+
+#: Largest power of ``z_aux`` in the residual shift of :class:`AuxVAE`.
+REC_SHIFT_DEGREE = 3
 
 
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -54,6 +57,11 @@ class _ConvVAE(Generator):
     mirrors it with stride-2 transposed convolutions (kernel 4, so every output node gets
     the same overlap) that halve the channels towards the fine grid; with SiLU activations
     the decoder is smooth in :math:`z`, as gradient-based posterior sampling wants.
+
+    The last layer's output :math:`y` becomes the field :math:`x = c + s\,y` (offset
+    :math:`c`, scale :math:`s`), or :math:`x = s \operatorname{softplus}(y)` with
+    ``positive=True`` for non-negative fields such as sources: large flat zero regions
+    are then reproduced without ripple, which matters for SSIM-type fidelity.
     """
 
     def __init__(
@@ -64,6 +72,7 @@ class _ConvVAE(Generator):
         hidden: int,
         field_offset: float,
         field_scale: float,
+        positive: bool,
     ) -> None:
         super().__init__()
         ny, nx = grid.shape
@@ -78,6 +87,7 @@ class _ConvVAE(Generator):
         self.grid = grid
         self.channels = tuple(int(c) for c in channels)
         self.hidden = int(hidden)
+        self.positive = bool(positive)
         self._coarse = (self.channels[-1], ny // step, nx // step)
         flat = self.channels[-1] * (ny // step) * (nx // step)
         widths = (3, *self.channels)
@@ -158,7 +168,11 @@ class _ConvVAE(Generator):
         self._check_dtype(z, "z")
         batch = z.shape[:-1]
         h = self.decoder_fc(z.reshape(-1, z.shape[-1])).reshape(-1, *self._coarse)
-        out = self.decoder_conv(h).squeeze(1) * self.field_scale + self.field_offset
+        y = self.decoder_conv(h).squeeze(1)
+        if self.positive:
+            out = nn.functional.softplus(y) * self.field_scale
+        else:
+            out = y * self.field_scale + self.field_offset
         return out.reshape(*batch, *out.shape[-2:])
 
     @abstractmethod
@@ -185,6 +199,7 @@ class _ConvVAE(Generator):
             "hidden": self.hidden,
             "field_offset": float(self.field_offset),
             "field_scale": float(self.field_scale),
+            "positive": self.positive,
         }
 
 
@@ -210,6 +225,12 @@ class AuxVAE(_ConvVAE):
         tau: Standard deviation :math:`\tau` of :math:`z_{aux} \mid u`.
         field_offset: Field standardisation offset (training-set mean).
         field_scale: Field standardisation scale (training-set standard deviation).
+        positive: Non-negative output, :math:`x = s\,\operatorname{softplus}(y)`.
+
+    The residual block is made uncorrelated with polynomials of the auxiliary block by an
+    exact, invertible shift :math:`z_{rec} = \tilde z_{rec} - W^T \phi(z_{aux})` between
+    encoder and decoder (buffer ``rec_shift``, fitted after training); this enforces the
+    inter-independence of [1] beyond what batch correlations can resolve.
 
     Example:
         >>> import torch
@@ -234,13 +255,20 @@ class AuxVAE(_ConvVAE):
         tau: float = 0.1,
         field_offset: float = 0.0,
         field_scale: float = 1.0,
+        positive: bool = False,
     ) -> None:
         if len(aux_names) < 1:
             raise ValueError("AuxVAE needs at least one named variable; use BetaVAE for none")
         if rec_dim < 0 or tau <= 0:
             raise ValueError(f"need rec_dim >= 0 and tau > 0, got {rec_dim} and {tau}")
         super().__init__(
-            _grid(grid), len(aux_names) + rec_dim, channels, hidden, field_offset, field_scale
+            _grid(grid),
+            len(aux_names) + rec_dim,
+            channels,
+            hidden,
+            field_offset,
+            field_scale,
+            positive,
         )
         self._init_aux(
             tuple(aux_names),
@@ -251,6 +279,50 @@ class AuxVAE(_ConvVAE):
         )
         self.rec_dim = int(rec_dim)
         self.tau = float(tau)
+        n_features = 1 + REC_SHIFT_DEGREE * self.aux_dim
+        self.register_buffer("rec_shift", torch.zeros(n_features, self.rec_dim))
+
+    def rec_features(self, z_aux: torch.Tensor) -> torch.Tensor:
+        r"""Polynomial features :math:`\phi(z_{aux}) = (1, z_{aux}, z_{aux}^2, z_{aux}^3)`.
+
+        Args:
+            z_aux: Shape ``(*batch, aux_dim)``.
+
+        Returns:
+            Shape ``(*batch, 1 + 3 aux_dim)``.
+        """
+        powers = [z_aux.pow(p) for p in range(1, REC_SHIFT_DEGREE + 1)]
+        return torch.cat([torch.ones_like(z_aux[..., :1]), *powers], dim=-1)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Mean and log-variance of :math:`q(z \mid x)`, auxiliary block first.
+
+        The residual means are :math:`\mu_{rec} = \tilde\mu_{rec} - W^T \phi(\mu_{aux})`,
+        with :math:`\tilde\mu_{rec}` the network's output and :math:`W` the buffer
+        ``rec_shift`` (zero while training; see
+        :func:`invprior.priors.train.fit_rec_shift`).
+
+        Args:
+            x: Fields, shape ``(*batch, ny, nx)``.
+
+        Returns:
+            ``(mu, logvar)``, each shape ``(*batch, aux_dim + rec_dim)``.
+        """
+        mu, logvar = super().encode(x)
+        d = self.aux_dim
+        shift = self.rec_features(mu[..., :d]) @ self.rec_shift.to(mu)
+        return torch.cat([mu[..., :d], mu[..., d:] - shift], dim=-1), logvar
+
+    def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
+        r"""Decode :math:`z = (z_{aux}, z_{rec})`, shape ``(*batch, m)``.
+
+        The network sees :math:`(z_{aux}, z_{rec} + W^T \phi(z_{aux}))`, the inverse of
+        the shift in :meth:`encode`, so reconstructions do not depend on :math:`W`.
+        """
+        d = self.aux_dim
+        z_aux, z_rec = z[..., :d], z[..., d:]
+        shift = self.rec_features(z_aux) @ self.rec_shift.to(z)
+        return super().decode_latent(torch.cat([z_aux, z_rec + shift], dim=-1))
 
     def prior(
         self, u: torch.Tensor | None, like: torch.Tensor
@@ -291,6 +363,7 @@ class BetaVAE(_ConvVAE):
         hidden: Width of the fully connected layers.
         field_offset: Field standardisation offset.
         field_scale: Field standardisation scale.
+        positive: Non-negative output, :math:`x = s\,\operatorname{softplus}(y)`.
     """
 
     def __init__(
@@ -301,10 +374,13 @@ class BetaVAE(_ConvVAE):
         hidden: int = 256,
         field_offset: float = 0.0,
         field_scale: float = 1.0,
+        positive: bool = False,
     ) -> None:
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be at least 1, got {latent_dim}")
-        super().__init__(_grid(grid), latent_dim, channels, hidden, field_offset, field_scale)
+        super().__init__(
+            _grid(grid), latent_dim, channels, hidden, field_offset, field_scale, positive
+        )
         self._init_aux((), (), {}, torch.zeros(0), torch.ones(0))
         self.rec_dim = int(latent_dim)
 

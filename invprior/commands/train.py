@@ -46,6 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             dest=name,
             help=f"VAETrainConfig.{name}",
         )
+    p.add_argument("--positive", action="store_true", help="non-negative fields (sources)")
+    p.add_argument("--no-rec-shift", action="store_true", help="skip the residual shift fit")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument(
         "--eval-n",
@@ -68,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     overrides = {k: getattr(args, k) for k in _OPTIONS if getattr(args, k) is not None}
+    overrides["positive"] = args.positive
+    overrides["rec_shift"] = not args.no_rec_shift
     config = VAETrainConfig(model=args.model, **overrides)
     data = FieldDataset.load(args.data)
     model, history = train_vae(

@@ -3,6 +3,6 @@
 
 from .config import VAETrainConfig
 from .evaluate import evaluate_vae
-from .vae import build_vae, train_vae, vae_loss
+from .vae import build_vae, fit_rec_shift, train_vae, vae_loss
 
-__all__ = ["VAETrainConfig", "build_vae", "evaluate_vae", "train_vae", "vae_loss"]
+__all__ = ["VAETrainConfig", "build_vae", "evaluate_vae", "fit_rec_shift", "train_vae", "vae_loss"]

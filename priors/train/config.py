@@ -34,6 +34,9 @@ class VAETrainConfig:
         channels: Encoder channels, one stride-2 convolution each.
         hidden: Width of the fully connected layers.
         tau: Standard deviation of :math:`z_{aux} \mid u` (Aux-VAE only).
+        positive: Non-negative decoder output (for source fields).
+        rec_shift: After training, fit the Aux-VAE's residual shift (see
+            :func:`invprior.priors.train.fit_rec_shift`).
         beta: Final KL weight.
         lambda_intra: Weight of the explicitness and intra-independence penalties.
         lambda_inter: Weight of the inter-independence penalty.
@@ -55,6 +58,8 @@ class VAETrainConfig:
     channels: tuple[int, ...] = (16, 32, 64, 64)
     hidden: int = 256
     tau: float = 0.1
+    positive: bool = False
+    rec_shift: bool = True
     beta: float = 0.05
     lambda_intra: float = 20.0
     lambda_inter: float = 20.0

@@ -24,7 +24,7 @@ from ..simulate import FieldDataset
 from ..vae import AuxVAE, BetaVAE
 from .config import VAETrainConfig
 
-__all__ = ["build_vae", "resolve_device", "train_vae", "vae_loss"]
+__all__ = ["build_vae", "fit_rec_shift", "resolve_device", "train_vae", "vae_loss"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def build_vae(config: VAETrainConfig, data: FieldDataset) -> AuxVAE | BetaVAE:
         "hidden": config.hidden,
         "field_offset": float(data.fields.mean()),
         "field_scale": float(data.fields.std()),
+        "positive": config.positive,
     }
     if config.model == "betavae":
         return BetaVAE(latent_dim=config.rec_dim, **net)
@@ -111,6 +112,30 @@ def vae_loss(
         + config.lambda_inter * terms["inter"]
     )
     return {"loss": loss, "recon": recon, "kl": kl, **terms}
+
+
+@torch.no_grad()
+def fit_rec_shift(model: AuxVAE, x: torch.Tensor, batch_size: int = 1024) -> None:
+    r"""Fit the residual shift :math:`W` of an Aux-VAE by least squares, in place.
+
+    With :math:`\phi(\mu_{aux}) = (1, \mu_{aux}, \mu_{aux}^2, \mu_{aux}^3)` and the current
+    residual means :math:`\mu_{rec}` of the fields ``x``, solve
+    :math:`\min_V \lVert \mu_{rec} - \phi(\mu_{aux}) V \rVert^2` and set
+    :math:`W \leftarrow W + V`. Afterwards the residual means are uncorrelated with every
+    power up to 3 of every auxiliary coordinate on ``x`` (the inter-independence of the
+    Aux-VAE, without the sampling noise of batch correlations); reconstructions are
+    unchanged because the decoder applies the inverse shift.
+
+    Args:
+        model: The trained Aux-VAE.
+        x: Training fields, shape ``(n, ny, nx)`` with ``n`` well above ``1 + 3 aux_dim``.
+        batch_size: Fields encoded at once.
+    """
+    d = model.aux_dim
+    mu = torch.cat([model.encode(x[i : i + batch_size])[0] for i in range(0, len(x), batch_size)])
+    features = model.rec_features(mu[:, :d]).double()
+    coef = torch.linalg.lstsq(features, mu[:, d:].double()).solution
+    model.rec_shift += coef.to(model.rec_shift)
 
 
 def _kl_weight(config: VAETrainConfig, epoch: float) -> float:
@@ -231,6 +256,9 @@ def train_vae(
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+    model.eval()
+    if config.model == "auxvae" and config.rec_shift:
+        fit_rec_shift(model, x_tr)
     history["stopped_early"] = stopped
     history["wall_time_s"] = time.perf_counter() - start
     return model.eval().requires_grad_(False), history
