@@ -14,7 +14,9 @@ Metrics, with :math:`\bar x` the posterior mean field and :math:`x^\star` the tr
 - ``named_abs_error``: :math:`|E[u_j \mid y] - u_j^\star|` per named variable, and
   ``named_in_hdi90``: whether :math:`u_j^\star` lies in the 90% HDI;
 - ``ess_min`` (bulk) and ``rhat_max`` over the named variables and ``z_rec``;
-- ``divergences``, ``pde_solves`` and the sampling ``wall_s``.
+- ``divergences``, ``pde_solves`` and the sampling ``wall_s``;
+- ``gp_rel_l2_error`` and ``gp_coverage_90``: the same two field scores of the Gaussian
+  baseline, when the tree has a ``baseline`` group (see :func:`invprior.study.gp_baseline`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,11 @@ from .diagnostics import field_summary, summarize_named, summarize_residual
 from .fileio import save_figure, write_text
 from .sites import FIELD, OBS, Z_REC
 
+BASELINE = "baseline"
+"""DataTree group of the Gaussian baseline's field summaries."""
+
 __all__ = [
+    "field_maps",
     "plot_fields",
     "plot_pair",
     "plot_traces",
@@ -58,6 +64,35 @@ def _field_draws(tree: xr.DataTree) -> np.ndarray:
     return post[FIELD].values
 
 
+def field_maps(tree: xr.DataTree) -> dict[str, np.ndarray]:
+    """Pointwise field summaries on the grid, each of shape ``(ny, nx)``.
+
+    Keys: ``posterior_mean``, ``posterior_std``, ``posterior_q05``, ``posterior_q95``, then
+    ``truth`` when known and ``gp_mean``, ``gp_std``, ``gp_q05``, ``gp_q95`` when the tree
+    has a ``baseline`` group.
+
+    Args:
+        tree: A DataTree from :func:`invprior.diagnostics.to_arviz` with field draws.
+    """
+    maps = {f"posterior_{k}": v for k, v in field_summary(_field_draws(tree)).items()}
+    if (true_field := _truth(tree, FIELD)) is not None:
+        maps["truth"] = true_field
+    if BASELINE in tree.children:
+        base = tree[BASELINE]
+        maps.update({f"gp_{k}": base[k].values for k in ("mean", "std", "q05", "q95")})
+    return maps
+
+
+def _field_scores(maps: dict[str, np.ndarray], prefix: str) -> dict[str, float]:
+    """Relative L2 error of the mean and 90% band coverage of the truth."""
+    truth = maps["truth"]
+    mean, lo, hi = (maps[f"{prefix}_{k}"] for k in ("mean", "q05", "q95"))
+    return {
+        "rel_l2_error": float(np.linalg.norm(mean - truth) / np.linalg.norm(truth)),
+        "coverage_90": float(((lo <= truth) & (truth <= hi)).mean()),
+    }
+
+
 def study_metrics(tree: xr.DataTree) -> dict[str, object]:
     """The study's headline numbers (see the module docstring); truth-based ones need truth.
 
@@ -80,13 +115,11 @@ def study_metrics(tree: xr.DataTree) -> dict[str, object]:
         "pde_solves": None if None in solves else sum(s["forward"] + s["adjoint"] for s in solves),
         "wall_s": sum(c["wall_s"] for c in chains),
     }
-    true_field = _truth(tree, FIELD)
-    if true_field is not None:
-        summary = field_summary(_field_draws(tree))
-        inside = (summary["q05"] <= true_field) & (true_field <= summary["q95"])
-        error = np.linalg.norm(summary["mean"] - true_field) / np.linalg.norm(true_field)
-        metrics["rel_l2_error"] = float(error)
-        metrics["coverage_90"] = float(inside.mean())
+    maps = field_maps(tree)
+    if "truth" in maps:
+        metrics.update(_field_scores(maps, "posterior"))
+        if "gp_mean" in maps:
+            metrics.update({f"gp_{k}": v for k, v in _field_scores(maps, "gp").items()})
     if names and all(_truth(tree, n) is not None for n in names):
         table = summarize_named(tree, names)
         metrics["named_abs_error"] = {
@@ -106,6 +139,14 @@ def text_summary(tree: xr.DataTree) -> str:
     if names:
         parts += ["", "Named parameters (90% HDI):", summarize_named(tree).to_string()]
     parts += ["", "Residual block z_rec:", summarize_residual(tree).to_string()]
+    if BASELINE in tree.children:
+        attrs = tree[BASELINE].attrs
+        parts += [
+            "",
+            f"Gaussian baseline (gp_* metrics): {attrs['prior']}, rank {attrs['rank']}, "
+            f"{attrs['num_fields']} draws of the {attrs['simulator']!r} simulator, seed "
+            f"{attrs['seed']} ({attrs.get('seed_source', 'given')}); {attrs['method']}.",
+        ]
     parts += ["", "Metrics:", json.dumps(study_metrics(tree), indent=2)]
     return "\n".join(parts)
 
@@ -117,13 +158,17 @@ def _image(fig: Figure, ax: object, values: np.ndarray, extent: tuple, title: st
 
 
 def plot_fields(tree: xr.DataTree) -> Figure:
-    """Truth (if known), posterior mean and std on the grid, and the data fit."""
+    """Truth (if known), posterior mean and std, baseline mean (if run), and the data fit."""
     post = tree["posterior"]
     extent = (*post["x"].values[[0, -1]], *post["y"].values[[0, -1]])
-    summary = field_summary(_field_draws(tree))
-    true_field = _truth(tree, FIELD)
-    panels = [("truth", true_field)] if true_field is not None else []
-    panels += [("posterior mean", summary["mean"]), ("posterior std", summary["std"])]
+    maps = field_maps(tree)
+    panels = [("truth", maps["truth"])] if "truth" in maps else []
+    panels += [
+        ("posterior mean", maps["posterior_mean"]),
+        ("posterior std", maps["posterior_std"]),
+    ]
+    if "gp_mean" in maps:
+        panels.append(("Gaussian baseline mean", maps["gp_mean"]))
     fig = Figure(figsize=(4.2 * (len(panels) + 1), 3.8), layout="constrained")
     axes = fig.subplots(1, len(panels) + 1)
     for ax, (title, values) in zip(axes, panels, strict=False):

@@ -22,17 +22,23 @@ frozen dataclass checked on construction. Example (``examples/source_identificat
     [mcmc]
     kernel = "nuts"
     num_samples = 500
+    [baseline]
+    num_fields = 2000            # oracle Gaussian from 2000 simulator draws
     [output]
     folder = "results/source_identification"
 
 Tables ``[map]`` and ``[mcmc]`` take the fields of :class:`invprior.infer.MapConfig` and
-:class:`invprior.infer.MCMCConfig`; ``[mcmc]`` also takes ``kernel`` and ``seed``.
+:class:`invprior.infer.MCMCConfig`; ``[mcmc]`` also takes ``kernel`` and ``seed``;
+``[baseline]`` takes the fields of :class:`BaselineConfig` (the Gaussian-field baseline,
+on by default).
 
-MPI: every function is collective on the communicator passed; only rank 0 writes files.
+MPI: every function is collective on the communicator passed; only rank 0 writes the
+DataTree, figures and text; all ranks write the XDMF file together.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -40,17 +46,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import xarray as xr
 
 from .infer import MapConfig, MCMCConfig
 
 __all__ = [
+    "BaselineConfig",
     "MeshConfig",
     "NoiseConfig",
     "PDEConfig",
     "PriorConfig",
     "StudyConfig",
     "TruthConfig",
+    "gp_baseline",
     "run_study",
+    "synthetic_truth",
 ]
 
 
@@ -124,6 +134,43 @@ class TruthConfig:
 
 
 @dataclass(frozen=True)
+class BaselineConfig:
+    """The "oracle" Gaussian-field baseline run on the same data (:func:`gp_baseline`).
+
+    Attributes:
+        enabled: Run the baseline.
+        num_fields: Simulator draws (of the truth's simulator) whose empirical mean and
+            covariance define the Gaussian prior.
+        seed: Seed of those draws; None means the seed of the generator's training data
+            (``data.seed`` in its sidecar) when that data came from the truth's simulator,
+            else 0. Either way not the truth's seed, so the truth stays held out.
+        variance_fraction: Share of the sample variance the kept principal modes carry.
+        num_steps: L-BFGS iterations of the baseline's MAP (the other settings, restarts
+            included, are those of ``[map]``); enough to converge on its quadratic
+            objective for a linear forward model.
+    """
+
+    enabled: bool = True
+    num_fields: int = 2000
+    seed: int | None = None
+    variance_fraction: float = 0.999
+    num_steps: int = 500
+
+    def __post_init__(self) -> None:
+        if self.num_fields < 2 or self.num_steps < 1:
+            raise ValueError(
+                f"[baseline] num_fields must be >= 2 and num_steps >= 1, got "
+                f"{self.num_fields} and {self.num_steps}"
+            )
+        if self.seed is not None and self.seed < 0:
+            raise ValueError(f"[baseline] seed must be >= 0, got {self.seed}")
+        if not 0 < self.variance_fraction <= 1:
+            raise ValueError(
+                f"[baseline] variance_fraction must lie in (0, 1], got {self.variance_fraction}"
+            )
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """A whole study; see the module docstring for the TOML layout."""
 
@@ -135,6 +182,7 @@ class StudyConfig:
     truth: TruthConfig = field(default_factory=TruthConfig)
     map: MapConfig = field(default_factory=MapConfig)
     mcmc: MCMCConfig = field(default_factory=MCMCConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
     kernel: str = "nuts"
     seed: int = 0
     folder: Path = Path("results/study")
@@ -149,6 +197,7 @@ class StudyConfig:
         tables = {
             "mesh": MeshConfig, "pde": PDEConfig, "sensors": SensorConfig, "noise": NoiseConfig,
             "prior": PriorConfig, "truth": TruthConfig, "map": MapConfig, "mcmc": MCMCConfig,
+            "baseline": BaselineConfig,
         }  # fmt: skip
         unknown = sorted(set(data) - {*tables, "output"})
         if unknown:
@@ -202,27 +251,130 @@ def synthetic_truth(config: StudyConfig, generator: object) -> dict[str, np.ndar
     return truth
 
 
-def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[str, object]:
-    """Run a study: truth, data, MAP, MCMC, DataTree and report.
+def _baseline_seed(config: StudyConfig, generator: object) -> tuple[int, str]:
+    """Seed of the baseline's simulator draws, and where it comes from."""
+    if config.baseline.seed is not None:
+        return config.baseline.seed, "[baseline] seed"
+    data = getattr(generator, "metadata", {}).get("data", {})
+    if data.get("simulator") == config.truth.simulator and "seed" in data:
+        return int(data["seed"]), "the generator's training data"
+    return 0, "default: the generator records no training seed for this simulator"
 
-    Collective on ``comm``; rank 0 writes ``posterior.nc`` and the report into
-    ``config.folder`` when ``write`` is set.
+
+def gp_baseline(
+    problem: object,
+    obs: torch.Tensor,
+    simulator: str,
+    config: BaselineConfig | None = None,
+    *,
+    map_config: MapConfig | None = None,
+    seed: int = 0,
+    linear: bool = False,
+) -> xr.Dataset:
+    r"""Posterior field summaries of the "oracle" Gaussian prior on the same data.
+
+    The prior is :meth:`invprior.priors.GaussianFieldPrior.from_samples` of
+    ``config.num_fields`` draws of ``simulator`` (seed ``config.seed``, None meaning 0) on
+    the generator's grid, :math:`x = \bar x + L z`, :math:`z \sim N(0, I_r)`. It runs
+    through the forward model and the noise model of ``problem``: MAP (``map_config`` with
+    ``config.num_steps``), then :func:`invprior.infer.laplace`,
+    :math:`z \mid y \approx N(\hat z, H^{-1})`. The field is linear in :math:`z`, so the
+    summaries are the Gaussian's own (no sampling): mean :math:`\bar x + L \hat z`, std
+    :math:`\sqrt{\mathrm{diag}(L H^{-1} L^T)}`, 5%/95% quantiles mean :math:`\mp 1.645`
+    std. For a linear forward model (the source problem) this is the exact posterior, up
+    to the optimiser's tolerance; for a nonlinear one (the conductivity problem) it is the
+    Laplace approximation at the MAP.
+
+    Collective on the forward model's communicator (one forward and one adjoint solve per
+    MAP step, then ``n_obs`` adjoint solves for the Jacobian).
+
+    Args:
+        problem: An :class:`invprior.model.InverseProblem`; its forward model, likelihood
+            and generator grid are reused.
+        obs: The data, shape ``(n_obs,)``.
+        simulator: Simulator of the draws (``"source"`` or ``"conductivity"``).
+        config: The baseline's settings (default :class:`BaselineConfig`).
+        map_config: MAP settings (default :class:`invprior.infer.MapConfig`).
+        seed: Seed of the MAP restarts.
+        linear: Whether the forward model is linear (only labels the method as exact).
+
+    Returns:
+        ``mean``, ``std``, ``q05`` and ``q95`` on the grid nodes (dimensions ``(y, x)``, as
+        the posterior's ``field``), with attributes describing the baseline: method,
+        prior, rank, simulator, number of draws, seed. Stored as the group
+        :data:`invprior.report.BASELINE` of a posterior DataTree, the report adds the
+        ``gp_*`` metrics and panels.
+
+    Example:
+        >>> tree["baseline"] = gp_baseline(problem, obs, "source", linear=True)  # doctest: +SKIP
+        >>> study_metrics(tree)["gp_rel_l2_error"]  # doctest: +SKIP
+        0.31
+    """
+    from statistics import NormalDist
+
+    from . import infer
+    from .model import DisentangledPrior, InverseProblem
+    from .priors import GaussianFieldPrior
+    from .priors.simulate import simulate
+    from .sites import FIELD
+
+    config = config if config is not None else BaselineConfig()
+    map_config = dataclasses.replace(map_config or MapConfig(), num_steps=config.num_steps)
+    grid = problem.prior.generator.grid
+    draws = simulate(simulator, config.num_fields, config.seed or 0, grid)
+    fields = torch.as_tensor(draws.fields, dtype=torch.float64)
+    gp = GaussianFieldPrior.from_samples(fields, config.variance_fraction, grid)
+    gp_problem = InverseProblem(DisentangledPrior(gp), problem.forward, problem.likelihood)
+    start = infer.map(gp_problem, obs, seed=seed, config=map_config)
+    gauss = infer.laplace(gp_problem, obs, start)
+    spread = gp.basis @ torch.linalg.cholesky(gauss.cov)  # (ny * nx, r)
+    std = spread.square().sum(-1).sqrt().reshape(grid.shape).numpy()
+    mean = start.sites[FIELD].numpy()
+    z95 = NormalDist().inv_cdf(0.95)
+    summary = {"mean": mean, "std": std, "q05": mean - z95 * std, "q95": mean + z95 * std}
+    (x0, y0), (x1, y1) = grid.bbox
+    coords = {"y": np.linspace(y0, y1, grid.shape[0]), "x": np.linspace(x0, x1, grid.shape[1])}
+    attrs = {
+        "method": "MAP + Laplace (exact: linear forward model, Gaussian prior)"
+        if linear
+        else "MAP + Laplace (Gauss-Newton approximation: nonlinear forward model)",
+        "prior": "oracle Gaussian: empirical mean and covariance of simulator draws",
+        "rank": int(gp.rec_dim),
+        "variance_fraction": config.variance_fraction,
+        "simulator": simulator,
+        "num_fields": config.num_fields,
+        "seed": config.seed or 0,
+        "map_energy": start.potential_energy,
+    }
+    data = {name: (("y", "x"), value) for name, value in summary.items()}
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[str, object]:
+    """Run a study: truth, data, MAP, MCMC, the Gaussian baseline, DataTree and report.
+
+    Collective on ``comm``. When ``write`` is set, rank 0 writes ``posterior.nc`` (with
+    the baseline as the group ``baseline``) and the report into ``config.folder``, and all
+    ranks write ``fields.xdmf`` (+ ``fields.h5``): the posterior mean, std, 5%/95%
+    quantiles, the truth and the baseline's summaries as P1 functions for ParaView.
 
     Args:
         config: The study.
         comm: MPI communicator of the PDE.
-        write: Write the DataTree and the report.
+        write: Write the DataTree, the report and the XDMF fields.
 
     Returns:
-        The metrics of :func:`invprior.report.study_metrics`, where ``wall_s`` and
-        ``pde_solves`` cover the whole study (truth, MAP, sampling, predictive checks), plus
+        The metrics of :func:`invprior.report.study_metrics` (with ``gp_rel_l2_error`` and
+        ``gp_coverage_90`` when the baseline runs), where ``wall_s`` and ``pde_solves``
+        cover the whole study (truth, MAP, sampling, predictive checks, baseline), plus
         ``map_energy``, ``noise_std`` and, when written, ``folder``.
     """
     from . import infer, priors
     from .bridge import TorchForward
     from .diagnostics import save_datatree, to_arviz
     from .model import DisentangledPrior, InverseProblem
-    from .report import study_metrics, write_report
+    from .pde import write_grid_functions
+    from .report import BASELINE, field_maps, study_metrics, write_report
 
     tic = time.perf_counter()
     generator = priors.load(config.prior.name)
@@ -232,8 +384,9 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
     clean = model.forward(truth["field"])
     std = config.noise.std or config.noise.relative * float(np.abs(clean).max())
     noise = np.random.default_rng(config.noise.seed).standard_normal(clean.shape)
+    data = torch.as_tensor(clean + std * noise)
     problem = InverseProblem(DisentangledPrior(generator, tau=config.prior.tau), forward, std)
-    obs = problem.check_obs(torch.as_tensor(clean + std * noise))
+    obs = problem.check_obs(data)
     start = infer.map(problem, obs, seed=config.seed, config=config.map)
     sampler = infer.nuts if config.kernel == "nuts" else infer.hmc
     result = sampler(problem, obs, init=start, seed=config.seed, config=config.mcmc)
@@ -246,13 +399,29 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
         truth=truth,
         seed=config.seed,
     )
+    if config.baseline.enabled:
+        seed, seed_source = _baseline_seed(config, generator)
+        baseline = gp_baseline(
+            problem,
+            data,
+            config.truth.simulator,
+            dataclasses.replace(config.baseline, seed=seed),
+            map_config=config.map,
+            seed=config.seed,
+            linear=config.pde.kind == "source",
+        )
+        baseline.attrs["seed_source"] = seed_source
+        tree[BASELINE] = baseline
     metrics = study_metrics(tree)
     metrics.update(
         map_energy=start.potential_energy, noise_std=std, pde_solves=model.counter.total
     )
-    if write and comm.rank == 0:
-        save_datatree(tree, Path(config.folder) / "posterior.nc")
-        write_report(tree, config.folder)
-        metrics["folder"] = str(config.folder)
+    if write:
+        folder = Path(config.folder)
+        write_grid_functions(model.Q, model.transfer, field_maps(tree), folder / "fields.xdmf")
+        if comm.rank == 0:
+            save_datatree(tree, folder / "posterior.nc")
+            write_report(tree, folder)
+        metrics["folder"] = str(folder)
     metrics["wall_s"] = time.perf_counter() - tic
     return metrics

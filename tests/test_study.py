@@ -3,8 +3,10 @@
 
 import importlib.util
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -33,6 +35,8 @@ warmup_steps = 4
 num_chains = 2
 max_tree_depth = 2
 disable_progbar = true
+[baseline]
+num_fields = 200
 [output]
 folder = "{out}"
 """
@@ -46,6 +50,9 @@ def test_config_rejects_unknown_keys():
     with pytest.raises(ValueError, match="kernel must be"):
         StudyConfig.from_dict({"mcmc": {"kernel": "mala"}})
     assert StudyConfig.from_dict({"mcmc": {"num_samples": 3}}).mcmc.num_samples == 3
+    with pytest.raises(ValueError, match=r"\[baseline\] num_fields must be >= 2"):
+        StudyConfig.from_dict({"baseline": {"num_fields": 1}})
+    assert StudyConfig.from_dict({"baseline": {"enabled": False}}).baseline.num_fields == 2000
 
 
 def test_bad_config_file_exits_2(tmp_path, capsys):
@@ -65,7 +72,8 @@ def tiny_prior(tmp_path_factory):
         NAMES, ("m", "m"), {n: (0.2, 0.8) for n in NAMES}, [0.5, 0.5], [0.17, 0.17],
         rec_dim=2, grid=GridSpec((16, 16)), channels=(4, 4), hidden=16,
     )  # fmt: skip
-    return save(gen, tmp_path_factory.mktemp("prior") / "tiny").with_suffix("")
+    recipe = {"data": {"simulator": "source", "n": 100, "seed": 11}}  # the baseline's seed
+    return save(gen, tmp_path_factory.mktemp("prior") / "tiny", recipe).with_suffix("")
 
 
 @pytest.mark.dolfinx
@@ -76,13 +84,23 @@ def test_run_then_report(tiny_prior, tmp_path, capsys):
     assert main(["run", str(config)]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     keys = {"rel_l2_error", "named_abs_error", "coverage_90", "ess_min", "rhat_max"}
+    keys |= {"gp_rel_l2_error", "gp_coverage_90"}
     assert keys | {"divergences", "pde_solves", "wall_s"} <= set(metrics)
     assert set(metrics["named_abs_error"]) == set(NAMES)
-    files = {p.name for p in (tmp_path / "out").iterdir()}
+    assert 0 <= metrics["gp_coverage_90"] <= 1 and metrics["gp_rel_l2_error"] > 0
+    out = tmp_path / "out"
+    files = {p.name for p in out.iterdir()}
     assert {"posterior.nc", "fields.png", "pair.png", "traces.png", "summary.txt"} <= files
-    assert main(["report", str(tmp_path / "out")]) == 0
+    assert {"fields.xdmf", "fields.h5"} <= files
+    names = {a.get("Name") for a in ET.parse(out / "fields.xdmf").getroot().iter("Attribute")}
+    assert names == {"truth", "gp_mean", "gp_std", "gp_q05", "gp_q95"} | {
+        f"posterior_{k}" for k in ("mean", "std", "q05", "q95")
+    }
+    assert "seed 11 (the generator's training data)" in (out / "summary.txt").read_text()
+    assert main(["report", str(out)]) == 0
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert again["rel_l2_error"] == pytest.approx(metrics["rel_l2_error"])
+    for key in ("rel_l2_error", "gp_rel_l2_error", "gp_coverage_90"):
+        assert again[key] == pytest.approx(metrics[key])
     assert main(["report", str(tmp_path)]) == 2
 
 
@@ -94,7 +112,47 @@ def test_example_script_runs_tiny(tiny_prior, tmp_path):
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     out = example.run(
-        tmp_path, tiny_prior, n=8, sensors=3, num_samples=5, warmup_steps=4, num_restarts=1
-    )
+        tmp_path, tiny_prior, n=8, sensors=3, num_samples=5, warmup_steps=4, num_restarts=1,
+        baseline_fields=200,
+    )  # fmt: skip
     assert {"rel_l2_error", "coverage_90", "named_variance_share", "pde_solves"} <= set(out)
-    assert (tmp_path / "posterior.nc").is_file()
+    assert {"gp_rel_l2_error", "gp_coverage_90"} <= set(out)
+    assert (tmp_path / "posterior.nc").is_file() and (tmp_path / "fields.xdmf").is_file()
+
+
+@pytest.mark.dolfinx
+@pytest.mark.skip_in_parallel
+def test_gp_baseline_is_the_closed_form_posterior():
+    """Source problem: the baseline equals the Gaussian posterior from the dense map F."""
+    from mpi4py import MPI
+
+    from invprior.bridge import TorchForward
+    from invprior.model import DisentangledPrior, InverseProblem
+    from invprior.pde import SourceProblem, grid_sensors, rectangle
+    from invprior.priors import AuxVAE, GaussianFieldPrior, GridSpec
+    from invprior.priors.simulate import simulate
+    from invprior.study import BaselineConfig, gp_baseline
+
+    grid = GridSpec((8, 8))
+    gen = AuxVAE(NAMES, ("m", "m"), {n: (0.2, 0.8) for n in NAMES}, [0.5] * 2, [0.2] * 2,
+                 rec_dim=1, grid=grid, channels=(2,), hidden=4)  # fmt: skip
+    model = SourceProblem(rectangle(MPI.COMM_WORLD, grid.bbox, (6, 6)),
+                          grid_sensors(grid.bbox, 3), grid.shape, grid.bbox)  # fmt: skip
+    y = model.forward(simulate("source", 1, 5, grid).fields[0].astype(np.float64))
+    std = 0.05 * np.abs(y).max()
+    y = y + std * np.random.default_rng(0).standard_normal(y.shape)
+    problem = InverseProblem(DisentangledPrior(gen), TorchForward(model), std)
+    config = BaselineConfig(num_fields=60, seed=3)
+    base = gp_baseline(problem, torch.as_tensor(y), "source", config, linear=True)
+    fields = torch.as_tensor(simulate("source", 60, 3, grid).fields, dtype=torch.float64)
+    gp = GaussianFieldPrior.from_samples(fields, 0.999, grid)
+    basis, mean0 = gp.basis.numpy(), gp.mean.numpy().ravel()
+    F, offset = model.observation_matrix(), model.forward(np.zeros(grid.shape))
+    G = F @ basis / std
+    cov = np.linalg.inv(G.T @ G + np.eye(gp.rec_dim))
+    mean = mean0 + basis @ cov @ G.T @ (y - F @ mean0 - offset) / std
+    field_std = np.sqrt(np.einsum("ij,jk,ik->i", basis, cov, basis))
+    np.testing.assert_allclose(base["mean"].values.ravel(), mean, atol=1e-6 * abs(mean).max())
+    np.testing.assert_allclose(base["std"].values.ravel(), field_std, rtol=1e-8)
+    assert base.attrs["rank"] == gp.rec_dim and base.attrs["seed"] == 3
+    assert base.attrs["method"].startswith("MAP + Laplace (exact")

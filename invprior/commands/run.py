@@ -2,9 +2,10 @@
 """``invprior run CONFIG.toml``: a whole inverse study from one configuration file.
 
 Builds the mesh, PDE, sensors, prior and synthetic data the file describes, runs MAP then
-MCMC, writes ``posterior.nc`` (ArviZ DataTree), figures, ``summary.txt`` and
-``metrics.json`` into the output folder, prints the summary and, as the last line, one
-JSON object with the study's metrics. Runs under ``mpiexec`` too (rank 0 prints).
+MCMC and the Gaussian baseline on the same data, writes ``posterior.nc`` (ArviZ
+DataTree), figures, ``summary.txt``, ``metrics.json`` and ``fields.xdmf`` (+ ``.h5``, for
+ParaView) into the output folder, prints the summary and, as the last line, one JSON
+object with the study's metrics. Runs under ``mpiexec`` too (rank 0 prints).
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="run a whole inverse study from a TOML file",
         description=(
             "Run the study described by CONFIG.toml (tables mesh, pde, sensors, noise, prior, "
-            "truth, map, mcmc, output; see invprior.study). Writes posterior.nc, figures, "
-            "summary.txt and metrics.json into the output folder; the last line printed is "
-            "one JSON object (rel_l2_error, named_abs_error, coverage_90, ess_min, rhat_max, "
-            "divergences, pde_solves, wall_s)."
+            "truth, map, mcmc, baseline, output; see invprior.study). Writes posterior.nc, "
+            "figures, summary.txt, metrics.json and fields.xdmf (+ fields.h5, for ParaView) "
+            "into the output folder; the last line printed is one JSON object (rel_l2_error, "
+            "named_abs_error, coverage_90, ess_min, rhat_max, divergences, pde_solves, wall_s "
+            "and, with the Gaussian baseline, gp_rel_l2_error and gp_coverage_90)."
         ),
     )
     p.add_argument("config", type=Path, metavar="CONFIG.toml", help="study configuration")
