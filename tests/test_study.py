@@ -3,6 +3,7 @@
 
 import importlib.util
 import json
+import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -156,3 +157,32 @@ def test_gp_baseline_is_the_closed_form_posterior():
     np.testing.assert_allclose(base["std"].values.ravel(), field_std, rtol=1e-8)
     assert base.attrs["rank"] == gp.rec_dim and base.attrs["seed"] == 3
     assert base.attrs["method"].startswith("MAP + Laplace (exact")
+
+
+@pytest.mark.dolfinx
+@pytest.mark.mpi
+def test_study_agrees_on_one_and_all_ranks(tiny_prior, comm, tmp_path_factory):
+    """Under mpiexec: the same study on COMM_SELF and on all ranks gives the same metrics."""
+    from mpi4py import MPI
+
+    from invprior.study import run_study
+
+    if comm.size == 1:
+        pytest.skip("compares one rank with several; run under mpiexec -n 2")
+    shared = comm.bcast(str(tmp_path_factory.mktemp("mpi")) if comm.rank == 0 else None)
+    text = TOML.format(prior=tiny_prior, out=Path(shared) / "out")
+    config = StudyConfig.from_dict(
+        tomllib.loads(text.replace("num_fields = 200", "num_fields = 50"))
+    )
+    serial = run_study(config, MPI.COMM_SELF, write=False)
+    parallel = run_study(config, comm)
+    for key in ("rel_l2_error", "coverage_90", "gp_rel_l2_error", "gp_coverage_90", "rhat_max"):
+        assert parallel[key] == pytest.approx(serial[key], rel=1e-6), key
+        assert comm.bcast(parallel[key], root=0) == parallel[key]  # replicated
+    assert (parallel["divergences"], parallel["pde_solves"]) == (
+        serial["divergences"],
+        serial["pde_solves"],
+    )
+    comm.Barrier()
+    files = {p.name for p in (Path(shared) / "out").iterdir()}
+    assert {"posterior.nc", "summary.txt", "fields.xdmf", "fields.h5"} <= files
