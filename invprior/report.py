@@ -33,10 +33,8 @@ from .diagnostics import field_summary, summarize_named, summarize_residual
 from .fileio import save_figure, write_text
 from .sites import FIELD, OBS, Z_REC
 
-BASELINE = "baseline"
-"""DataTree group of the Gaussian baseline's field summaries."""
-
 __all__ = [
+    "BASELINE",
     "field_maps",
     "plot_fields",
     "plot_pair",
@@ -45,6 +43,9 @@ __all__ = [
     "text_summary",
     "write_report",
 ]
+
+BASELINE = "baseline"
+"""DataTree group holding the output of :func:`invprior.study.gp_baseline`."""
 
 
 def _names(tree: xr.DataTree) -> list[str]:

@@ -19,7 +19,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Read RESULTS_DIR/posterior.nc (written by `invprior run`), rewrite the figures, "
             "summary.txt and metrics.json there, print the summary and, as the last line, "
-            "the metrics as one JSON object."
+            "the metrics as one JSON object. fields.xdmf is left as `invprior run` wrote it "
+            "(it needs the mesh)."
         ),
     )
     p.add_argument("results", type=Path, metavar="RESULTS_DIR", help="folder of a study")
