@@ -32,6 +32,7 @@ References:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 import torch
@@ -90,6 +91,12 @@ class LatentLayout:
             out[name] = flat[..., start:stop].reshape(flat.shape[:-1] + shape)
             start = stop
         return out
+
+    def positions(self, names: tuple[str, ...]) -> torch.Tensor:
+        """Flat positions of the sites ``names``, in that order; a long tensor."""
+        offsets = itertools.accumulate(self.sizes.values(), initial=0)
+        starts = dict(zip(self.names, offsets, strict=False))  # offsets has one more entry
+        return torch.cat([torch.arange(starts[n], starts[n] + self.sizes[n]) for n in names])
 
 
 class PotentialEnergy:

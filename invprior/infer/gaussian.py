@@ -96,13 +96,16 @@ class LaplaceResult:
             return self.potential.problem.prior.complete(values)
 
 
-def laplace(problem: InverseProblem, obs: torch.Tensor, map_result: MapResult) -> LaplaceResult:
+def laplace(
+    problem: InverseProblem, obs: torch.Tensor, map_result: MapResult | torch.Tensor
+) -> LaplaceResult:
     r"""Gauss-Newton Laplace approximation around a MAP estimate.
 
     Args:
         problem: The inverse problem.
         obs: Observed data, shape ``(n_obs,)``.
-        map_result: Result of :func:`invprior.infer.map` for the same problem and data.
+        map_result: Result of :func:`invprior.infer.map` for the same problem and data, or
+            an unconstrained latent of shape ``(dim,)`` to expand around.
 
     Returns:
         The :class:`LaplaceResult`.
@@ -112,7 +115,8 @@ def laplace(problem: InverseProblem, obs: torch.Tensor, map_result: MapResult) -
             positive definite.
     """
     potential = PotentialEnergy(problem, obs)
-    mean = map_result.latent.detach().to(potential.obs)
+    latent = map_result.latent if isinstance(map_result, MapResult) else map_result
+    mean = torch.as_tensor(latent).detach().to(potential.obs)
     if mean.shape != (potential.layout.dim,):
         raise ValueError(
             f"map_result.latent has shape {tuple(mean.shape)} but the problem has "

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ from ..model import InverseProblem
 from ..potential import PotentialEnergy
 from ..sites import FIELD
 from .common import child_seeds, is_root, seeded, solve_counts, solves_since
+from .gaussian import laplace
 from .mode import MapResult, find_map
 
 __all__ = ["MCMCConfig", "MCMCResult", "hmc", "nuts"]
@@ -56,6 +58,10 @@ class MCMCConfig:
         full_mass: Dense mass matrix; None means dense when the latent has at most
             ``max_dense_dim`` coordinates, diagonal otherwise.
         max_dense_dim: Threshold for ``full_mass=None``.
+        init_mass: Inverse mass matrix that warm-up starts from: ``"laplace"`` (the
+            Gauss-Newton Laplace covariance at the chains' start, dense mass only: ``n_obs``
+            adjoint solves once, and far fewer leapfrog steps on tight posteriors) or
+            ``"identity"`` (Pyro's default). Warm-up adapts it further either way.
         store_field: Keep the decoded field of every draw in the result.
         disable_progbar: Hide the progress bar (always hidden on MPI ranks other than 0).
     """
@@ -69,6 +75,7 @@ class MCMCConfig:
     num_steps: int = 16
     full_mass: bool | None = None
     max_dense_dim: int = 64
+    init_mass: str = "laplace"
     store_field: bool = True
     disable_progbar: bool = False
 
@@ -84,6 +91,8 @@ class MCMCConfig:
             )
         if not self.step_size > 0:
             raise ValueError(f"step_size must be positive, got {self.step_size}")
+        if self.init_mass not in ("laplace", "identity"):
+            raise ValueError(f"init_mass must be 'laplace' or 'identity', got {self.init_mass!r}")
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,40 @@ class MCMCResult:
         if any(c is None for c in counts):
             return None
         return {key: sum(c[key] for c in counts) for key in ("forward", "adjoint")}
+
+
+class _InitialMass:
+    """Kernel mixin: warm-up starts from a given dense inverse mass matrix, not the identity.
+
+    Pyro orders a dense block by sorted site names; ``inverse_mass_matrix`` is given in the
+    :class:`LatentLayout` order and permuted here.
+    """
+
+    def __init__(
+        self, *args: object, inverse_mass_matrix: torch.Tensor | None = None, **kwargs: object
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._initial_inverse_mass = inverse_mass_matrix
+
+    def _initialize_adapter(self) -> None:
+        super()._initialize_adapter()
+        if self._initial_inverse_mass is None:
+            return
+        names = tuple(sorted(self.initial_params))
+        order = self.potential_fn.layout.positions(names)
+        matrix = self._initial_inverse_mass[order][:, order]
+        adapter = self._adapter.mass_matrix_adapter
+        adapter.inverse_mass_matrix = {names: matrix.to(self._potential_energy_last)}
+        if self._adapter.adapt_step_size:
+            self._adapter.reset_step_size_adaptation(self._initial_params)
+
+
+class _NUTS(_InitialMass, NUTS):
+    """NUTS whose warm-up may start from a given inverse mass matrix."""
+
+
+class _HMC(_InitialMass, HMC):
+    """HMC whose warm-up may start from a given inverse mass matrix."""
 
 
 class _DrawRecorder:
@@ -163,8 +206,24 @@ def _initial_latents(
     return latent.detach().expand(num_chains, *latent.shape[-1:]).clone()
 
 
+def _initial_inverse_mass(
+    problem: InverseProblem, obs: torch.Tensor, start: torch.Tensor
+) -> torch.Tensor | None:
+    """The Laplace covariance at ``start``, shape ``(dim, dim)`` (``n_obs`` adjoint solves).
+
+    None, with a warning, where the Gauss-Newton Hessian is not positive definite.
+    """
+    try:
+        return laplace(problem, obs, start).cov
+    except ValueError as err:
+        warnings.warn(
+            f"warm-up starts from the identity mass matrix: {err}", RuntimeWarning, stacklevel=3
+        )
+        return None
+
+
 def _run_chains(
-    make_kernel: Callable[[PotentialEnergy, bool], MCMCKernel],
+    make_kernel: Callable[[PotentialEnergy, bool, torch.Tensor | None], MCMCKernel],
     problem: InverseProblem,
     obs: torch.Tensor,
     config: MCMCConfig,
@@ -183,12 +242,15 @@ def _run_chains(
             f"initial latent has {starts.shape[-1]} coordinates but the problem has "
             f"{layout.dim}; pass the MAP of this problem or a latent of that size"
         )
+    inverse_mass = None
+    if full_mass and config.init_mass == "laplace":
+        inverse_mass = _initial_inverse_mass(problem, obs, starts[0])
     latents, stats, chain_stats = [], [], []
     for chain, seed_c in enumerate(child_seeds(seed, config.num_chains)):
         potential = PotentialEnergy(problem, obs)
         start = starts[chain].to(potential.obs)
         recorder = _DrawRecorder(potential, config.num_samples, kernel_name == "NUTS")
-        kernel = make_kernel(potential, full_mass)
+        kernel = make_kernel(potential, full_mass, inverse_mass)
         before, tic = solve_counts(problem.forward), time.perf_counter()
         with seeded(seed_c, start.device):
             mcmc = MCMC(
@@ -273,9 +335,12 @@ def nuts(
     """
     config = config if config is not None else MCMCConfig(**kwargs)
 
-    def make_kernel(potential: PotentialEnergy, full_mass: bool) -> MCMCKernel:
-        return NUTS(
+    def make_kernel(
+        potential: PotentialEnergy, full_mass: bool, inverse_mass: torch.Tensor | None
+    ) -> MCMCKernel:
+        return _NUTS(
             potential_fn=potential,
+            inverse_mass_matrix=inverse_mass,
             step_size=config.step_size,
             full_mass=full_mass,
             target_accept_prob=config.target_accept_prob,
@@ -300,9 +365,12 @@ def hmc(
     """
     config = config if config is not None else MCMCConfig(**kwargs)
 
-    def make_kernel(potential: PotentialEnergy, full_mass: bool) -> MCMCKernel:
-        return HMC(
+    def make_kernel(
+        potential: PotentialEnergy, full_mass: bool, inverse_mass: torch.Tensor | None
+    ) -> MCMCKernel:
+        return _HMC(
             potential_fn=potential,
+            inverse_mass_matrix=inverse_mass,
             step_size=config.step_size,
             num_steps=config.num_steps,
             full_mass=full_mass,
