@@ -22,6 +22,7 @@ _OPTIONS = {
     "lambda_inter": float,
     "kl_warmup_epochs": float,
     "patience": int,
+    "log_recon_eps": float,
     "device": str,
 }
 
