@@ -22,7 +22,6 @@ _OPTIONS = {
     "lambda_inter": float,
     "kl_warmup_epochs": float,
     "patience": int,
-    "log_recon_eps": float,
     "device": str,
 }
 

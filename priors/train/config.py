@@ -35,9 +35,6 @@ class VAETrainConfig:
         hidden: Width of the fully connected layers.
         tau: Standard deviation of :math:`z_{aux} \mid u` (Aux-VAE only).
         positive: Non-negative decoder output (for source fields).
-        log_recon_eps: If positive (needs ``positive``), add the squared error of
-            :math:`\log(x / s + \epsilon)` to the reconstruction term, so the low-level
-            tails of non-negative fields weigh as much as their peaks (0 turns it off).
         rec_shift: After training, fit the Aux-VAE's residual shift (see
             :func:`invprior.priors.train.fit_rec_shift`).
         beta: Final KL weight.
@@ -62,7 +59,6 @@ class VAETrainConfig:
     hidden: int = 256
     tau: float = 0.1
     positive: bool = False
-    log_recon_eps: float = 0.0
     rec_shift: bool = True
     beta: float = 0.05
     lambda_intra: float = 20.0
@@ -106,11 +102,6 @@ class VAETrainConfig:
         bad = {k: v for k, v in nonneg.items() if v < 0}
         if bad:
             raise ValueError(f"these settings must be non-negative: {bad}")
-        if self.log_recon_eps < 0 or (self.log_recon_eps > 0 and not self.positive):
-            raise ValueError(
-                f"log_recon_eps must be 0, or positive together with positive=True; got "
-                f"{self.log_recon_eps} with positive={self.positive}"
-            )
         if self.model == "betavae" and self.rec_dim < 1:
             raise ValueError("a betavae needs rec_dim >= 1 (its whole latent)")
         if self.batch_size < 8:

@@ -93,13 +93,7 @@ def vae_loss(
     mu, logvar = model.encode(x)
     u = u.to(mu)
     z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-    x_hat = model.decode_latent(z) / model.field_scale
-    x_std = x / model.field_scale
-    recon = (x_hat - x_std).pow(2).sum((-2, -1)).mean()
-    if config.log_recon_eps > 0:
-        eps = config.log_recon_eps
-        log_err = (x_hat + eps).log() - (x_std + eps).log()
-        recon = recon + log_err.pow(2).sum((-2, -1)).mean()
+    recon = (model.decode_latent(z) - x).div(model.field_scale).pow(2).sum((-2, -1)).mean()
     prior_mean, prior_var = model.prior(u, mu)
     kl = gaussian_kl(mu, logvar, prior_mean, prior_var).mean()
     d = model.aux_dim

@@ -71,8 +71,6 @@ def test_input_checks():
         VAETrainConfig(model="vae")
     with pytest.raises(ValueError, match="batch_size"):
         VAETrainConfig(batch_size=4)
-    with pytest.raises(ValueError, match="log_recon_eps"):
-        VAETrainConfig(log_recon_eps=0.1)
 
 
 @pytest.mark.parametrize("model", ["auxvae", "betavae"])
