@@ -192,7 +192,8 @@ def train_vae(
         config: The settings.
         data: Fields and named factors.
         progress: Show a progress bar; ``None`` shows it only when stderr is a terminal.
-        num_threads: CPU threads for torch (``None`` leaves torch's setting alone).
+        num_threads: CPU threads for torch during training (``None`` leaves torch's
+            setting alone); the previous setting is restored afterwards.
 
     Returns:
         ``(model, history)``: the frozen generator in eval mode on the training device,
@@ -201,8 +202,19 @@ def train_vae(
         and ``wall_time_s``.
     """
     device = resolve_device(config.device)
+    previous_threads = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(num_threads)
+    try:
+        return _train(config, data, device, progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(
+    config: VAETrainConfig, data: FieldDataset, device: torch.device, progress: bool | None
+) -> tuple[AuxVAE | BetaVAE, dict]:
+    """The loop of :func:`train_vae`."""
     torch.manual_seed(config.seed)
     train, val = _split(data, config)
     model = build_vae(config, train).to(device)

@@ -93,7 +93,7 @@ def test_tiny_training_reduces_loss(model):
     torch.manual_seed(0)
     with torch.no_grad():
         before = float(vae_loss(untrained, x, u, cfg.beta, cfg)["loss"])
-    trained, hist = train_vae(cfg, data, progress=False)
+    trained, hist = train_vae(cfg, data, progress=False, num_threads=1)
     torch.manual_seed(0)
     after = float(vae_loss(trained, x, u, cfg.beta, cfg)["loss"])
     assert after < 0.7 * before
@@ -107,8 +107,8 @@ def test_training_is_seeded():
     cfg = VAETrainConfig(
         rec_dim=1, channels=(4, 8), hidden=8, epochs=1, batch_size=32, kl_warmup_epochs=0
     )
-    a, _ = train_vae(cfg, data, progress=False)
-    b, _ = train_vae(cfg, data, progress=False)
+    a, _ = train_vae(cfg, data, progress=False, num_threads=1)
+    b, _ = train_vae(cfg, data, progress=False, num_threads=1)
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
 
@@ -143,6 +143,7 @@ def test_simulate_and_train_commands(tmp_path, capsys):
     out = tmp_path / "g"
     args = ["train", "auxvae", "--data", str(data), "--out", str(out), "--epochs", "1"]
     args += ["--batch-size", "32", "--rec-dim", "2", "--eval-n", "40", "--no-progress"]
+    args += ["--threads", "1"]
     assert main([*args, "--positive", "--kl-warmup-epochs", "0"]) == 0
     g = load(out)
     meta = g.metadata
