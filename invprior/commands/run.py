@@ -34,6 +34,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("config", type=Path, metavar="CONFIG.toml", help="study configuration")
     p.add_argument("--out", type=Path, default=None, help="output folder (overrides [output])")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per process (default 1: the generators are small, so more "
+        "threads only add synchronisation; use MPI ranks for parallel work)",
+    )
     p.set_defaults(func=run)
 
 
@@ -44,7 +51,14 @@ def run(args: argparse.Namespace) -> int:
 
     from mpi4py import MPI
 
+    import torch
+
     from invprior.study import StudyConfig, run_study
+
+    if args.threads < 1:
+        print(f"invprior run: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
 
     try:
         config = StudyConfig.from_toml(args.config)
