@@ -1,0 +1,96 @@
+# SPDX-License-Identifier: MIT
+"""The approximation-error model: moments, enhanced likelihood, conditional field draws."""
+
+import numpy as np
+import pytest
+import torch
+from linear_gaussian import GRID, LinearForward, LinearGenerator
+
+from invprior.approximation_error import ApproximationError
+from invprior.likelihood import CorrelatedGaussianLikelihood
+
+
+class ProjectingGenerator(LinearGenerator):
+    """A linear generator whose encoder is the least-squares projection onto its range."""
+
+    def encode(self, x):  # noqa: D102
+        basis = torch.cat([self.a_aux, self.a_rec], dim=1)
+        flat = x.reshape(*x.shape[:-2], -1) - self.m
+        mu = torch.linalg.lstsq(basis, flat.T).solution.T
+        return mu, torch.zeros_like(mu)
+
+
+def _fields(n, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, *GRID.shape, generator=g, dtype=torch.float64)
+
+
+def test_estimate_matches_the_projection_residuals():
+    gen = ProjectingGenerator(1, 2, torch.float64)
+    forward = LinearForward(4, torch.float64)
+    x = _fields(40)
+    approx = ApproximationError.estimate(gen, x, forward, batch_size=16)
+    basis = torch.cat([gen.a_aux, gen.a_rec], dim=1)
+    proj = basis @ torch.linalg.pinv(basis)
+    err = (x.reshape(40, -1) - gen.m) @ (torch.eye(12, dtype=torch.float64) - proj).T
+    torch.testing.assert_close(approx.field_mean.reshape(-1), err.mean(0))
+    torch.testing.assert_close(approx.field_dev.T @ approx.field_dev, torch.cov(err.T))
+    obs_err = err @ forward.b.T
+    torch.testing.assert_close(approx.obs_mean, obs_err.mean(0))
+    torch.testing.assert_close(approx.obs_cov, torch.cov(obs_err.T))
+
+
+def test_likelihood_adds_the_error_to_the_noise():
+    gen = ProjectingGenerator(1, 2, torch.float64)
+    approx = ApproximationError.estimate(gen, _fields(30), LinearForward(4, torch.float64))
+    lik = approx.likelihood(0.1)
+    assert isinstance(lik, CorrelatedGaussianLikelihood)
+    torch.testing.assert_close(lik.cov, 0.01 * torch.eye(4, dtype=torch.float64) + approx.obs_cov)
+    pred = torch.zeros(4, dtype=torch.float64)
+    torch.testing.assert_close(lik.distribution(pred).mean, approx.obs_mean)
+    torch.testing.assert_close(lik.fisher(pred), torch.linalg.inv(lik.cov))
+    assert float(lik.noise_std) == pytest.approx(0.1)
+
+
+def test_conditional_draws_have_the_gaussian_conditional_moments():
+    g = torch.Generator().manual_seed(0)
+    n, p, n_obs, std = 30, 12, 4, 0.2
+    field_dev = torch.randn(n, p, generator=g, dtype=torch.float64) / np.sqrt(n - 1)
+    obs_dev = field_dev @ torch.randn(p, n_obs, generator=g, dtype=torch.float64)
+    approx = ApproximationError(
+        field_mean=torch.linspace(-1, 1, p, dtype=torch.float64).reshape(GRID.shape),
+        field_dev=field_dev,
+        obs_mean=torch.linspace(0, 1, n_obs, dtype=torch.float64),
+        obs_dev=obs_dev,
+    )
+    r = torch.tensor([0.3, -0.2, 0.5, 0.1], dtype=torch.float64)
+    draws = approx.conditional_draws(r.expand(40000, n_obs), std, seed=1).reshape(40000, p)
+    s = std**2 * torch.eye(n_obs, dtype=torch.float64) + obs_dev.T @ obs_dev
+    c_ex = field_dev.T @ obs_dev
+    mean = approx.field_mean.reshape(-1) + c_ex @ torch.linalg.solve(s, r - approx.obs_mean)
+    cov = field_dev.T @ field_dev - c_ex @ torch.linalg.solve(s, c_ex.T)
+    sd = cov.diagonal().sqrt()
+    assert ((draws.mean(0) - mean).abs() / sd).max() < 4 / np.sqrt(40000) * 1.5
+    torch.testing.assert_close(torch.cov(draws.T), cov, atol=0.03 * float(sd.max()) ** 2, rtol=0)
+    again = approx.conditional_draws(r.expand(40000, n_obs), std, seed=1)
+    torch.testing.assert_close(again.reshape(40000, p), draws, rtol=0, atol=0)
+
+
+def test_bad_input_is_refused():
+    gen = ProjectingGenerator(1, 2, torch.float64)
+    forward = LinearForward(4, torch.float64)
+    with pytest.raises(TypeError, match="no encoder"):
+        ApproximationError.estimate(LinearGenerator(1, 2, torch.float64), _fields(5), forward)
+    with pytest.raises(ValueError, match="shape"):
+        ApproximationError.estimate(gen, torch.zeros(5, 4, 4, dtype=torch.float64), forward)
+    bad = _fields(5)
+    bad[2, 1, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        ApproximationError.estimate(gen, bad, forward)
+    approx = ApproximationError.estimate(gen, _fields(5), forward)
+    with pytest.raises(ValueError, match="positive"):
+        approx.likelihood(0.0)
+    with pytest.raises(ValueError, match="residual"):
+        approx.conditional_draws(torch.zeros(3, 5, dtype=torch.float64), 0.1)
+    with pytest.raises(ValueError, match="positive definite"):
+        CorrelatedGaussianLikelihood(-torch.eye(2, dtype=torch.float64))
