@@ -21,6 +21,7 @@ _SUBMODULES = (
     "fileio",
     "infer",
     "likelihood",
+    "linearised",
     "model",
     "pde",
     "potential",
