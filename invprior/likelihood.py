@@ -5,6 +5,10 @@ A likelihood turns predicted observations :math:`F(x)`, shape ``(*batch, n_obs)`
 distribution over the data with event shape ``(n_obs,)``. It also reports its Fisher
 information with respect to the prediction, which the Gauss-Newton Hessian of
 :func:`invprior.infer.laplace` needs: :math:`H = J^T W J + H_{prior}`.
+
+:class:`GaussianLikelihood` is independent noise; :class:`CorrelatedGaussianLikelihood`
+takes a full covariance and a mean offset, the form the approximation-error model of
+:mod:`invprior.approximation_error` produces.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from abc import ABC, abstractmethod
 import pyro.distributions as dist
 import torch
 
-__all__ = ["GaussianLikelihood", "Likelihood"]
+__all__ = ["CorrelatedGaussianLikelihood", "GaussianLikelihood", "Likelihood"]
 
 
 class Likelihood(ABC):
@@ -33,13 +37,13 @@ class Likelihood(ABC):
 
     @abstractmethod
     def fisher(self, prediction: torch.Tensor) -> torch.Tensor:
-        r"""Diagonal Fisher information :math:`W` with respect to the prediction.
+        r"""Fisher information :math:`W` with respect to the prediction.
 
         Args:
             prediction: Predicted observations, shape ``(n_obs,)``.
 
         Returns:
-            The diagonal of :math:`W`, shape ``(n_obs,)``.
+            :math:`W`, shape ``(n_obs, n_obs)``.
         """
 
 
@@ -92,4 +96,63 @@ class GaussianLikelihood(Likelihood):
         return dist.Normal(prediction, std).to_event(1)
 
     def fisher(self, prediction: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return self.std(prediction).expand(prediction.shape).pow(-2)
+        return torch.diag_embed(self.std(prediction).expand(prediction.shape).pow(-2))
+
+
+class CorrelatedGaussianLikelihood(Likelihood):
+    r"""Correlated Gaussian noise with an offset, :math:`y \sim N(F(x) + m, \Gamma)`.
+
+    Args:
+        cov: Noise covariance :math:`\Gamma`, symmetric positive definite, shape
+            ``(n_obs, n_obs)``.
+        offset: Mean :math:`m` of the noise, shape ``(n_obs,)``; None means zero.
+        noise_std: The measurement part of the noise, recorded with the results (scalar
+            or shape ``(n_obs,)``); None means :math:`\sqrt{\mathrm{diag}\,\Gamma}`.
+
+    Raises:
+        ValueError: If ``cov`` is not a finite positive definite square matrix or
+            ``offset`` does not match it.
+
+    Example:
+        >>> lik = CorrelatedGaussianLikelihood(torch.eye(3, dtype=torch.float64))
+        >>> float(lik.distribution(torch.zeros(3, dtype=torch.float64)).log_prob(
+        ...     torch.zeros(3, dtype=torch.float64)))  # doctest: +ELLIPSIS
+        -2.756...
+    """
+
+    def __init__(
+        self,
+        cov: torch.Tensor,
+        offset: torch.Tensor | None = None,
+        noise_std: float | torch.Tensor | None = None,
+    ) -> None:
+        cov = torch.as_tensor(cov).detach().clone()
+        if cov.dim() != 2 or cov.shape[0] != cov.shape[1] or not bool(torch.isfinite(cov).all()):
+            raise ValueError(f"cov must be a finite square matrix, got shape {tuple(cov.shape)}")
+        cov = 0.5 * (cov + cov.T)
+        chol, info = torch.linalg.cholesky_ex(cov)
+        if int(info) != 0:
+            raise ValueError("cov is not positive definite")
+        n = cov.shape[0]
+        offset = cov.new_zeros(n) if offset is None else torch.as_tensor(offset).to(cov)
+        if offset.shape != (n,) or not bool(torch.isfinite(offset).all()):
+            raise ValueError(f"offset must be {n} finite values, got shape {tuple(offset.shape)}")
+        self.cov, self.scale_tril, self.offset = cov, chol, offset
+        self.noise_std = cov.diagonal().sqrt() if noise_std is None else torch.as_tensor(noise_std)
+
+    def _check(self, prediction: torch.Tensor) -> None:
+        if prediction.shape[-1] != self.cov.shape[0]:
+            raise ValueError(
+                f"the noise covariance is {self.cov.shape[0]}x{self.cov.shape[0]} but the "
+                f"forward model yields {prediction.shape[-1]} observations"
+            )
+
+    def distribution(self, prediction: torch.Tensor) -> dist.TorchDistribution:  # noqa: D102
+        self._check(prediction)
+        offset = self.offset.to(prediction)
+        tril = self.scale_tril.to(prediction)
+        return dist.MultivariateNormal(prediction + offset, scale_tril=tril)
+
+    def fisher(self, prediction: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        self._check(prediction)
+        return torch.cholesky_inverse(self.scale_tril.to(prediction))

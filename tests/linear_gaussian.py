@@ -140,7 +140,7 @@ def exact_posterior(
             obs.new_ones(gen.aux_dim + gen.rec_dim),
         ]
     )
-    precision = g.T @ (w[:, None] * g) + torch.diag(1.0 / var0)
+    precision = g.T @ w @ g + torch.diag(1.0 / var0)
     cov = torch.linalg.inv(precision)
-    mean = cov @ (g.T @ (w * (obs - b @ c)) + mu0 / var0)
+    mean = cov @ (g.T @ (w @ (obs - b @ c)) + mu0 / var0)
     return mean, cov

@@ -22,7 +22,7 @@ class StudentTLikelihood(Likelihood):
         return dist.StudentT(4.0, prediction, 0.2 * torch.ones_like(prediction)).to_event(1)
 
     def fisher(self, prediction):  # noqa: D102
-        return torch.full_like(prediction, 5.0 / (7.0 * 0.04))
+        return torch.diag_embed(torch.full_like(prediction, 5.0 / (7.0 * 0.04)))
 
 
 def _problem(aux_dim, noise):

@@ -128,7 +128,7 @@ def laplace(
     prior_hessian = torch.autograd.functional.hessian(
         lambda z: potential.prior_energy(potential.layout.unpack(z)), mean
     )
-    precision = jac.T @ (weight[:, None] * jac) + prior_hessian
+    precision = jac.T @ weight @ jac + prior_hessian
     precision = 0.5 * (precision + precision.T)
     chol, info = torch.linalg.cholesky_ex(precision)
     if int(info) != 0:
