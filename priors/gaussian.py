@@ -154,10 +154,18 @@ class GaussianFieldPrior(Generator):
             raise ValueError(f"variance_fraction must be in (0, 1], got {variance_fraction}")
         flat = x.reshape(len(x), -1).double()
         mean = flat.mean(0)
-        centred = flat - mean
-        cov = centred.T @ centred / (len(x) - 1)
-        eigvals, eigvecs = torch.linalg.eigh(cov)
-        basis = _truncate(eigvals.flip(0), eigvecs.flip(1), variance_fraction, None)
+        centred = (flat - mean) / (len(x) - 1) ** 0.5
+        if len(x) >= centred.shape[1]:
+            eigvals, eigvecs = torch.linalg.eigh(centred.T @ centred)
+            eigvals, eigvecs = eigvals.flip(0), eigvecs.flip(1)
+        else:
+            # Eigenpairs of C = D^T D from the Gram matrix D D^T = U diag(lambda) U^T: the
+            # eigenvectors of C are D^T U diag(lambda)^(-1/2), an n x n problem, not P x P.
+            eigvals, u = torch.linalg.eigh(centred @ centred.T)
+            eigvals, u = eigvals.flip(0), u.flip(1)
+            keep = eigvals > eigvals[0] * torch.finfo(eigvals.dtype).eps * len(x)
+            eigvals, eigvecs = eigvals[keep], centred.T @ u[:, keep] / eigvals[keep].sqrt()
+        basis = _truncate(eigvals, eigvecs, variance_fraction, None)
         return cls(mean.reshape(grid.shape).to(x.dtype), basis.to(x.dtype), grid)
 
     @classmethod

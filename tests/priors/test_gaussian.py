@@ -35,6 +35,17 @@ def test_from_samples_reproduces_covariance(dtype):
     np.testing.assert_allclose(g.mean.double().numpy(), 3.0, atol=0.05)
 
 
+def test_from_few_samples_keeps_their_covariance():
+    # n < ny * nx: the Gram-matrix route; with every mode kept, C is the sample covariance.
+    rng = np.random.default_rng(1)
+    fields = rng.standard_normal((30, *GRID.shape))
+    g = GaussianFieldPrior.from_samples(fields, variance_fraction=1.0, grid=GRID)
+    flat = fields.reshape(30, -1)
+    assert g.rec_dim == 29
+    np.testing.assert_allclose(g.covariance.numpy(), np.cov(flat.T), atol=1e-12)
+    np.testing.assert_allclose(g.mean.numpy().ravel(), flat.mean(0), atol=1e-12)
+
+
 def test_samples_have_the_prior_covariance():
     g = GaussianFieldPrior.matern(GRID, 1.0, 0.25, nu=1.5, variance_fraction=0.99).double()
     z = torch.randn(40000, g.rec_dim, dtype=torch.float64)
