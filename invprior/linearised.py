@@ -9,7 +9,7 @@ Linearise the generator at a latent point :math:`z_0 = (z_{aux,0}, z_{rec,0})`,
     \in \mathbb{R}^{n \times m}, \quad n = n_y n_x, \; m = d + r,
 
 so that a latent with covariance :math:`\Sigma_z` induces the field covariance
-:math:`C = J \Sigma_z J^T` (Sec. 3 of [1]). Its eigenpairs come from the thin SVD
+:math:`C = J \Sigma_z J^T`. Its eigenpairs come from the thin SVD
 :math:`J \Sigma_z^{1/2} = U S V^T`: :math:`C = U S^2 U^T`, at cost :math:`O(n m^2)`, and the
 :math:`n \times n` matrix is never formed. With :math:`J = [J_a, J_r]` split into the named
 and the residual block,
