@@ -172,7 +172,14 @@ class BaselineConfig:
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """A whole study; see the module docstring for the TOML layout."""
+    """A whole study; see the module docstring for the TOML layout.
+
+    ``[mcmc]`` takes, besides ``kernel`` and ``seed``, ``parallel_chains``: true runs the
+    chains on MPI rank groups, each with its own copy of the mesh
+    (:func:`invprior.parallel.split_chains`); false (the default) runs them one after
+    another with the mesh distributed over all ranks. Both give the same chains up to
+    solver tolerance.
+    """
 
     mesh: MeshConfig = field(default_factory=MeshConfig)
     pde: PDEConfig = field(default_factory=PDEConfig)
@@ -185,11 +192,16 @@ class StudyConfig:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     kernel: str = "nuts"
     seed: int = 0
+    parallel_chains: bool = False
     folder: Path = Path("results/study")
 
     def __post_init__(self) -> None:
         if self.kernel not in ("nuts", "hmc"):
             raise ValueError(f"[mcmc] kernel must be 'nuts' or 'hmc', got {self.kernel!r}")
+        if not isinstance(self.parallel_chains, bool):
+            raise ValueError(
+                f"[mcmc] parallel_chains must be true or false, got {self.parallel_chains!r}"
+            )
 
     @classmethod
     def from_dict(cls, data: dict) -> StudyConfig:
@@ -203,7 +215,11 @@ class StudyConfig:
         if unknown:
             raise ValueError(f"unknown tables {unknown}; known: {sorted({*tables, 'output'})}")
         mcmc = dict(data.get("mcmc", {}))
-        extra = {"kernel": mcmc.pop("kernel", "nuts"), "seed": mcmc.pop("seed", 0)}
+        extra = {
+            "kernel": mcmc.pop("kernel", "nuts"),
+            "seed": mcmc.pop("seed", 0),
+            "parallel_chains": mcmc.pop("parallel_chains", False),
+        }
         output = dict(data.get("output", {}))
         if "folder" in output:
             extra["folder"] = Path(output.pop("folder"))
@@ -353,32 +369,48 @@ def gp_baseline(
 def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[str, object]:
     """Run a study: truth, data, MAP, MCMC, the Gaussian baseline, DataTree and report.
 
-    Collective on ``comm``. When ``write`` is set, rank 0 writes ``posterior.nc`` (with
-    the baseline as the group ``baseline``) and the report into ``config.folder``, and all
-    ranks write ``fields.xdmf`` (+ ``fields.h5``): the posterior mean, std, 5%/95%
-    quantiles, the truth and the baseline's summaries as P1 functions for ParaView.
+    Collective on ``comm``. With ``config.parallel_chains`` off, the mesh is distributed
+    over all ranks of ``comm`` and the chains run one after another. With it on, ``comm``
+    is split into rank groups (:func:`invprior.parallel.split_chains`), each with its own
+    mesh; every group computes the MAP, rank 0's MAP is broadcast as the chains' start,
+    each group runs its chains, and the chains are gathered on every rank; the rest
+    (predictive checks, baseline) is repeated on every group, so every rank returns the
+    same metrics. When ``write`` is set, rank 0 writes ``posterior.nc`` (with the baseline
+    as the group ``baseline``) and the report into ``config.folder``, and the ranks of the
+    mesh that holds rank 0 write ``fields.xdmf`` (+ ``fields.h5``): the posterior mean,
+    std, 5%/95% quantiles, the truth and the baseline's summaries as P1 functions for
+    ParaView.
 
     Args:
         config: The study.
-        comm: MPI communicator of the PDE.
+        comm: MPI communicator of all ranks (of the PDE, unless the chains run on groups).
         write: Write the DataTree, the report and the XDMF fields.
 
     Returns:
         The metrics of :func:`invprior.report.study_metrics` (with ``gp_rel_l2_error`` and
         ``gp_coverage_90`` when the baseline runs), where ``wall_s`` and ``pde_solves``
-        cover the whole study (truth, MAP, sampling, predictive checks, baseline), plus
-        ``map_energy``, ``noise_std`` and, when written, ``folder``.
+        cover the whole study (truth, MAP, sampling, predictive checks, baseline; solves
+        summed over the rank groups), plus ``map_energy``, ``noise_std`` and, when written,
+        ``folder``.
+
+    Raises:
+        ValueError: With ``config.parallel_chains``, if the ranks cannot be split into
+            groups (see :func:`invprior.parallel.chain_group`).
     """
     from . import infer, priors
     from .bridge import TorchForward
     from .diagnostics import save_datatree, to_arviz
     from .model import DisentangledPrior, InverseProblem
+    from .parallel import gather_chains, split_chains
     from .pde import write_grid_functions
     from .report import BASELINE, field_maps, study_metrics, write_report
 
     tic = time.perf_counter()
+    mesh_comm, chains = comm, None  # chains None: all of them, on this one mesh
+    if config.parallel_chains:
+        mesh_comm, chains = split_chains(comm, config.mcmc.num_chains)
     generator = priors.load(config.prior.name)
-    model = _forward_model(config, generator.grid, comm)
+    model = _forward_model(config, generator.grid, mesh_comm)
     forward = TorchForward(model)
     truth = synthetic_truth(config, generator)
     clean = model.forward(truth["field"])
@@ -388,8 +420,12 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
     problem = InverseProblem(DisentangledPrior(generator, tau=config.prior.tau), forward, std)
     obs = problem.check_obs(data)
     start = infer.map(problem, obs, seed=config.seed, config=config.map)
+    if chains is not None:
+        start = comm.bcast(start, root=0)  # one start for all groups, as in one run
     sampler = infer.nuts if config.kernel == "nuts" else infer.hmc
-    result = sampler(problem, obs, init=start, seed=config.seed, config=config.mcmc)
+    result = sampler(problem, obs, init=start, seed=config.seed, config=config.mcmc, chains=chains)
+    if chains is not None:
+        result = gather_chains(result, comm, mesh_comm)
     tree = to_arviz(
         result,
         problem,
@@ -414,11 +450,15 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
         tree[BASELINE] = baseline
     metrics = study_metrics(tree)
     metrics.update(
-        map_energy=start.potential_energy, noise_std=std, pde_solves=model.counter.total
+        map_energy=start.potential_energy,
+        noise_std=std,
+        # each rank counts its mesh's solves: sum over ranks / ranks per mesh = sum over meshes
+        pde_solves=comm.allreduce(model.counter.total) // mesh_comm.size,
     )
     if write:
         folder = Path(config.folder)
-        write_grid_functions(model.Q, model.transfer, field_maps(tree), folder / "fields.xdmf")
+        if chains is None or 0 in chains:  # the mesh that holds rank 0
+            write_grid_functions(model.Q, model.transfer, field_maps(tree), folder / "fields.xdmf")
         if comm.rank == 0:
             save_datatree(tree, folder / "posterior.nc")
             write_report(tree, folder)

@@ -5,7 +5,10 @@ Builds the mesh, PDE, sensors, prior and synthetic data the file describes, runs
 MCMC and the Gaussian baseline on the same data, writes ``posterior.nc`` (ArviZ
 DataTree), figures, ``summary.txt``, ``metrics.json`` and ``fields.xdmf`` (+ ``.h5``, for
 ParaView) into the output folder, prints the summary and, as the last line, one JSON
-object with the study's metrics. Runs under ``mpiexec`` too (rank 0 prints).
+object with the study's metrics. Runs under ``mpiexec`` too (rank 0 prints): by default
+the mesh is distributed over all ranks and the chains run one after another; with
+``--parallel-chains`` (or ``[mcmc] parallel_chains = true``) C chains on N ranks run on
+min(C, N) rank groups at once, each with its own mesh (:mod:`invprior.parallel`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("config", type=Path, metavar="CONFIG.toml", help="study configuration")
     p.add_argument("--out", type=Path, default=None, help="output folder (overrides [output])")
     p.add_argument(
+        "--chains",
+        type=int,
+        default=None,
+        metavar="C",
+        help="number of MCMC chains (overrides [mcmc] num_chains)",
+    )
+    p.add_argument(
+        "--parallel-chains",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the chains at once on min(C, N) groups of the N MPI ranks, each group "
+        "with its own mesh, instead of one after another on one mesh over all ranks "
+        "(overrides [mcmc] parallel_chains; min(C, N) must divide N)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -53,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from invprior.parallel import chain_group
     from invprior.study import StudyConfig, run_study
 
     if args.threads < 1:
@@ -60,14 +79,25 @@ def run(args: argparse.Namespace) -> int:
         return 2
     torch.set_num_threads(args.threads)
 
+    comm = MPI.COMM_WORLD
     try:
         config = StudyConfig.from_toml(args.config)
     except (OSError, tomllib.TOMLDecodeError, TypeError, ValueError) as err:
         print(f"invprior run: error: {args.config}: {err}", file=sys.stderr)
         return 2
+    try:
+        if args.chains is not None:
+            mcmc = dataclasses.replace(config.mcmc, num_chains=args.chains)
+            config = dataclasses.replace(config, mcmc=mcmc)
+        if args.parallel_chains is not None:
+            config = dataclasses.replace(config, parallel_chains=args.parallel_chains)
+        if config.parallel_chains:
+            chain_group(comm.rank, comm.size, config.mcmc.num_chains)  # raises if no split
+    except ValueError as err:
+        print(f"invprior run: error: {err}", file=sys.stderr)
+        return 2
     if args.out is not None:
         config = dataclasses.replace(config, folder=args.out)
-    comm = MPI.COMM_WORLD
     metrics = run_study(config, comm)
     if comm.rank == 0:
         print((Path(config.folder) / "summary.txt").read_text())

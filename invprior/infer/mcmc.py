@@ -4,13 +4,18 @@ r"""Hamiltonian Monte Carlo and NUTS over the unconstrained latent of an inverse
 Both wrap Pyro's kernels around :class:`invprior.potential.PotentialEnergy`: step size
 adaptation by dual averaging and mass matrix adaptation during warm-up, a dense mass
 matrix for small latents. Chains run one after another in this process (one
-``MCMC(num_chains=1)`` each, seeded from ``seed``), never through Pyro's multiprocessing:
-the forward model may hold MPI communicators and PETSc objects. Each chain starts at the
-MAP unless told otherwise. A PDE solver failure becomes a divergence.
+``MCMC(num_chains=1)`` each), never through Pyro's multiprocessing: the forward model may
+hold MPI communicators and PETSc objects. Chain :math:`c` of ``num_chains`` always starts
+at the :math:`c`-th start and draws from the :math:`c`-th of ``child_seeds(seed,
+num_chains)``, so a process may run any subset ``chains`` of them and the subsets of
+several MPI rank groups, gathered (:func:`invprior.parallel.gather_chains`), are the full
+run. Each chain starts at the MAP unless told otherwise. A PDE solver failure becomes a
+divergence.
 
 Per draw the result keeps ``diverging``, ``step_size``, ``n_steps`` (leapfrog steps),
 ``accept_prob`` and, for NUTS, ``tree_depth`` (:math:`\lceil \log_2(n_{steps} + 1) \rceil`,
-exact for Pyro's doubling scheme); per chain it keeps the PDE solves and the wall time.
+exact for Pyro's doubling scheme); per chain it keeps its index, the PDE solves and the
+wall time.
 
 References:
     [1] M. D. Hoffman, A. Gelman, "The No-U-Turn Sampler: Adaptively Setting Path Lengths in
@@ -24,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +54,8 @@ class MCMCConfig:
     Attributes:
         num_samples: Draws kept per chain.
         warmup_steps: Adaptation steps per chain (discarded).
-        num_chains: Chains, run one after another.
+        num_chains: Chains, run one after another (or split over MPI rank groups, see
+            :mod:`invprior.parallel`).
         target_accept_prob: Target of step size adaptation.
         max_tree_depth: NUTS only: maximum doublings per draw.
         step_size: Initial step size.
@@ -104,8 +110,9 @@ class MCMCResult:
             the named variables, ``e_aux``, ``z_aux``, ``z_rec`` and (if stored) ``field``.
         latent: Unconstrained latent draws, shape ``(chain, draw, dim)``.
         sample_stats: Per-draw statistics, arrays of shape ``(chain, draw)``.
-        chain_stats: Per chain: ``wall_s``, ``pde_solves`` (or None), ``num_evals``,
-            ``num_divergences``, final ``step_size``.
+        chain_stats: Per chain: ``chain`` (its index among ``config.num_chains``),
+            ``wall_s``, ``pde_solves`` (or None), ``num_evals``, ``num_divergences``, final
+            ``step_size``.
         config: The settings used.
         kernel: ``"NUTS"`` or ``"HMC"``.
     """
@@ -222,6 +229,49 @@ def _initial_inverse_mass(
         return None
 
 
+def _chain_indices(chains: Sequence[int] | None, num_chains: int) -> tuple[int, ...]:
+    """The chains to run, ``range(num_chains)`` when None; checked to be distinct indices."""
+    if chains is None:
+        return tuple(range(num_chains))
+    indices = tuple(int(c) for c in chains)
+    if (
+        not indices
+        or len(set(indices)) != len(indices)
+        or not set(indices) <= set(range(num_chains))
+    ):
+        raise ValueError(
+            f"chains must be distinct indices in range({num_chains}) (num_chains), got "
+            f"{list(chains)}; pass a subset of the chains or None for all of them"
+        )
+    return indices
+
+
+def _run_chain(
+    kernel: MCMCKernel,
+    potential: PotentialEnergy,
+    start: torch.Tensor,
+    seed: int,
+    config: MCMCConfig,
+    recorder: _DrawRecorder,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """One chain from ``start`` ``(dim,)``: latent draws ``(draw, dim)`` and divergences."""
+    with seeded(seed, start.device):
+        mcmc = MCMC(
+            kernel,
+            num_samples=config.num_samples,
+            warmup_steps=config.warmup_steps,
+            initial_params=potential.layout.unpack(start),
+            num_chains=1,
+            disable_progbar=config.disable_progbar or not is_root(),
+            hook_fn=recorder,
+            transforms={},
+        )
+        mcmc.run()
+    diverging = np.zeros(config.num_samples, dtype=bool)
+    diverging[np.asarray(mcmc.diagnostics()["divergences"]["chain 0"], dtype=int)] = True
+    return potential.layout.pack(mcmc.get_samples()).detach(), diverging
+
+
 def _run_chains(
     make_kernel: Callable[[PotentialEnergy, bool, torch.Tensor | None], MCMCKernel],
     problem: InverseProblem,
@@ -230,8 +280,14 @@ def _run_chains(
     init: MapResult | torch.Tensor | None,
     seed: int,
     kernel_name: str,
+    chains: Sequence[int] | None,
 ) -> MCMCResult:
-    """Run the chains one after another and collect draws and statistics."""
+    """Run the chains ``chains`` (default all) one after another and collect the results.
+
+    Starts, seeds and the initial mass matrix are those of all ``config.num_chains``
+    chains, so chain ``c`` is the same whichever subset it runs in.
+    """
+    indices = _chain_indices(chains, config.num_chains)
     layout = PotentialEnergy(problem, obs).layout
     full_mass = (
         config.full_mass if config.full_mass is not None else (layout.dim <= config.max_dense_dim)
@@ -245,32 +301,20 @@ def _run_chains(
     inverse_mass = None
     if full_mass and config.init_mass == "laplace":
         inverse_mass = _initial_inverse_mass(problem, obs, starts[0])
+    seeds = child_seeds(seed, config.num_chains)
     latents, stats, chain_stats = [], [], []
-    for chain, seed_c in enumerate(child_seeds(seed, config.num_chains)):
+    for chain in indices:
         potential = PotentialEnergy(problem, obs)
-        start = starts[chain].to(potential.obs)
         recorder = _DrawRecorder(potential, config.num_samples, kernel_name == "NUTS")
         kernel = make_kernel(potential, full_mass, inverse_mass)
         before, tic = solve_counts(problem.forward), time.perf_counter()
-        with seeded(seed_c, start.device):
-            mcmc = MCMC(
-                kernel,
-                num_samples=config.num_samples,
-                warmup_steps=config.warmup_steps,
-                initial_params=layout.unpack(start),
-                num_chains=1,
-                disable_progbar=config.disable_progbar or not is_root(),
-                hook_fn=recorder,
-                transforms={},
-            )
-            mcmc.run()
-        draws = mcmc.get_samples()
-        latents.append(layout.pack(draws).detach())
-        diverging = np.zeros(config.num_samples, dtype=bool)
-        diverging[np.asarray(mcmc.diagnostics()["divergences"]["chain 0"], dtype=int)] = True
+        start = starts[chain].to(potential.obs)
+        latent, diverging = _run_chain(kernel, potential, start, seeds[chain], config, recorder)
+        latents.append(latent)
         stats.append({**recorder.stats, "diverging": diverging})
         chain_stats.append(
             {
+                "chain": chain,
                 "wall_s": time.perf_counter() - tic,
                 "pde_solves": solves_since(before, problem.forward),
                 "num_evals": potential.num_evals,
@@ -312,6 +356,7 @@ def nuts(
     init: MapResult | torch.Tensor | None = None,
     seed: int = 0,
     config: MCMCConfig | None = None,
+    chains: Sequence[int] | None = None,
     **kwargs: object,
 ) -> MCMCResult:
     """Sample the posterior with the No-U-Turn Sampler [1].
@@ -323,10 +368,19 @@ def nuts(
             ``(dim,)`` or ``(num_chains, dim)``, or None to run :func:`find_map` first.
         seed: Seed of everything random (same seed, same chains).
         config: An :class:`MCMCConfig`; alternatively pass its fields as keyword arguments.
+        chains: Indices of the chains to run here, a subset of ``range(num_chains)``
+            (default all): chain ``c`` starts at the ``c``-th start and uses the ``c``-th
+            of ``child_seeds(seed, num_chains)`` whichever subset it is run in, so the
+            chains of MPI rank groups (:func:`invprior.parallel.split_chains`), gathered,
+            are those of the full run.
         **kwargs: Fields of :class:`MCMCConfig`.
 
     Returns:
-        The :class:`MCMCResult`.
+        The :class:`MCMCResult` of the chains run, in the order of ``chains``.
+
+    Raises:
+        ValueError: If ``chains`` are not distinct indices below ``num_chains``, or the
+            initial latent does not fit the problem.
 
     Example:
         >>> result = nuts(problem, obs, num_samples=500, warmup_steps=500)  # doctest: +SKIP
@@ -347,7 +401,7 @@ def nuts(
             max_tree_depth=config.max_tree_depth,
         )
 
-    return _run_chains(make_kernel, problem, obs, config, init, seed, "NUTS")
+    return _run_chains(make_kernel, problem, obs, config, init, seed, "NUTS", chains)
 
 
 def hmc(
@@ -357,6 +411,7 @@ def hmc(
     init: MapResult | torch.Tensor | None = None,
     seed: int = 0,
     config: MCMCConfig | None = None,
+    chains: Sequence[int] | None = None,
     **kwargs: object,
 ) -> MCMCResult:
     """Sample the posterior with Hamiltonian Monte Carlo, ``config.num_steps`` per draw [2].
@@ -377,4 +432,4 @@ def hmc(
             target_accept_prob=config.target_accept_prob,
         )
 
-    return _run_chains(make_kernel, problem, obs, config, init, seed, "HMC")
+    return _run_chains(make_kernel, problem, obs, config, init, seed, "HMC", chains)
