@@ -1,0 +1,71 @@
+# SPDX-License-Identifier: MIT
+"""The benchmarks in ``bench/`` run with the tiniest settings and print the keys they promise.
+
+These check that the scripts work, not the numbers they measure.
+"""
+
+import importlib
+import json
+import math
+import tomllib
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.dolfinx
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+PARTS = ("generator_s", "transfer_s", "pde_forward_s", "pde_adjoint_s", "gradient_s")
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    """Import a benchmark script by name (``bench/`` on ``sys.path``, as when run)."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    return importlib.import_module
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    """The example's study with a cheap MAP (one restart of 10 steps)."""
+    example = (BENCH.parent / "examples" / "source_identification.toml").read_text()
+    tiny = example.replace("num_restarts = 4", "num_restarts = 1")
+    tiny = tiny.replace("num_steps = 200", "num_steps = 10")
+    assert tomllib.loads(tiny)["map"] == {"num_restarts": 1, "num_steps": 10}
+    path = tmp_path / "tiny.toml"
+    path.write_text(tiny)
+    return path
+
+
+def last_json(capsys):
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def assert_positive(result, keys):
+    for key in keys:
+        assert math.isfinite(result[key]) and result[key] > 0, (key, result[key])
+
+
+def test_gradient_cost(bench, capsys):
+    result = bench("gradient_cost").main(["--problem", "both", "--repeats", "3"])
+    assert last_json(capsys) == result
+    for prefix in ("", "dense_", "conductivity_"):
+        timed = [p for p in PARTS if not (prefix == "dense_" and p == "transfer_s")]
+        assert_positive(result, [prefix + p for p in timed])
+        assert 0 <= result[prefix + "overhead_fraction"] < 1
+        assert math.isfinite(result[prefix + "overhead_fraction_raw"])
+    assert result["dense_transfer_s"] == 0.0  # the dense map contains the transfer
+    assert result["pde_solves_per_gradient"] == result["conductivity_pde_solves_per_gradient"] == 2
+    assert result["dense_pde_solves_per_gradient"] == 0
+    assert_positive(result, ["dense_build_s"])
+
+
+def test_nuts_throughput(bench, capsys, tiny_config):
+    argv = ["--warmup", "2", "--samples", "4", "--config", str(tiny_config)]
+    result = bench("nuts_throughput").main(argv)
+    assert last_json(capsys) == result
+    keys = ("ess", "ess_per_s", "ess_per_pde_solve", "grad_evals", "wall_s", "pde_solves")
+    assert_positive(result, [prefix + key for prefix in ("", "dense_") for key in keys])
+    assert_positive(result, ["dense_build_s", "dense_speedup"])
+    assert result["dense_pde_solves"] == result["n_obs"] + 1  # building the map only
+    assert result["default"] == "dense=False" and result["default_reason"]
