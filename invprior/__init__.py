@@ -16,6 +16,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
+    "approximation_error",
     "bridge",
     "diagnostics",
     "fileio",
@@ -23,6 +24,7 @@ _SUBMODULES = (
     "likelihood",
     "linearised",
     "model",
+    "parallel",
     "pde",
     "potential",
     "priors",

@@ -12,6 +12,8 @@ frozen dataclass checked on construction. Example (``examples/source_identificat
     per_side = 8                 # 64 sensors on an even interior grid
     [noise]
     relative = 0.01              # noise std = relative * max |F(truth)|
+    [approximation_error]
+    enabled = true               # the generator's error as extra Gaussian noise
     [prior]
     name = "source-auxvae"       # shipped name or checkpoint path
     [truth]
@@ -28,12 +30,13 @@ frozen dataclass checked on construction. Example (``examples/source_identificat
     folder = "results/source_identification"
 
 Tables ``[map]`` and ``[mcmc]`` take the fields of :class:`invprior.infer.MapConfig` and
-:class:`invprior.infer.MCMCConfig`; ``[mcmc]`` also takes ``kernel`` and ``seed``;
+:class:`invprior.infer.MCMCConfig`; ``[mcmc]`` also takes ``kernel``, ``seed`` and
+``parallel_chains`` (chains on MPI rank groups, :mod:`invprior.parallel`);
 ``[baseline]`` takes the fields of :class:`BaselineConfig` (the Gaussian-field baseline,
-on by default).
+on by default), ``[approximation_error]`` those of :class:`ApproximationErrorConfig`.
 
 MPI: every function is collective on the communicator passed; only rank 0 writes the
-DataTree, figures and text; all ranks write the XDMF file together.
+DataTree, figures and text; the ranks of the mesh that rank 0 holds write the XDMF file.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ import xarray as xr
 from .infer import MapConfig, MCMCConfig
 
 __all__ = [
+    "ApproximationErrorConfig",
     "BaselineConfig",
     "MeshConfig",
     "NoiseConfig",
@@ -171,6 +175,29 @@ class BaselineConfig:
 
 
 @dataclass(frozen=True)
+class ApproximationErrorConfig:
+    """The generator's approximation error as extra noise (:mod:`invprior.approximation_error`).
+
+    Attributes:
+        enabled: Add the error's moments to the noise model and its conditional draws to
+            the posterior fields.
+        num_fields: Simulator draws (of the truth's simulator) the moments come from.
+        seed: Seed of those draws; must differ from the truth's seed.
+    """
+
+    enabled: bool = False
+    num_fields: int = 1000
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if self.num_fields < 2 or self.seed < 0:
+            raise ValueError(
+                f"[approximation_error] num_fields must be >= 2 and seed >= 0, got "
+                f"{self.num_fields} and {self.seed}"
+            )
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """A whole study; see the module docstring for the TOML layout.
 
@@ -190,6 +217,7 @@ class StudyConfig:
     map: MapConfig = field(default_factory=MapConfig)
     mcmc: MCMCConfig = field(default_factory=MCMCConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    approximation_error: ApproximationErrorConfig = field(default_factory=ApproximationErrorConfig)
     kernel: str = "nuts"
     seed: int = 0
     parallel_chains: bool = False
@@ -202,6 +230,11 @@ class StudyConfig:
             raise ValueError(
                 f"[mcmc] parallel_chains must be true or false, got {self.parallel_chains!r}"
             )
+        if self.approximation_error.enabled and self.approximation_error.seed == self.truth.seed:
+            raise ValueError(
+                "[approximation_error] seed equals [truth] seed: the error moments would be "
+                "estimated on the truth itself; pick another seed"
+            )
 
     @classmethod
     def from_dict(cls, data: dict) -> StudyConfig:
@@ -209,7 +242,7 @@ class StudyConfig:
         tables = {
             "mesh": MeshConfig, "pde": PDEConfig, "sensors": SensorConfig, "noise": NoiseConfig,
             "prior": PriorConfig, "truth": TruthConfig, "map": MapConfig, "mcmc": MCMCConfig,
-            "baseline": BaselineConfig,
+            "baseline": BaselineConfig, "approximation_error": ApproximationErrorConfig,
         }  # fmt: skip
         unknown = sorted(set(data) - {*tables, "output"})
         if unknown:
@@ -366,6 +399,18 @@ def gp_baseline(
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
+def _approximation_error(config: StudyConfig, generator: object, forward: object) -> object | None:
+    """The generator's approximation-error moments, or None when the study does not use them."""
+    if not config.approximation_error.enabled:
+        return None
+    from .approximation_error import ApproximationError
+    from .priors.simulate import simulate
+
+    cfg = config.approximation_error
+    draws = simulate(config.truth.simulator, cfg.num_fields, cfg.seed, generator.grid)
+    return ApproximationError.estimate(generator, draws.fields, forward)
+
+
 def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[str, object]:
     """Run a study: truth, data, MAP, MCMC, the Gaussian baseline, DataTree and report.
 
@@ -404,6 +449,7 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
     from .parallel import gather_chains, split_chains
     from .pde import write_grid_functions
     from .report import BASELINE, field_maps, study_metrics, write_report
+    from .sites import FIELD
 
     tic = time.perf_counter()
     mesh_comm, chains = comm, None  # chains None: all of them, on this one mesh
@@ -417,7 +463,10 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
     std = config.noise.std or config.noise.relative * float(np.abs(clean).max())
     noise = np.random.default_rng(config.noise.seed).standard_normal(clean.shape)
     data = torch.as_tensor(clean + std * noise)
-    problem = InverseProblem(DisentangledPrior(generator, tau=config.prior.tau), forward, std)
+    prior = DisentangledPrior(generator, tau=config.prior.tau)
+    measured = InverseProblem(prior, forward, std)  # measurement noise only
+    approx = _approximation_error(config, generator, forward)
+    problem = InverseProblem(prior, forward, approx.likelihood(std)) if approx else measured
     obs = problem.check_obs(data)
     start = infer.map(problem, obs, seed=config.seed, config=config.map)
     if chains is not None:
@@ -435,10 +484,16 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
         truth=truth,
         seed=config.seed,
     )
+    if approx:
+        fields = approx.posterior_fields(result.samples[FIELD], obs, forward, std, config.seed)
+        tree["posterior"][FIELD] = tree["posterior"][FIELD].copy(data=fields.cpu().numpy())
+        tree["posterior"].attrs["field"] = (
+            "generator field plus a conditional draw of its approximation error"
+        )
     if config.baseline.enabled:
         seed, seed_source = _baseline_seed(config, generator)
         baseline = gp_baseline(
-            problem,
+            measured,
             data,
             config.truth.simulator,
             dataclasses.replace(config.baseline, seed=seed),
@@ -452,6 +507,7 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
     metrics.update(
         map_energy=start.potential_energy,
         noise_std=std,
+        approximation_error=approx is not None,
         # each rank counts its mesh's solves: sum over ranks / ranks per mesh = sum over meshes
         pde_solves=comm.allreduce(model.counter.total) // mesh_comm.size,
     )
