@@ -50,12 +50,9 @@ from mpi4py import MPI
 import numpy as np
 import torch
 
-from invprior import priors
-from invprior.bridge import TorchForward
 from invprior.infer.common import prior_latents
-from invprior.model import DisentangledPrior, InverseProblem
 from invprior.potential import PotentialEnergy
-from invprior.study import PDEConfig, PriorConfig, StudyConfig, _forward_model, synthetic_truth
+from invprior.study import PDEConfig, PriorConfig, StudyConfig, build_study
 
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "source_identification.toml"
 PARTS = ("generator_s", "transfer_s", "pde_forward_s", "pde_adjoint_s")
@@ -72,20 +69,9 @@ def conductivity_config(config):
 
 
 def build_problem(config, comm):
-    """The inverse problem of a study, its data and noise std, built as ``run_study`` does.
-
-    The likelihood has the measurement noise only: an ``[approximation_error]`` table is
-    not applied (the source example does not enable it).
-    """
-    generator = priors.load(config.prior.name)
-    model = _forward_model(config, generator.grid, comm)
-    truth = synthetic_truth(config, generator)
-    clean = model.forward(truth["field"])
-    std = config.noise.std or config.noise.relative * float(np.abs(clean).max())
-    noise = np.random.default_rng(config.noise.seed).standard_normal(clean.shape)
-    prior = DisentangledPrior(generator, tau=config.prior.tau)
-    problem = InverseProblem(prior, TorchForward(model), std)
-    return problem, problem.check_obs(clean + std * noise), std
+    """The inverse problem of a study, its data and measurement noise std (``build_study``)."""
+    setup = build_study(config, comm)
+    return setup.problem, setup.obs, setup.noise_std
 
 
 def timed(comm, fn, *args):

@@ -61,7 +61,9 @@ __all__ = [
     "PDEConfig",
     "PriorConfig",
     "StudyConfig",
+    "StudySetup",
     "TruthConfig",
+    "build_study",
     "gp_baseline",
     "run_study",
     "synthetic_truth",
@@ -411,6 +413,77 @@ def _approximation_error(config: StudyConfig, generator: object, forward: object
     return ApproximationError.estimate(generator, draws.fields, forward)
 
 
+@dataclass(frozen=True)
+class StudySetup:
+    """Everything a study builds before inference (:func:`build_study`).
+
+    Attributes:
+        model: The PDE forward model (:class:`invprior.pde.SourceProblem` or
+            :class:`invprior.pde.ConductivityProblem`) on the study's mesh.
+        forward: ``model`` as a torch callable (:class:`invprior.bridge.TorchForward`).
+        truth: The held-out truth (:func:`synthetic_truth`).
+        noise_std: Measurement noise std.
+        measured: The inverse problem with measurement noise only.
+        approximation_error: The generator's error moments, or None when not enabled.
+        problem: The problem inference runs on: ``measured``, or with the enhanced noise
+            model when the approximation error is enabled.
+        data: The noisy data, shape ``(n_obs,)``, float64 on the CPU.
+        obs: ``data`` on the generator's dtype and device.
+    """
+
+    model: object
+    forward: object
+    truth: dict[str, np.ndarray]
+    noise_std: float
+    measured: object
+    approximation_error: object | None
+    problem: object
+    data: torch.Tensor
+    obs: torch.Tensor
+
+
+def build_study(config: StudyConfig, comm: object) -> StudySetup:
+    """Mesh, forward model, truth, noisy data and the inverse problem of a study.
+
+    Collective on ``comm`` (the mesh's communicator). The noise std is ``[noise] std`` or
+    ``relative * max |F(truth)|``; the noise draw is seeded by ``[noise] seed``.
+
+    Args:
+        config: The study.
+        comm: MPI communicator of the mesh.
+
+    Returns:
+        The :class:`StudySetup`.
+    """
+    from . import priors
+    from .bridge import TorchForward
+    from .model import DisentangledPrior, InverseProblem
+
+    generator = priors.load(config.prior.name)
+    model = _forward_model(config, generator.grid, comm)
+    forward = TorchForward(model)
+    truth = synthetic_truth(config, generator)
+    clean = model.forward(truth["field"])
+    std = config.noise.std or config.noise.relative * float(np.abs(clean).max())
+    noise = np.random.default_rng(config.noise.seed).standard_normal(clean.shape)
+    prior = DisentangledPrior(generator, tau=config.prior.tau)
+    measured = InverseProblem(prior, forward, std)
+    approx = _approximation_error(config, generator, forward)
+    problem = InverseProblem(prior, forward, approx.likelihood(std)) if approx else measured
+    data = torch.as_tensor(clean + std * noise)
+    return StudySetup(
+        model=model,
+        forward=forward,
+        truth=truth,
+        noise_std=std,
+        measured=measured,
+        approximation_error=approx,
+        problem=problem,
+        data=data,
+        obs=problem.check_obs(data),
+    )
+
+
 def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[str, object]:
     """Run a study: truth, data, MAP, MCMC, the Gaussian baseline, DataTree and report.
 
@@ -442,10 +515,8 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
         ValueError: With ``config.parallel_chains``, if the ranks cannot be split into
             groups (see :func:`invprior.parallel.chain_group`).
     """
-    from . import infer, priors
-    from .bridge import TorchForward
+    from . import infer
     from .diagnostics import save_datatree, to_arviz
-    from .model import DisentangledPrior, InverseProblem
     from .parallel import gather_chains, split_chains
     from .pde import write_grid_functions
     from .report import BASELINE, field_maps, study_metrics, write_report
@@ -455,19 +526,9 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
     mesh_comm, chains = comm, None  # chains None: all of them, on this one mesh
     if config.parallel_chains:
         mesh_comm, chains = split_chains(comm, config.mcmc.num_chains)
-    generator = priors.load(config.prior.name)
-    model = _forward_model(config, generator.grid, mesh_comm)
-    forward = TorchForward(model)
-    truth = synthetic_truth(config, generator)
-    clean = model.forward(truth["field"])
-    std = config.noise.std or config.noise.relative * float(np.abs(clean).max())
-    noise = np.random.default_rng(config.noise.seed).standard_normal(clean.shape)
-    data = torch.as_tensor(clean + std * noise)
-    prior = DisentangledPrior(generator, tau=config.prior.tau)
-    measured = InverseProblem(prior, forward, std)  # measurement noise only
-    approx = _approximation_error(config, generator, forward)
-    problem = InverseProblem(prior, forward, approx.likelihood(std)) if approx else measured
-    obs = problem.check_obs(data)
+    setup = build_study(config, mesh_comm)
+    model, forward, truth, std = setup.model, setup.forward, setup.truth, setup.noise_std
+    problem, obs, approx = setup.problem, setup.obs, setup.approximation_error
     start = infer.map(problem, obs, seed=config.seed, config=config.map)
     if chains is not None:
         start = comm.bcast(start, root=0)  # one start for all groups, as in one run
@@ -491,10 +552,10 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
             "generator field plus a conditional draw of its approximation error"
         )
     if config.baseline.enabled:
-        seed, seed_source = _baseline_seed(config, generator)
+        seed, seed_source = _baseline_seed(config, problem.prior.generator)
         baseline = gp_baseline(
-            measured,
-            data,
+            setup.measured,
+            setup.data,
             config.truth.simulator,
             dataclasses.replace(config.baseline, seed=seed),
             map_config=config.map,

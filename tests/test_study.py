@@ -107,6 +107,34 @@ def test_run_then_report(tiny_prior, tmp_path, capsys):
 
 @pytest.mark.dolfinx
 @pytest.mark.skip_in_parallel
+def test_approximation_error_widens_the_noise_and_the_fields(tiny_prior, tmp_path):
+    from mpi4py import MPI
+
+    import xarray as xr
+
+    from invprior.likelihood import CorrelatedGaussianLikelihood
+    from invprior.study import build_study, run_study
+
+    text = TOML.format(prior=tiny_prior, out=tmp_path / "out")
+    text += "[approximation_error]\nenabled = true\nnum_fields = 50\n"
+    config = StudyConfig.from_dict(tomllib.loads(text))
+    setup = build_study(config, MPI.COMM_WORLD)
+    lik = setup.problem.likelihood
+    assert isinstance(lik, CorrelatedGaussianLikelihood)
+    assert setup.measured.likelihood is not lik
+    # the enhanced covariance is the measurement noise plus a positive semi-definite term
+    extra = lik.cov - setup.noise_std**2 * torch.eye(len(setup.obs), dtype=lik.cov.dtype)
+    assert torch.linalg.eigvalsh(extra).min() > -1e-10 and extra.diagonal().min() > 0
+    metrics = run_study(config, MPI.COMM_WORLD)
+    assert metrics["approximation_error"] is True
+    tree = xr.open_datatree(tmp_path / "out" / "posterior.nc")
+    assert "approximation error" in tree["posterior"].attrs["field"]
+    with pytest.raises(ValueError, match="seed equals"):
+        StudyConfig.from_dict({"approximation_error": {"enabled": True, "seed": 777}})
+
+
+@pytest.mark.dolfinx
+@pytest.mark.skip_in_parallel
 def test_example_script_runs_tiny(tiny_prior, tmp_path):
     path = Path(__file__).parents[1] / "examples" / "source_identification.py"
     spec = importlib.util.spec_from_file_location("source_identification", path)
