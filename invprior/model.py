@@ -138,7 +138,7 @@ class DisentangledPrior:
         low, high = self.generator.aux_ranges[name]
         return dist.Uniform(ref.new_tensor(low), ref.new_tensor(high))
 
-    def _z_aux(self, u: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    def aux_latent(self, u: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         r""":math:`a(u) + \tau e`, shape ``(*batch, d)``, from ``u`` and ``e`` of that shape."""
         return self.generator.to_latent(u) + self.tau * e
 
@@ -150,7 +150,7 @@ class DisentangledPrior:
         if d:
             u = torch.stack([pyro.sample(n, self.aux_distribution(n)) for n in self.aux_names], -1)
             e = pyro.sample(AUX_NOISE, dist.Normal(ref.new_zeros(d), ref.new_ones(d)).to_event(1))
-            z_aux = pyro.deterministic(Z_AUX, self._z_aux(u, e), event_dim=1)
+            z_aux = pyro.deterministic(Z_AUX, self.aux_latent(u, e), event_dim=1)
         z_rec = pyro.sample(Z_REC, dist.Normal(ref.new_zeros(r), ref.new_ones(r)).to_event(1))
         if not d:
             z_aux = z_rec.new_zeros((*z_rec.shape[:-1], 0))
@@ -186,7 +186,7 @@ class DisentangledPrior:
         z_rec = latent[Z_REC]
         if self.aux_names:
             u = torch.stack([latent[n] for n in self.aux_names], -1)
-            z_aux = self._z_aux(u, latent[AUX_NOISE])
+            z_aux = self.aux_latent(u, latent[AUX_NOISE])
         else:
             z_aux = z_rec.new_zeros((*z_rec.shape[:-1], 0))
         return self.generator.decode(z_aux, z_rec)

@@ -65,6 +65,41 @@ def test_direct_equals_traced(aux_dim, noise):
     assert direct.num_evals == traced.num_evals == 3
 
 
+@pytest.mark.parametrize("noise", sorted(NOISE))
+def test_uniform_named_block_equals_traced(noise):
+    # every named prior the default Uniform: the vectorised path of the direct potential
+    gen = LinearGenerator(3, 2, torch.float64)
+    problem = InverseProblem(
+        DisentangledPrior(gen, tau=0.3), LinearForward(5, torch.float64), NOISE[noise]()
+    )
+    torch.manual_seed(2)
+    obs = problem.model().detach()
+    direct = PotentialEnergy(problem, obs)
+    traced = PotentialEnergy(problem, obs, traced=True)
+    assert direct._bounds is not None and traced._bounds is None
+    for _ in range(3):
+        latent = torch.randn(direct.layout.dim, dtype=torch.float64, requires_grad=True)
+        for likelihood in (True, False):
+            fn = (
+                direct.flat
+                if likelihood
+                else (lambda z: direct.prior_energy(direct.layout.unpack(z)))
+            )
+            ref = (
+                traced.flat
+                if likelihood
+                else (lambda z: traced.prior_energy(traced.layout.unpack(z)))
+            )
+            value, expected = fn(latent), ref(latent)
+            torch.testing.assert_close(value, expected, rtol=TOL, atol=TOL)
+            torch.testing.assert_close(
+                torch.autograd.grad(value, latent)[0],
+                torch.autograd.grad(expected, latent)[0],
+                rtol=TOL,
+                atol=TOL,
+            )
+
+
 def test_direct_potential_pickles():
     problem = _problem(2, 0.3)
     obs = problem.model().detach()
