@@ -24,6 +24,18 @@ __all__ = ["CorrelatedGaussianLikelihood", "GaussianLikelihood", "Likelihood"]
 class Likelihood(ABC):
     """A noise model for predicted observations."""
 
+    def _cast(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """Tensor attribute ``name`` on the dtype and device of ``like``, copied once for each.
+
+        Keeps the gradient path free of host-to-device copies when the generator (and so
+        the prediction) lives on a GPU.
+        """
+        cache = self.__dict__.setdefault("_copies", {})
+        key = (name, like.dtype, like.device)
+        if key not in cache:
+            cache[key] = getattr(self, name).to(dtype=like.dtype, device=like.device)
+        return cache[key]
+
     @abstractmethod
     def distribution(self, prediction: torch.Tensor) -> dist.TorchDistribution:
         """The data distribution around a prediction.
@@ -82,7 +94,7 @@ class GaussianLikelihood(Likelihood):
 
     def std(self, prediction: torch.Tensor) -> torch.Tensor:
         """Noise standard deviation on the prediction's dtype and device, broadcastable."""
-        std = self.noise_std.to(dtype=prediction.dtype, device=prediction.device)
+        std = self._cast("noise_std", prediction)
         if std.dim() == 1 and std.numel() not in (1, prediction.shape[-1]):
             raise ValueError(
                 f"noise_std has {std.numel()} values but the forward model yields "
@@ -149,10 +161,9 @@ class CorrelatedGaussianLikelihood(Likelihood):
 
     def distribution(self, prediction: torch.Tensor) -> dist.TorchDistribution:  # noqa: D102
         self._check(prediction)
-        offset = self.offset.to(prediction)
-        tril = self.scale_tril.to(prediction)
+        offset, tril = self._cast("offset", prediction), self._cast("scale_tril", prediction)
         return dist.MultivariateNormal(prediction + offset, scale_tril=tril)
 
     def fisher(self, prediction: torch.Tensor) -> torch.Tensor:  # noqa: D102
         self._check(prediction)
-        return torch.cholesky_inverse(self.scale_tril.to(prediction))
+        return torch.cholesky_inverse(self._cast("scale_tril", prediction))

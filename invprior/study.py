@@ -120,10 +120,25 @@ class NoiseConfig:
 
 @dataclass(frozen=True)
 class PriorConfig:
-    """Generator (shipped name or checkpoint path) and ``tau`` (None: the generator's own)."""
+    """Generator (shipped name or checkpoint path), ``tau`` and the networks' device.
+
+    Attributes:
+        name: Shipped name or checkpoint path.
+        tau: Scale of the named block's link; None means the generator's own.
+        device: Where the generator and the inference state live: ``"auto"`` (CUDA when
+            present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. The PDE runs on the CPU; the
+            bridge moves the field and the observations across once per evaluation.
+    """
 
     name: str = "source-auxvae"
     tau: float | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(
+                f"[prior] device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -459,7 +474,8 @@ def build_study(config: StudyConfig, comm: object) -> StudySetup:
     from .bridge import TorchForward
     from .model import DisentangledPrior, InverseProblem
 
-    generator = priors.load(config.prior.name)
+    device = priors.resolve_device(config.prior.device)
+    generator = priors.load(config.prior.name, map_location=device)
     model = _forward_model(config, generator.grid, comm)
     forward = TorchForward(model)
     truth = synthetic_truth(config, generator)

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Generative priors (torch), installed as :mod:`invprior.priors`."""
 
-from .base import Generator, GridSpec
+from .base import Generator, GridSpec, resolve_device
 from .checkpoint import load, pretrained_names, save
 from .gaussian import GaussianFieldPrior
 from .metrics import (
@@ -38,6 +38,7 @@ __all__ = [
     "mig",
     "perturbation_importance",
     "pretrained_names",
+    "resolve_device",
     "sap",
     "save",
     "simulate",

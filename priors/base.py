@@ -19,7 +19,31 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["Generator", "GridSpec"]
+__all__ = ["Generator", "GridSpec", "resolve_device"]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """The torch device a ``device`` setting names: ``"auto"`` is CUDA when present, else CPU.
+
+    Args:
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a :class:`torch.device`.
+
+    Raises:
+        ValueError: For another name, or CUDA asked for on a machine without it.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
+        ) from err
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu'")
+    return dev
 
 
 @dataclass(frozen=True)

@@ -42,12 +42,22 @@ def pytest_unconfigure(config):
         devnull.close()
 
 
+def _cuda_available():
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def pytest_collection_modifyitems(config, items):
     skip_fem = pytest.mark.skip(reason="DOLFINx not installed (pip install -e '.[fem]')")
     comm = _comm_world()
     parallel = comm is not None and comm.size > 1
     skip_par = pytest.mark.skip(reason="meaningless on more than one rank")
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device; none is available here")
+    have_cuda = any("gpu" in item.keywords for item in items) and _cuda_available()
     for item in items:
+        if "gpu" in item.keywords and not have_cuda:
+            item.add_marker(skip_gpu)
         if "dolfinx" in item.keywords and not HAVE_DOLFINX:
             item.add_marker(skip_fem)
         if parallel and "skip_in_parallel" in item.keywords:

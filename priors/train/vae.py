@@ -19,24 +19,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..base import resolve_device
 from ..losses import explicitness, gaussian_kl, inter_independence, intra_independence
 from ..simulate import FieldDataset
 from ..vae import AuxVAE, BetaVAE
 from .config import VAETrainConfig
 
-__all__ = ["build_vae", "fit_rec_shift", "resolve_device", "train_vae", "vae_loss"]
+__all__ = ["build_vae", "fit_rec_shift", "train_vae", "vae_loss"]
 
 logger = logging.getLogger(__name__)
-
-
-def resolve_device(device: str) -> torch.device:
-    """Turn ``"auto"`` into CUDA when available, else CPU; pass others through."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu'")
-    return dev
 
 
 def build_vae(config: VAETrainConfig, data: FieldDataset) -> AuxVAE | BetaVAE:
