@@ -510,7 +510,8 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
     each group runs its chains, and the chains are gathered on every rank; the rest
     (predictive checks, baseline) is repeated on every group, so every rank returns the
     same metrics. When ``write`` is set, rank 0 writes ``posterior.nc`` (with the baseline
-    as the group ``baseline``) and the report into ``config.folder``, and the ranks of the
+    as the group ``baseline``), the report and the linearised-prior figures
+    (:mod:`invprior.linearised`, at the MAP) into ``config.folder``, and the ranks of the
     mesh that holds rank 0 write ``fields.xdmf`` (+ ``fields.h5``): the posterior mean,
     std, 5%/95% quantiles, the truth and the baseline's summaries as P1 functions for
     ParaView.
@@ -524,14 +525,16 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
         The metrics of :func:`invprior.report.study_metrics` (with ``gp_rel_l2_error`` and
         ``gp_coverage_90`` when the baseline runs), where ``wall_s`` and ``pde_solves``
         cover the whole study (truth, MAP, sampling, predictive checks, baseline; solves
-        summed over the rank groups), plus ``map_energy``, ``noise_std`` and, when written,
-        ``folder``.
+        summed over the rank groups), plus ``map_energy``, ``noise_std``,
+        ``approximation_error`` (whether it was used), ``block_correlation_max`` (largest
+        posterior correlation between a named and a residual coordinate) and, when
+        written, ``folder``.
 
     Raises:
         ValueError: With ``config.parallel_chains``, if the ranks cannot be split into
             groups (see :func:`invprior.parallel.chain_group`).
     """
-    from . import infer
+    from . import infer, linearised
     from .diagnostics import save_datatree, to_arviz
     from .parallel import gather_chains, split_chains
     from .pde import write_grid_functions
@@ -581,6 +584,9 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
         baseline.attrs["seed_source"] = seed_source
         tree[BASELINE] = baseline
     metrics = study_metrics(tree)
+    correlation = linearised.block_correlation(tree) if problem.prior.aux_names else None
+    if correlation is not None:
+        metrics["block_correlation_max"] = correlation.max_abs
     metrics.update(
         map_energy=start.potential_energy,
         noise_std=std,
@@ -595,6 +601,9 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
         if comm.rank == 0:
             save_datatree(tree, folder / "posterior.nc")
             write_report(tree, folder)
+            if correlation is not None:  # the linearised prior at the MAP, block structure
+                induced = linearised.induced_covariance(problem.prior, start.sites)
+                linearised.write_figures(folder, induced, correlation)
         metrics["folder"] = str(folder)
     metrics["wall_s"] = time.perf_counter() - tic
     return metrics

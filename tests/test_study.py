@@ -93,6 +93,8 @@ def test_run_then_report(tiny_prior, tmp_path, capsys):
     files = {p.name for p in out.iterdir()}
     assert {"posterior.nc", "fields.png", "pair.png", "traces.png", "summary.txt"} <= files
     assert {"fields.xdmf", "fields.h5"} <= files
+    assert {"linearised_modes.png", "linearised_std.png", "block_correlation.png"} <= files
+    assert 0 <= metrics["block_correlation_max"] <= 1
     names = {a.get("Name") for a in ET.parse(out / "fields.xdmf").getroot().iter("Attribute")}
     assert names == {"truth", "gp_mean", "gp_std", "gp_q05", "gp_q95"} | {
         f"posterior_{k}" for k in ("mean", "std", "q05", "q95")
