@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: MIT
 """Generative priors (torch), installed as :mod:`invprior.priors`."""
 
+from .anomaly import rank_anomalies, residual_tail_probability
 from .base import Generator, GridSpec, resolve_device
 from .checkpoint import load, pretrained_names, save
+from .dirty_regression import dirty_block_sparse_regression
 from .gaussian import GaussianFieldPrior
+from .latent_diagnostics import align_latents, separation_index, traversal_heterogeneity
 from .metrics import (
     abs_correlation,
     dci,
@@ -17,6 +20,7 @@ from .metrics import (
     sap,
     ssim_scores,
 )
+from .shape_matching import knn_kl_divergence, shape_matching_score
 from .simulate import FieldDataset, simulate, simulate_conductivity, simulate_sources
 from .vae import AuxVAE, BetaVAE
 
@@ -28,21 +32,29 @@ __all__ = [
     "Generator",
     "GridSpec",
     "abs_correlation",
+    "align_latents",
     "dci",
     "decode_latents",
+    "dirty_block_sparse_regression",
     "encode_means",
     "evaluate_generator",
     "explicitness",
+    "knn_kl_divergence",
     "lds",
     "load",
     "mig",
     "perturbation_importance",
     "pretrained_names",
+    "rank_anomalies",
+    "residual_tail_probability",
     "resolve_device",
     "sap",
     "save",
+    "separation_index",
+    "shape_matching_score",
     "simulate",
     "simulate_conductivity",
     "simulate_sources",
     "ssim_scores",
+    "traversal_heterogeneity",
 ]
