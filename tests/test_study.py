@@ -144,7 +144,7 @@ def test_example_script_runs_tiny(tiny_prior, tmp_path):
     spec.loader.exec_module(example)
     out = example.run(
         tmp_path, tiny_prior, n=8, sensors=3, num_samples=5, warmup_steps=4, num_restarts=1,
-        baseline_fields=200,
+        baseline_fields=200, approx_fields=50,
     )  # fmt: skip
     assert {"rel_l2_error", "coverage_90", "named_variance_share", "pde_solves"} <= set(out)
     assert {"gp_rel_l2_error", "gp_coverage_90"} <= set(out)
