@@ -11,6 +11,7 @@ import pytest
 import torch
 import xarray as xr
 from linear_gaussian import make_problem, synthetic_obs
+from tiny_study import study_toml, tiny_auxvae
 
 from invprior import infer
 from invprior.parallel import chain_group, gather_chains, merge_chains, split_chains
@@ -22,31 +23,6 @@ TINY = {
     "max_tree_depth": 3,
     "disable_progbar": True,
 }
-NAMES = ("x0", "y0")
-TOML = """
-[mesh]
-n = 6
-[sensors]
-per_side = 3
-[noise]
-relative = 0.05
-[prior]
-name = "{prior}"
-[truth]
-simulator = "source"
-seed = 5
-[map]
-num_restarts = 1
-num_steps = 5
-[mcmc]
-num_samples = 6
-warmup_steps = 4
-num_chains = 2
-max_tree_depth = 2
-disable_progbar = true
-[baseline]
-enabled = false
-"""
 
 
 def _assert_same_chains(a: infer.MCMCResult, b: infer.MCMCResult) -> None:
@@ -120,16 +96,12 @@ def test_gathered_chains_of_rank_groups_equal_one_run(comm):
 @pytest.fixture
 def small_prior(tmp_path_factory, comm):
     """A small untrained Aux-VAE checkpoint on a 16 x 16 grid, shared by all ranks."""
-    from invprior.priors import AuxVAE, GridSpec, save
+    from invprior.priors import save
 
     path = None
     if comm.rank == 0:
         torch.manual_seed(0)
-        gen = AuxVAE(
-            NAMES, ("m", "m"), {n: (0.2, 0.8) for n in NAMES}, [0.5, 0.5], [0.17, 0.17],
-            rec_dim=2, grid=GridSpec((16, 16)), channels=(4, 4), hidden=16,
-        )  # fmt: skip
-        path = save(gen, tmp_path_factory.mktemp("prior") / "tiny").with_suffix("")
+        path = save(tiny_auxvae(), tmp_path_factory.mktemp("prior") / "tiny").with_suffix("")
     return comm.bcast(path, root=0)
 
 
@@ -144,7 +116,7 @@ def test_study_on_rank_groups_equals_the_one_rank_study(small_prior, comm, tmp_p
     if comm.size == 1:
         pytest.skip("compares rank groups with one rank; run under mpiexec -n 2")
     shared = Path(comm.bcast(str(tmp_path_factory.mktemp("groups")) if comm.rank == 0 else None))
-    config = StudyConfig.from_dict(tomllib.loads(TOML.format(prior=small_prior)))
+    config = StudyConfig.from_dict(tomllib.loads(study_toml(small_prior, n=6, baseline=False)))
     serial_folder = shared / f"serial-{comm.rank}"
     serial = run_study(dataclasses.replace(config, folder=serial_folder), MPI.COMM_SELF)
     config = dataclasses.replace(config, folder=shared / "groups", parallel_chains=True)
@@ -175,7 +147,7 @@ def test_run_command_sets_chains_and_rank_groups(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(invprior.study, "run_study", fake_run_study)
     path = tmp_path / "study.toml"
-    text = TOML.format(prior="unused")
+    text = study_toml("unused", n=6, baseline=False)
     path.write_text(text.replace("[mcmc]\n", "[mcmc]\nparallel_chains = true\n"))
     assert main(["run", str(path), "--out", str(tmp_path / "a"), "--chains", "3"]) == 0
     assert (seen[-1].mcmc.num_chains, seen[-1].parallel_chains) == (3, True)

@@ -10,37 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_study import NAMES, study_toml, tiny_auxvae
 
 from invprior.cli import main
 from invprior.study import StudyConfig
-
-NAMES = ("x0", "y0")
-TOML = """
-[mesh]
-n = 8
-[sensors]
-per_side = 3
-[noise]
-relative = 0.05
-[prior]
-name = "{prior}"
-[truth]
-simulator = "source"
-seed = 5
-[map]
-num_restarts = 1
-num_steps = 5
-[mcmc]
-num_samples = 6
-warmup_steps = 4
-num_chains = 2
-max_tree_depth = 2
-disable_progbar = true
-[baseline]
-num_fields = 200
-[output]
-folder = "{out}"
-"""
 
 
 def test_config_rejects_unknown_keys():
@@ -66,13 +39,10 @@ def test_bad_config_file_exits_2(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def tiny_prior(tmp_path_factory):
     """A small untrained Aux-VAE checkpoint on a 16 x 16 grid (path without suffix)."""
-    from invprior.priors import AuxVAE, GridSpec, save
+    from invprior.priors import save
 
     torch.manual_seed(0)
-    gen = AuxVAE(
-        NAMES, ("m", "m"), {n: (0.2, 0.8) for n in NAMES}, [0.5, 0.5], [0.17, 0.17],
-        rec_dim=2, grid=GridSpec((16, 16)), channels=(4, 4), hidden=16,
-    )  # fmt: skip
+    gen = tiny_auxvae()
     recipe = {"data": {"simulator": "source", "n": 100, "seed": 11}}  # the baseline's seed
     return save(gen, tmp_path_factory.mktemp("prior") / "tiny", recipe).with_suffix("")
 
@@ -81,7 +51,7 @@ def tiny_prior(tmp_path_factory):
 @pytest.mark.skip_in_parallel
 def test_run_then_report(tiny_prior, tmp_path, capsys):
     config = tmp_path / "study.toml"
-    config.write_text(TOML.format(prior=tiny_prior, out=tmp_path / "out"))
+    config.write_text(study_toml(tiny_prior, tmp_path / "out"))
     assert main(["run", str(config)]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     keys = {"rel_l2_error", "named_abs_error", "coverage_90", "ess_min", "rhat_max"}
@@ -117,7 +87,7 @@ def test_approximation_error_widens_the_noise_and_the_fields(tiny_prior, tmp_pat
     from invprior.likelihood import CorrelatedGaussianLikelihood
     from invprior.study import build_study, run_study
 
-    text = TOML.format(prior=tiny_prior, out=tmp_path / "out")
+    text = study_toml(tiny_prior, tmp_path / "out")
     text += "[approximation_error]\nenabled = true\nnum_fields = 50\n"
     config = StudyConfig.from_dict(tomllib.loads(text))
     setup = build_study(config, MPI.COMM_WORLD)
@@ -200,7 +170,7 @@ def test_study_agrees_on_one_and_all_ranks(tiny_prior, comm, tmp_path_factory):
     if comm.size == 1:
         pytest.skip("compares one rank with several; run under mpiexec -n 2")
     shared = comm.bcast(str(tmp_path_factory.mktemp("mpi")) if comm.rank == 0 else None)
-    text = TOML.format(prior=tiny_prior, out=Path(shared) / "out")
+    text = study_toml(tiny_prior, Path(shared) / "out")
     config = StudyConfig.from_dict(
         tomllib.loads(text.replace("num_fields = 200", "num_fields = 50"))
     )
