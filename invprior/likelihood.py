@@ -13,12 +13,15 @@ takes a full covariance and a mean offset, the form the approximation-error mode
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
 import pyro.distributions as dist
 import torch
 
 __all__ = ["CorrelatedGaussianLikelihood", "GaussianLikelihood", "Likelihood"]
+
+_LOG_2PI = math.log(2 * math.pi)
 
 
 class Likelihood(ABC):
@@ -46,6 +49,18 @@ class Likelihood(ABC):
         Returns:
             A distribution with batch shape ``batch`` and event shape ``(n_obs,)``.
         """
+
+    def log_prob(self, prediction: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        r""":math:`\log p(y \mid F(x))`, shape ``batch``; equals ``distribution(...).log_prob``.
+
+        Subclasses may override it with a formula that builds no distribution object, which
+        the potential energy evaluates at every leapfrog step.
+
+        Args:
+            prediction: Predicted observations, shape ``(*batch, n_obs)``.
+            obs: Observed data, shape ``(n_obs,)``.
+        """
+        return self.distribution(prediction).log_prob(obs)
 
     @abstractmethod
     def fisher(self, prediction: torch.Tensor) -> torch.Tensor:
@@ -107,6 +122,11 @@ class GaussianLikelihood(Likelihood):
         std = self.std(prediction).expand(prediction.shape)
         return dist.Normal(prediction, std).to_event(1)
 
+    def log_prob(self, prediction: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        std = self.std(prediction).expand(prediction.shape)
+        r = (obs - prediction) / std
+        return -(0.5 * r.square() + std.log()).sum(-1) - 0.5 * r.shape[-1] * _LOG_2PI
+
     def fisher(self, prediction: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return torch.diag_embed(self.std(prediction).expand(prediction.shape).pow(-2))
 
@@ -163,6 +183,14 @@ class CorrelatedGaussianLikelihood(Likelihood):
         self._check(prediction)
         offset, tril = self._cast("offset", prediction), self._cast("scale_tril", prediction)
         return dist.MultivariateNormal(prediction + offset, scale_tril=tril)
+
+    def log_prob(self, prediction: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        self._check(prediction)
+        tril = self._cast("scale_tril", prediction)
+        r = (obs - prediction - self._cast("offset", prediction)).unsqueeze(-1)
+        w = torch.linalg.solve_triangular(tril, r, upper=False).squeeze(-1)
+        half_log_det = tril.diagonal().log().sum()
+        return -0.5 * w.square().sum(-1) - half_log_det - 0.5 * w.shape[-1] * _LOG_2PI
 
     def fisher(self, prediction: torch.Tensor) -> torch.Tensor:  # noqa: D102
         self._check(prediction)

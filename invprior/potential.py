@@ -161,7 +161,7 @@ class PotentialEnergy:
         if likelihood:
             field = problem.prior.generator.decode(problem.prior.aux_latent(u, e), z_rec)
             prediction = problem.forward(field)
-            log_joint = log_joint + problem.likelihood.distribution(prediction).log_prob(self.obs)
+            log_joint = log_joint + problem.likelihood.log_prob(prediction, self.obs)
         return -log_joint
 
     def _support(self, name: str) -> torch.distributions.constraints.Constraint:
@@ -187,7 +187,7 @@ class PotentialEnergy:
         log_p = problem.prior.log_prob(values).sum()
         if likelihood:
             prediction = problem.forward(problem.prior.decode(values))
-            log_p = log_p + problem.likelihood.distribution(prediction).log_prob(self.obs).sum()
+            log_p = log_p + problem.likelihood.log_prob(prediction, self.obs).sum()
         return log_p
 
     def _energy(self, params: Mapping[str, torch.Tensor], likelihood: bool) -> torch.Tensor:

@@ -7,7 +7,7 @@ import torch
 from linear_gaussian import GRID, LinearForward, LinearGenerator
 
 from invprior.approximation_error import ApproximationError
-from invprior.likelihood import CorrelatedGaussianLikelihood
+from invprior.likelihood import CorrelatedGaussianLikelihood, GaussianLikelihood
 
 
 class ProjectingGenerator(LinearGenerator):
@@ -94,3 +94,19 @@ def test_bad_input_is_refused():
         approx.conditional_draws(torch.zeros(3, 5, dtype=torch.float64), 0.1)
     with pytest.raises(ValueError, match="positive definite"):
         CorrelatedGaussianLikelihood(-torch.eye(2, dtype=torch.float64))
+
+
+def test_log_prob_formulas_equal_the_distributions():
+    g = torch.Generator().manual_seed(4)
+    pred = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    obs = torch.randn(4, generator=g, dtype=torch.float64)
+    a = torch.randn(4, 4, generator=g, dtype=torch.float64)
+    offset = torch.randn(4, generator=g, dtype=torch.float64)
+    for lik in (
+        CorrelatedGaussianLikelihood(a @ a.T + torch.eye(4, dtype=torch.float64), offset),
+        GaussianLikelihood(torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)),
+        GaussianLikelihood(0.3),
+    ):
+        torch.testing.assert_close(
+            lik.log_prob(pred, obs), lik.distribution(pred).log_prob(obs), rtol=1e-12, atol=1e-12
+        )
