@@ -176,6 +176,7 @@ def run(problem="both", repeats=7, threads=1, config=CONFIG):
     """All measurements as one flat dict (see the module docstring for the keys)."""
     comm = MPI.COMM_WORLD
     source = StudyConfig.from_toml(config)
+    source = dataclasses.replace(source, pde=dataclasses.replace(source.pde, dense=False))
     configs = {"source": source, "conductivity": conductivity_config(source)}
     names = list(configs) if problem == "both" else [problem]
     previous = torch.get_num_threads()

@@ -68,4 +68,4 @@ def test_nuts_throughput(bench, capsys, tiny_config):
     assert_positive(result, [prefix + key for prefix in ("", "dense_") for key in keys])
     assert_positive(result, ["dense_build_s", "dense_speedup"])
     assert result["dense_pde_solves"] == result["n_obs"] + 1  # building the map only
-    assert result["default"] == "dense=False" and result["default_reason"]
+    assert result["default"] == "dense=True" and result["default_reason"]

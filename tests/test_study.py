@@ -27,6 +27,11 @@ def test_config_rejects_unknown_keys():
     with pytest.raises(ValueError, match=r"\[baseline\] num_fields must be >= 2"):
         StudyConfig.from_dict({"baseline": {"num_fields": 1}})
     assert StudyConfig.from_dict({"baseline": {"enabled": False}}).baseline.num_fields == 2000
+    assert StudyConfig.from_dict({}).pde.use_dense
+    assert not StudyConfig.from_dict({"pde": {"kind": "conductivity"}}).pde.use_dense
+    assert not StudyConfig.from_dict({"pde": {"dense": False}}).pde.use_dense
+    with pytest.raises(ValueError, match="dense = true needs kind = 'source'"):
+        StudyConfig.from_dict({"pde": {"kind": "conductivity", "dense": True}})
 
 
 def test_bad_config_file_exits_2(tmp_path, capsys):
