@@ -57,9 +57,11 @@ from .base import GridSpec
 __all__ = [
     "CONDUCTIVITY_PARAMETERS",
     "SOURCE_PARAMETERS",
+    "SHARP_WIDTH",
     "FieldDataset",
     "simulate",
     "simulate_conductivity",
+    "simulate_misspecified_sources",
     "simulate_sources",
 ]
 
@@ -93,6 +95,9 @@ CONDUCTIVITY_PARAMETERS: dict[str, tuple[float, float, str, bool]] = {
     "radius": (0.08, 0.2, "m", True),
     "contrast": (0.5, 2.0, "1", True),
 }
+#: Width range (fraction of the box side) of :func:`simulate_misspecified_sources`'s
+#: ``"sharp"`` kind: entirely below the training range of ``width``.
+SHARP_WIDTH = (0.02, 0.04)
 _KL_MODES = 8
 _KL_STD = 0.35
 _KL_LENGTH = 0.2
@@ -355,6 +360,63 @@ def simulate_sources(n: int, seed: int, grid: GridSpec = GridSpec()) -> FieldDat
         ranges=ranges,
         grid=grid,
         recipe={"simulator": "source", "n": int(n), "seed": int(seed), "parameters": ranges},
+    )
+
+
+def simulate_misspecified_sources(
+    n: int,
+    seed: int,
+    grid: GridSpec = GridSpec(),  # noqa: B008
+    kind: str = "two_sources",
+) -> FieldDataset:
+    r"""Draw ``n`` source fields outside the training distribution of :func:`simulate_sources`.
+
+    The same source model and factor ranges, with one part changed:
+
+    - ``"two_sources"``: the secondary source is as strong and as wide as the primary,
+      :math:`s = 1`, :math:`w_2 = w`, and its centre :math:`(x_2, y_2)` is drawn from the
+      primary's position range, so the field has two equally strong sources (they may
+      overlap); the training data have :math:`s \le 0.25`;
+    - ``"sharp"``: the width :math:`w` is drawn from :data:`SHARP_WIDTH` (fractions of the
+      box side), entirely below the training range of ``width``.
+
+    Args:
+        n: Number of samples.
+        seed: Seed of the random stream; the same seed gives identical data.
+        grid: Grid of the fields.
+        kind: ``"two_sources"`` or ``"sharp"``.
+
+    Returns:
+        The dataset, with the factors actually used (named ``x0, y0, amplitude, width``
+        describe the primary source) and ``recipe["simulator"] = "source_" + kind``.
+
+    Raises:
+        ValueError: On an unknown ``kind``.
+    """
+    _check(n, seed, grid)
+    if kind not in ("two_sources", "sharp"):
+        raise ValueError(f"kind must be 'two_sources' or 'sharp', got {kind!r}")
+    ranges = _physical_ranges(SOURCE_PARAMETERS, grid)
+    if kind == "two_sources":
+        ranges.update(x2=ranges["x0"], y2=ranges["y0"], secondary_ratio=(1.0, 1.0))
+    else:
+        (xmin, ymin), (xmax, ymax) = grid.bbox
+        side = np.sqrt((xmax - xmin) * (ymax - ymin))
+        ranges["width"] = (SHARP_WIDTH[0] * side, SHARP_WIDTH[1] * side)
+    factors = _draw_uniform(np.random.default_rng(seed), ranges, n)
+    if kind == "two_sources":
+        factors["secondary_width"] = factors["width"].copy()
+        ranges["secondary_width"] = ranges["width"]
+    fields = _in_chunks(n, lambda s: _source_fields({k: v[s] for k, v in factors.items()}, grid))
+    recipe = {"simulator": f"source_{kind}", "n": int(n), "seed": int(seed), "parameters": ranges}
+    return FieldDataset(
+        fields=fields,
+        factors=factors,
+        aux_names=tuple(k for k, v in SOURCE_PARAMETERS.items() if v[3]),
+        units={k: v[2] for k, v in SOURCE_PARAMETERS.items()},
+        ranges=ranges,
+        grid=grid,
+        recipe=recipe,
     )
 
 

@@ -1,0 +1,375 @@
+# SPDX-License-Identifier: MIT
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: light
+# ---
+
+# # Deep prior vs Gaussian priors on the source problem
+#
+# One forward model, $-\nabla\cdot(\kappa\nabla u) = f$ on the generator's box with 64 point
+# sensors and 1% noise, and three priors for the source $f$ on identical data:
+#
+# - **aux-vae**: the shipped Aux-VAE $f = G(z_{aux}, z_{rec})$ with named
+#   $u = (x_0, y_0, \text{amplitude}, \text{width})$, the approximation-error noise model
+#   $y \mid z \sim N(F(G(z)) + m_\varepsilon, \sigma^2 I + C_{\varepsilon\varepsilon})$, and
+#   conditional draws of the generator's error added to the posterior fields;
+# - **oracle-gp**: $f \sim N(\bar f, C)$ with the empirical mean and covariance of
+#   training-distribution draws (as :func:`invprior.study.gp_baseline`);
+# - **matern-gp**: $f \sim N(\bar f, \sigma^2 K_\nu(\ell))$, the training mean and a Matern
+#   covariance whose $(\sigma^2, \ell, \nu)$ maximise the Gaussian likelihood of training
+#   draws (:func:`fit_matern`).
+#
+# Every prior is inferred the same way: MAP (L-BFGS), Gauss-Newton Laplace
+# $N(\hat\zeta, H^{-1})$ in the latent space, and draws of it mapped to fields. The forward
+# model is linear, so for the two Gaussian priors this is their exact posterior. Two
+# regimes of held-out truths: the training distribution (`simulate_sources`, seed 777) and
+# misspecified fields (`simulate_misspecified_sources`, seed 778: half two equally strong
+# sources, half sources sharper than any in training).
+#
+# Run with `python examples/compare_priors.py --truths 20 --out results/compare_priors`.
+
+# +
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from mpi4py import MPI
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from invprior import infer, priors
+from invprior.approximation_error import ApproximationError
+from invprior.bridge import TorchForward
+from invprior.diagnostics import field_summary
+from invprior.fileio import save_figure, write_text
+from invprior.model import DisentangledPrior, InverseProblem
+from invprior.pde import SourceProblem, grid_sensors, rectangle
+from invprior.priors import GaussianFieldPrior, GridSpec
+from invprior.priors.simulate import simulate, simulate_misspecified_sources
+from invprior.report import _field_scores
+from invprior.sites import FIELD
+
+PRIORS = ("aux-vae", "oracle-gp", "matern-gp")
+REGIMES = ("in_distribution", "misspecified")
+# -
+
+# ## Scores
+#
+# With posterior draws $X_1, \dots, X_n$ of the field and the truth $x^\star$, per grid
+# node the continuous ranked probability score is estimated without bias by
+#
+# $$
+# \mathrm{CRPS} = \frac1n \sum_i |X_i - x^\star| - \frac{1}{2 n (n-1)} \sum_{i \ne j}
+#     |X_i - X_j|,
+# $$
+#
+# (lower is better; it rewards a sharp and calibrated distribution at once) and averaged
+# over the grid. The relative L2 error of the posterior mean and the 90% coverage are the
+# definitions of :func:`invprior.report.study_metrics`.
+
+
+def crps(draws, truth):
+    """Grid-averaged sample CRPS of ``draws`` ``(n, ny, nx)`` against ``truth`` ``(ny, nx)``."""
+    x = np.sort(np.asarray(draws, dtype=np.float64).reshape(len(draws), -1), axis=0)
+    n = len(x)
+    skill = np.abs(x - np.asarray(truth).reshape(-1)).mean(0)
+    # sum_{i != j} |X_i - X_j| = 2 sum_i (2i - n - 1) X_(i) over the sorted draws
+    weights = (2 * np.arange(1, n + 1) - n - 1)[:, None]
+    spread = 2 * (weights * x).sum(0) / (n * (n - 1))
+    return float((skill - 0.5 * spread).mean())
+
+
+def field_scores(draws, truth):
+    """Relative L2 error of the mean, 90% coverage and CRPS of field draws ``(n, ny, nx)``."""
+    summary = {f"post_{k}": v for k, v in field_summary(draws).items()}
+    scores = _field_scores({**summary, "truth": truth}, "post")
+    return {**scores, "crps": crps(draws, truth)}
+
+
+def named_scores(sites, truth, names):
+    """Absolute error of the posterior mean and 5-95% interval hit of each named variable."""
+    out = {}
+    for name in names:
+        draws = sites[name].double().numpy()
+        lo, hi = np.quantile(draws, [0.05, 0.95])
+        out[name] = {
+            "abs_error": float(abs(draws.mean() - truth[name])),
+            "in_90": bool(lo <= truth[name] <= hi),
+        }
+    return out
+
+
+# ## The Matern prior's hyperparameters
+#
+# The draws $f_1, \dots, f_m$ minus their mean $\bar f$ are taken as independent
+# $N(0, \sigma^2 (K_\nu(\ell) + \delta I))$ on every ``stride``-th grid node (a Matern
+# kernel is stationary, so a sub-grid sees the same covariance, at a fraction of the
+# cost). For fixed $(\ell, \nu)$ the maximising variance is closed form,
+# $\hat\sigma^2 = \sum_i r_i^T (K + \delta I)^{-1} r_i / (m P)$ with $P$ sub-grid nodes, and
+# the profile log-likelihood $-\tfrac{m}{2}(P \log\hat\sigma^2 + \log\det(K + \delta I))$
+# (up to constants) is maximised over a log-spaced grid of $\ell$ and $\nu \in \{3/2, 5/2\}$.
+# The jitter $\delta$ keeps $K$ invertible: the smooth fields would otherwise push the
+# likelihood onto the kernel's numerically null directions.
+
+
+def fit_matern(fields, grid, length_scales=None, stride=None, jitter=1e-4):
+    """Maximum-likelihood ``{"variance", "length_scale", "nu", "log_likelihood"}``."""
+    ny, nx = grid.shape
+    stride = stride or max(1, -(-max(ny, nx) // 16))
+    (x0, y0), (x1, y1) = grid.bbox
+    xs, ys = np.linspace(x0, x1, nx)[::stride], np.linspace(y0, y1, ny)[::stride]
+    sub = GridSpec((len(ys), len(xs)), ((xs[0], ys[0]), (xs[-1], ys[-1])))
+    r = np.asarray(fields, dtype=np.float64)[:, ::stride, ::stride].reshape(len(fields), -1)
+    r = r - r.mean(0)
+    m, p = r.shape
+    side = np.sqrt((x1 - x0) * (y1 - y0))
+    best = None
+    for nu in (1.5, 2.5):
+        for ell in length_scales if length_scales is not None else np.geomspace(0.02, 0.6, 15):
+            unit = GaussianFieldPrior.matern(sub, 1.0, ell * side, nu, variance_fraction=1.0)
+            basis = unit.basis.double().numpy()
+            lam, vec = np.linalg.eigh(basis @ basis.T + jitter * np.eye(p))
+            quad = ((r @ vec) ** 2 / lam).sum()
+            variance = quad / (m * p)
+            loglik = -0.5 * m * (p * np.log(variance) + np.log(lam).sum())
+            if best is None or loglik > best["log_likelihood"]:
+                best = {"variance": variance, "length_scale": ell * side, "nu": nu}
+                best["log_likelihood"] = float(loglik)
+    return best
+
+
+# ## Building the shared parts once
+#
+# The mesh, the sensors, the approximation error's moments and the two Gaussian priors do
+# not depend on the truth, so they are built once; only the noise std
+# ($1\%$ of $\max|F(x^\star)|$) and the data change from truth to truth.
+
+
+def build_priors(generator, forward, *, gp_fields, matern_fields, approx_fields, data_seed):
+    """The approximation error and the three priors (Gaussian ones in float64)."""
+    grid = generator.grid
+    approx = ApproximationError.estimate(
+        generator, simulate("source", approx_fields, data_seed, grid).fields, forward
+    )
+    train = simulate("source", gp_fields, data_seed, grid).fields.astype(np.float64)
+    oracle = GaussianFieldPrior.from_samples(torch.as_tensor(train), 0.999, grid)
+    hyper = fit_matern(train[:matern_fields], grid)
+    shape = GaussianFieldPrior.matern(grid, hyper["variance"], hyper["length_scale"], hyper["nu"])
+    matern = GaussianFieldPrior(torch.as_tensor(train.mean(0)), shape.basis.double(), grid)
+    named = DisentangledPrior(generator)
+    return approx, {"aux-vae": named, "oracle-gp": DisentangledPrior(oracle),
+                    "matern-gp": DisentangledPrior(matern)}, hyper  # fmt: skip
+
+
+def held_out_truths(num, grid, truth_seed, misspecified_seed):
+    """``{regime: (fields, factors, kinds)}``, ``num`` truths per regime."""
+    train = simulate("source", num, truth_seed, grid)
+    half = (num + 1) // 2
+    two = simulate_misspecified_sources(half, misspecified_seed, grid, "two_sources")
+    sharp = simulate_misspecified_sources(num - half, misspecified_seed, grid, "sharp")
+    return {
+        "in_distribution": (train.fields, train.factors, ["training"] * num),
+        "misspecified": (
+            np.concatenate([two.fields, sharp.fields]),
+            None,  # the names do not describe these fields: no named scores
+            ["two_sources"] * half + ["sharp"] * (num - half),
+        ),
+    }
+
+
+# ## One truth, one prior: MAP, Laplace, draws
+
+
+def infer_one(name, prior, forward, approx, data, std, config):
+    """Posterior draws (fields and named sites) of one prior on one data set."""
+    deep = name == "aux-vae"
+    likelihood = approx.likelihood(std) if deep else std
+    problem = InverseProblem(prior, forward, likelihood)
+    obs = problem.check_obs(data) if deep else data
+    map_config = config["map"] if deep else config["gp_map"]
+    start = infer.map(problem, obs, seed=config["seed"], config=map_config)
+    sites = infer.laplace(problem, obs, start).sample(config["num_draws"], config["seed"])
+    fields = sites[FIELD]
+    if deep:  # honest field uncertainty: add the generator's conditional error
+        fields = approx.posterior_fields(fields, obs, forward, std, config["seed"])
+    return fields.double().numpy(), sites
+
+
+def run_truth(truth, factors, priors_, pde, forward, approx, noise, rng_seed, config):
+    """Scores of every prior on one truth (shared noisy data)."""
+    clean = pde.forward(truth)
+    std = noise * float(np.abs(clean).max())
+    rng = np.random.default_rng(rng_seed)
+    data = torch.as_tensor(clean + std * rng.standard_normal(clean.shape))
+    rows = {}
+    for name, prior in priors_.items():
+        tic, solves = time.perf_counter(), pde.counter.total
+        fields, sites = infer_one(name, prior, forward, approx, data, std, config)
+        row = field_scores(fields, truth)
+        row.update(wall_s=time.perf_counter() - tic, pde_solves=pde.counter.total - solves)
+        if factors is not None and prior.aux_names:
+            row["named"] = named_scores(sites, factors, prior.aux_names)
+        rows[name] = row
+    return rows
+
+
+# ## Aggregates and output
+
+
+def aggregate(records):
+    """Per regime and prior: means of the scores, named errors and hit rates."""
+    table = {}
+    for regime in REGIMES:
+        for name in PRIORS:
+            rows = [r[name] for r in records if r["regime"] == regime]
+            entry = {k: float(np.mean([r[k] for r in rows])) for k in
+                     ("rel_l2_error", "coverage_90", "crps", "wall_s", "pde_solves")}  # fmt: skip
+            entry["rel_l2_error_median"] = float(np.median([r["rel_l2_error"] for r in rows]))
+            named = [r["named"] for r in rows if "named" in r]
+            if named:
+                entry["named"] = {
+                    k: {
+                        "abs_error": float(np.mean([n[k]["abs_error"] for n in named])),
+                        "hit_90": float(np.mean([n[k]["in_90"] for n in named])),
+                    }
+                    for k in named[0]
+                }
+            table[f"{regime}/{name}"] = entry
+    return table
+
+
+def markdown(table, num):
+    """The comparison table and, for the deep prior, the named-variable table."""
+    lines = [
+        f"{num} held-out truths per regime; means over the truths.",
+        "",
+        "| regime | prior | rel. L2 error (mean / median) | 90% coverage | CRPS | "
+        "PDE solves / truth | wall s / truth |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, e in table.items():
+        regime, name = key.split("/")
+        lines.append(
+            f"| {regime} | {name} | {e['rel_l2_error']:.3f} / {e['rel_l2_error_median']:.3f} | "
+            f"{e['coverage_90']:.3f} | {e['crps']:.4f} | {e['pde_solves']:.0f} | "
+            f"{e['wall_s']:.1f} |"
+        )
+    named = table["in_distribution/aux-vae"].get("named", {})
+    if named:
+        lines += [
+            "",
+            "| named variable | mean abs. error | 90% interval hit rate |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {k} | {v['abs_error']:.4f} | {v['hit_90']:.2f} |" for k, v in named.items()]
+    return "\n".join(lines) + "\n"
+
+
+def figure(records):
+    """Per-truth relative L2 error, coverage and CRPS of each prior in both regimes."""
+    fig = Figure(figsize=(13, 3.8), layout="constrained")
+    axes = fig.subplots(1, 3)
+    for ax, key, label in zip(
+        axes, ("rel_l2_error", "coverage_90", "crps"),
+        ("relative L2 error of the mean", "90% coverage of the field", "CRPS"), strict=True,
+    ):  # fmt: skip
+        for j, regime in enumerate(REGIMES):
+            for k, name in enumerate(PRIORS):
+                values = [r[name][key] for r in records if r["regime"] == regime]
+                pos = j * (len(PRIORS) + 1) + k
+                ax.scatter(np.full(len(values), pos), values, s=12, alpha=0.6, color=f"C{k}",
+                           label=name if j == 0 else None)  # fmt: skip
+                ax.plot([pos - 0.3, pos + 0.3], [np.median(values)] * 2, color="k")
+        ax.set_xticks([j * (len(PRIORS) + 1) + 1 for j in range(len(REGIMES))], REGIMES)
+        ax.set_title(label)
+    axes[1].axhline(0.9, color="gray", ls="--")
+    axes[0].legend(fontsize=8)
+    return fig
+
+
+def run(
+    out="results/compare_priors",
+    truths=20,
+    prior="source-auxvae",
+    n=32,
+    sensors=8,
+    noise=0.01,
+    num_restarts=4,
+    num_steps=200,
+    gp_steps=500,
+    num_draws=200,
+    gp_fields=2000,
+    matern_fields=300,
+    approx_fields=1000,
+    truth_seed=777,
+    misspecified_seed=778,
+    seed=0,
+):
+    """Run the comparison and write ``comparison.{md,json,png}`` into ``out``.
+
+    Returns:
+        ``{"table": per regime/prior aggregates, "truths": per-truth records, "matern": the
+        fitted hyperparameters, "setup_s": shared set-up time, "wall_s": total}``.
+    """
+    tic = time.perf_counter()
+    generator = priors.load(prior)
+    grid = generator.grid
+    pde = SourceProblem(
+        rectangle(MPI.COMM_WORLD, grid.bbox, (n, n)),
+        grid_sensors(grid.bbox, sensors), grid.shape, grid.bbox,
+    )  # fmt: skip
+    forward = TorchForward(pde)
+    data_seed = int(getattr(generator, "metadata", {}).get("data", {}).get("seed", 1))
+    approx, priors_, hyper = build_priors(
+        generator, forward, gp_fields=gp_fields, matern_fields=matern_fields,
+        approx_fields=approx_fields, data_seed=data_seed,
+    )  # fmt: skip
+    setup_s = time.perf_counter() - tic
+    map_config = infer.MapConfig(num_restarts=num_restarts, num_steps=num_steps)
+    gp_map = dataclasses.replace(map_config, num_restarts=1, num_steps=gp_steps)
+    config = {"map": map_config, "gp_map": gp_map, "seed": seed, "num_draws": num_draws}
+    records = []
+    for j, (regime, (fields, factors, kinds)) in enumerate(
+        held_out_truths(truths, grid, truth_seed, misspecified_seed).items()
+    ):
+        for i in range(truths):
+            truth_factors = None if factors is None else {k: v[i] for k, v in factors.items()}
+            truth = fields[i].astype(np.float64)
+            rows = run_truth(truth, truth_factors, priors_, pde, forward, approx, noise,
+                             [j, i], config)  # fmt: skip
+            records.append({"regime": regime, "kind": kinds[i], "index": i, **rows})
+    table = aggregate(records)
+    wall_s = time.perf_counter() - tic
+    result = {"table": table, "truths": records, "matern": hyper, "setup_s": setup_s}
+    result["wall_s"] = wall_s
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text(folder / "comparison.md", markdown(table, truths))
+    write_text(folder / "comparison.json", json.dumps(result, indent=1))
+    save_figure(figure(records), folder / "comparison.png")
+    return result
+
+
+# ## Command line
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Deep prior vs Gaussian priors, same data")
+    parser.add_argument("--out", default="results/compare_priors", help="output folder")
+    parser.add_argument("--truths", type=int, default=20, help="held-out truths per regime")
+    parser.add_argument("--prior", default="source-auxvae", help="prior name or checkpoint")
+    parser.add_argument("--num-restarts", type=int, default=4, help="MAP restarts, deep prior")
+    parser.add_argument("--num-steps", type=int, default=200, help="L-BFGS steps, deep prior")
+    parser.add_argument("--num-draws", type=int, default=200, help="Laplace draws per truth")
+    args = parser.parse_args()
+    summary = run(
+        args.out, args.truths, args.prior, num_restarts=args.num_restarts,
+        num_steps=args.num_steps, num_draws=args.num_draws,
+    )  # fmt: skip
+    print(json.dumps({"table": summary["table"], "wall_s": summary["wall_s"]}))
