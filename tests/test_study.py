@@ -30,6 +30,8 @@ def test_config_rejects_unknown_keys():
     assert StudyConfig.from_dict({}).pde.use_dense
     assert not StudyConfig.from_dict({"pde": {"kind": "conductivity"}}).pde.use_dense
     assert not StudyConfig.from_dict({"pde": {"dense": False}}).pde.use_dense
+    with pytest.raises(ValueError, match=r"\[pde\] solver must be"):
+        StudyConfig.from_dict({"pde": {"solver": "cg"}})
     with pytest.raises(ValueError, match="dense = true needs kind = 'source'"):
         StudyConfig.from_dict({"pde": {"kind": "conductivity", "dense": True}})
 
@@ -191,3 +193,23 @@ def test_study_agrees_on_one_and_all_ranks(tiny_prior, comm, tmp_path_factory):
     comm.Barrier()
     files = {p.name for p in (Path(shared) / "out").iterdir()}
     assert {"posterior.nc", "summary.txt", "fields.xdmf", "fields.h5"} <= files
+
+
+@pytest.mark.dolfinx
+@pytest.mark.skip_in_parallel
+def test_solver_choices_give_the_same_data(tiny_prior):
+    from mpi4py import MPI
+
+    from invprior.study import build_study
+
+    data = {}
+    for solver, dense in (("direct", True), ("direct", False), ("iterative", False)):
+        text = (
+            study_toml(tiny_prior) + f'[pde]\nsolver = "{solver}"\ndense = {str(dense).lower()}\n'
+        )
+        setup = build_study(StudyConfig.from_dict(tomllib.loads(text)), MPI.COMM_WORLD)
+        assert setup.model.dense is dense
+        data[solver, dense] = setup.data.numpy()
+    scale = np.abs(data["direct", False]).max()
+    np.testing.assert_allclose(data["direct", True], data["direct", False], atol=1e-10 * scale)
+    np.testing.assert_allclose(data["iterative", False], data["direct", False], atol=1e-6 * scale)
