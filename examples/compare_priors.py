@@ -53,7 +53,7 @@ from invprior.model import DisentangledPrior, InverseProblem
 from invprior.pde import SourceProblem, grid_sensors, rectangle
 from invprior.priors import GaussianFieldPrior, GridSpec
 from invprior.priors.simulate import simulate, simulate_misspecified_sources
-from invprior.report import _field_scores
+from invprior.report import field_scores
 from invprior.sites import FIELD
 
 PRIORS = ("aux-vae", "oracle-gp", "matern-gp")
@@ -86,10 +86,10 @@ def crps(draws, truth):
     return float((skill - 0.5 * spread).mean())
 
 
-def field_scores(draws, truth):
+def draw_scores(draws, truth):
     """Relative L2 error of the mean, 90% coverage and CRPS of field draws ``(n, ny, nx)``."""
     summary = {f"post_{k}": v for k, v in field_summary(draws).items()}
-    scores = _field_scores({**summary, "truth": truth}, "post")
+    scores = field_scores({**summary, "truth": truth}, "post")
     return {**scores, "crps": crps(draws, truth)}
 
 
@@ -212,7 +212,7 @@ def run_truth(truth, factors, priors_, pde, forward, approx, noise, rng_seed, co
     for name, prior in priors_.items():
         tic, solves = time.perf_counter(), pde.counter.total
         fields, sites = infer_one(name, prior, forward, approx, data, std, config)
-        row = field_scores(fields, truth)
+        row = draw_scores(fields, truth)
         row.update(wall_s=time.perf_counter() - tic, pde_solves=pde.counter.total - solves)
         if factors is not None and prior.aux_names:
             row["named"] = named_scores(sites, factors, prior.aux_names)

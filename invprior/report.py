@@ -36,6 +36,7 @@ from .sites import FIELD, OBS, Z_REC
 __all__ = [
     "BASELINE",
     "field_maps",
+    "field_scores",
     "plot_fields",
     "plot_pair",
     "plot_traces",
@@ -84,8 +85,17 @@ def field_maps(tree: xr.DataTree) -> dict[str, np.ndarray]:
     return maps
 
 
-def _field_scores(maps: dict[str, np.ndarray], prefix: str) -> dict[str, float]:
-    """Relative L2 error of the mean and 90% band coverage of the truth."""
+def field_scores(maps: dict[str, np.ndarray], prefix: str) -> dict[str, float]:
+    r"""Relative L2 error of a posterior mean and the 90% band's coverage of the truth.
+
+    ``rel_l2_error`` is :math:`\|\bar x - x^*\|_2 / \|x^*\|_2` over the grid and
+    ``coverage_90`` the share of grid nodes with :math:`q_{05} \le x^* \le q_{95}`.
+
+    Args:
+        maps: Grid maps with ``truth`` and ``{prefix}_mean``, ``{prefix}_q05``,
+            ``{prefix}_q95``.
+        prefix: Prefix of the posterior's maps.
+    """
     truth = maps["truth"]
     mean, lo, hi = (maps[f"{prefix}_{k}"] for k in ("mean", "q05", "q95"))
     return {
@@ -118,9 +128,9 @@ def study_metrics(tree: xr.DataTree) -> dict[str, object]:
     }
     maps = field_maps(tree)
     if "truth" in maps:
-        metrics.update(_field_scores(maps, "posterior"))
+        metrics.update(field_scores(maps, "posterior"))
         if "gp_mean" in maps:
-            metrics.update({f"gp_{k}": v for k, v in _field_scores(maps, "gp").items()})
+            metrics.update({f"gp_{k}": v for k, v in field_scores(maps, "gp").items()})
     if names and all(_truth(tree, n) is not None for n in names):
         table = summarize_named(tree, names)
         metrics["named_abs_error"] = {
