@@ -5,7 +5,10 @@ from .anomaly import rank_anomalies, residual_tail_probability
 from .base import Generator, GridSpec, resolve_device
 from .checkpoint import load, pretrained_names, save
 from .dirty_regression import dirty_block_sparse_regression
+from .dlcfm import DLCFMGenerator, VelocityUNet
+from .flow import flow_matching_loss, integrate, integrate_adaptive
 from .gaussian import GaussianFieldPrior
+from .hierarchical import HierarchicalVAE
 from .latent_diagnostics import align_latents, separation_index, traversal_heterogeneity
 from .metrics import (
     abs_correlation,
@@ -20,6 +23,7 @@ from .metrics import (
     sap,
     ssim_scores,
 )
+from .semisupervised import SemiSupervisedVAE
 from .shape_matching import knn_kl_divergence, shape_matching_score
 from .simulate import FieldDataset, simulate, simulate_conductivity, simulate_sources
 from .vae import AuxVAE, BetaVAE
@@ -27,10 +31,14 @@ from .vae import AuxVAE, BetaVAE
 __all__ = [
     "AuxVAE",
     "BetaVAE",
+    "DLCFMGenerator",
     "FieldDataset",
     "GaussianFieldPrior",
     "Generator",
     "GridSpec",
+    "HierarchicalVAE",
+    "SemiSupervisedVAE",
+    "VelocityUNet",
     "abs_correlation",
     "align_latents",
     "dci",
@@ -39,6 +47,9 @@ __all__ = [
     "encode_means",
     "evaluate_generator",
     "explicitness",
+    "flow_matching_loss",
+    "integrate",
+    "integrate_adaptive",
     "knn_kl_divergence",
     "lds",
     "load",

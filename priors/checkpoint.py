@@ -28,7 +28,10 @@ from safetensors.torch import load_file
 from safetensors.torch import save as serialise
 
 from .base import Generator, GridSpec
+from .dlcfm import DLCFMGenerator
 from .gaussian import GaussianFieldPrior
+from .hierarchical import HierarchicalVAE
+from .semisupervised import SemiSupervisedVAE
 from .vae import AuxVAE, BetaVAE
 
 __all__ = ["load", "pretrained_names", "save"]
@@ -39,7 +42,10 @@ FORMAT_VERSION = 1
 _ARCHITECTURES: dict[str, type[Generator]] = {
     "AuxVAE": AuxVAE,
     "BetaVAE": BetaVAE,
+    "DLCFMGenerator": DLCFMGenerator,
     "GaussianFieldPrior": GaussianFieldPrior,
+    "HierarchicalVAE": HierarchicalVAE,
+    "SemiSupervisedVAE": SemiSupervisedVAE,
 }
 
 
@@ -77,7 +83,8 @@ def save(generator: Generator, path: str | os.PathLike, metadata: dict | None = 
     stored in their current dtype, contiguous, on the CPU.
 
     Args:
-        generator: An :class:`AuxVAE`, :class:`BetaVAE` or :class:`GaussianFieldPrior`.
+        generator: An :class:`AuxVAE`, :class:`BetaVAE`, :class:`DLCFMGenerator` or
+            :class:`GaussianFieldPrior`.
         path: Destination; a ``.safetensors`` or ``.json`` suffix is dropped.
         metadata: Extra sidecar entries, e.g. ``{"data": recipe, "training": ...,
             "metrics": ...}``; merged over ``generator.metadata`` when that exists.
