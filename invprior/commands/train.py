@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""``invprior train auxvae|betavae --data DATA.npz --out PATH``: train and save a prior."""
+"""``invprior train auxvae|betavae|hvae|ssvae --data DATA.npz --out PATH``: train, save."""
 
 from __future__ import annotations
 
@@ -21,6 +21,11 @@ _OPTIONS = {
     "lambda_intra": float,
     "lambda_inter": float,
     "kl_warmup_epochs": float,
+    "kl_schedule": str,
+    "recon_epochs": float,
+    "hyper_dim": int,
+    "gamma": float,
+    "labelled_fraction": float,
     "patience": int,
     "device": str,
 }
@@ -30,12 +35,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` sub-command."""
     p = subparsers.add_parser(
         "train",
-        help="train an Aux-VAE or beta-VAE prior on simulated fields",
+        help="train a VAE prior (Aux-VAE, beta-VAE, hierarchical-prior or semi-supervised "
+        "VAE) on simulated fields",
         description="Train on DATA.npz (from `invprior simulate`), score the model on a "
         "fresh held-out sample from the same simulator (seed + 1000003), and write "
         "PATH.safetensors with its PATH.json sidecar.",
     )
-    p.add_argument("model", choices=("auxvae", "betavae"))
+    p.add_argument("model", choices=("auxvae", "betavae", "hvae", "ssvae"))
     p.add_argument("--data", required=True, help="training data (.npz)")
     p.add_argument("--out", required=True, help="checkpoint path (without suffix)")
     for name, kind in _OPTIONS.items():

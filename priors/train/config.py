@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 
 __all__ = ["VAETrainConfig"]
 
-_MODELS = ("auxvae", "betavae")
+_MODELS = ("auxvae", "betavae", "hvae", "ssvae")
+_KL_SCHEDULES = ("geometric", "linear")
 
 
 @dataclass(frozen=True)
@@ -23,17 +24,33 @@ class VAETrainConfig:
 
     with the squared error summed over the grid in standardised field units and the
     correlation penalties of :mod:`invprior.priors.losses` taken over each batch. The KL
-    weight :math:`\beta_t` warms up geometrically from ``beta * kl_warmup_start`` to
-    ``beta`` over ``kl_warmup_epochs`` epochs, so the decoder learns to reconstruct before
-    the prior pulls the posterior in (a strong KL from the start leads to over-regularised
-    minima with collapsed latents).
+    weight :math:`\beta_t` is 0 for the first ``recon_epochs`` epochs (reconstruction
+    only), then warms up to ``beta`` over ``kl_warmup_epochs`` epochs: geometrically from
+    ``beta * kl_warmup_start`` (``kl_schedule="geometric"``) or linearly from 0
+    (``"linear"``), so the decoder learns to reconstruct before the prior pulls the
+    posterior in (a strong KL from the start leads to over-regularised minima with
+    collapsed latents). The hierarchical-prior study (see
+    :class:`~invprior.priors.HierarchicalVAE`) uses ``recon_epochs > 0``,
+    ``kl_schedule="linear"`` and ``beta=1``.
+
+    The other models change the terms: ``hvae`` (:class:`~invprior.priors.HierarchicalVAE`)
+    replaces the KL by its bound against the learned hierarchical prior and has no
+    penalties; ``ssvae`` (:class:`~invprior.priors.SemiSupervisedVAE`) uses the KL against
+    :math:`N(0, I)`, no correlation penalties, and adds ``gamma`` times the label term on a
+    seeded ``labelled_fraction`` of the training samples.
 
     Attributes:
-        model: ``"auxvae"`` or ``"betavae"``.
-        rec_dim: Residual latent size (for ``betavae`` the whole latent).
+        model: ``"auxvae"``, ``"betavae"``, ``"hvae"`` or ``"ssvae"``.
+        rec_dim: Residual latent size (for ``betavae`` and ``hvae`` the whole latent).
         channels: Encoder channels, one stride-2 convolution each.
         hidden: Width of the fully connected layers.
-        tau: Standard deviation of :math:`z_{aux} \mid u` (Aux-VAE only).
+        tau: Standard deviation of :math:`z_{aux} \mid u` (Aux-VAE and ``ssvae``).
+        hyper_dim: Size of the hyper-latent :math:`\xi` (``hvae`` only).
+        prior_hidden: Width of the prior network and auxiliary posterior (``hvae`` only).
+        gamma: Weight of the label term (``ssvae`` only).
+        labelled_fraction: Fraction of the training samples whose named factors are used
+            (``ssvae`` only), chosen by :func:`~invprior.priors.semisupervised.labelled_subset`
+            with ``seed``.
         positive: Non-negative decoder output (for source fields).
         rec_shift: After training, fit the Aux-VAE's residual shift (see
             :func:`invprior.priors.train.fit_rec_shift`).
@@ -46,7 +63,9 @@ class VAETrainConfig:
             correlations).
         learning_rate: Adam step size (cosine-decayed to 5% over ``epochs``).
         kl_warmup_epochs: Epochs of KL warm-up (0 for none).
-        kl_warmup_start: Initial fraction of ``beta``, in ``(0, 1]``.
+        kl_warmup_start: Initial fraction of ``beta`` of the geometric warm-up, in ``(0, 1]``.
+        kl_schedule: ``"geometric"`` or ``"linear"`` warm-up.
+        recon_epochs: Reconstruction-only epochs (KL weight 0) before the warm-up.
         val_fraction: Fraction of the data held out for the validation loss.
         patience: Epochs without validation improvement (after warm-up) before stopping.
         seed: Seed of initialisation, split, shuffling and reparametrisation noise.
@@ -58,6 +77,10 @@ class VAETrainConfig:
     channels: tuple[int, ...] = (16, 32, 64, 64)
     hidden: int = 256
     tau: float = 0.1
+    hyper_dim: int = 2
+    prior_hidden: int = 32
+    gamma: float = 1.0
+    labelled_fraction: float = 0.01
     positive: bool = False
     rec_shift: bool = True
     beta: float = 0.05
@@ -69,6 +92,8 @@ class VAETrainConfig:
     learning_rate: float = 1e-3
     kl_warmup_epochs: float = 4.0
     kl_warmup_start: float = 1e-3
+    kl_schedule: str = "geometric"
+    recon_epochs: float = 0.0
     val_fraction: float = 0.1
     patience: int = 5
     seed: int = 0
@@ -85,6 +110,8 @@ class VAETrainConfig:
             "learning_rate": self.learning_rate,
             "degree": self.degree,
             "patience": self.patience,
+            "hyper_dim": self.hyper_dim,
+            "prior_hidden": self.prior_hidden,
         }
         bad = {k: v for k, v in positive.items() if not v > 0}
         if bad or not self.channels or min(self.channels) < 1:
@@ -97,13 +124,21 @@ class VAETrainConfig:
             "lambda_intra": self.lambda_intra,
             "lambda_inter": self.lambda_inter,
             "kl_warmup_epochs": self.kl_warmup_epochs,
+            "recon_epochs": self.recon_epochs,
+            "gamma": self.gamma,
             "seed": self.seed,
         }
         bad = {k: v for k, v in nonneg.items() if v < 0}
         if bad:
             raise ValueError(f"these settings must be non-negative: {bad}")
-        if self.model == "betavae" and self.rec_dim < 1:
-            raise ValueError("a betavae needs rec_dim >= 1 (its whole latent)")
+        if self.model in ("betavae", "hvae") and self.rec_dim < 1:
+            raise ValueError(f"a {self.model} needs rec_dim >= 1 (its whole latent)")
+        if self.kl_schedule not in _KL_SCHEDULES:
+            raise ValueError(
+                f"kl_schedule must be one of {_KL_SCHEDULES}, got {self.kl_schedule!r}"
+            )
+        if not 0 <= self.labelled_fraction <= 1:
+            raise ValueError(f"labelled_fraction must be in [0, 1], got {self.labelled_fraction}")
         if self.batch_size < 8:
             raise ValueError(
                 f"batch_size must be at least 8 (batch correlations), got {self.batch_size}"

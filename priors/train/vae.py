@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-r"""Training loop of the Aux-VAE and the beta-VAE.
+r"""Training loop of the Aux-VAE, the beta-VAE, the hierarchical-prior and semi-supervised VAEs.
 
 One call, :func:`train_vae`, takes a :class:`VAETrainConfig` and a
 :class:`~invprior.priors.simulate.FieldDataset` and returns the trained, frozen generator
@@ -20,7 +20,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..base import resolve_device
+from ..hierarchical import HierarchicalVAE
 from ..losses import explicitness, gaussian_kl, inter_independence, intra_independence
+from ..semisupervised import SemiSupervisedVAE, label_nll, labelled_subset
 from ..simulate import FieldDataset
 from ..vae import AuxVAE, BetaVAE
 from .config import VAETrainConfig
@@ -30,7 +32,10 @@ __all__ = ["build_vae", "fit_rec_shift", "train_vae", "vae_loss"]
 logger = logging.getLogger(__name__)
 
 
-def build_vae(config: VAETrainConfig, data: FieldDataset) -> AuxVAE | BetaVAE:
+_VAE = AuxVAE | BetaVAE | HierarchicalVAE
+
+
+def build_vae(config: VAETrainConfig, data: FieldDataset) -> _VAE:
     """An untrained generator whose normalisation comes from ``data``.
 
     Args:
@@ -47,10 +52,14 @@ def build_vae(config: VAETrainConfig, data: FieldDataset) -> AuxVAE | BetaVAE:
     }
     if config.model == "betavae":
         return BetaVAE(latent_dim=config.rec_dim, **net)
+    if config.model == "hvae":
+        hyper = {"hyper_dim": config.hyper_dim, "prior_hidden": config.prior_hidden}
+        return HierarchicalVAE(latent_dim=config.rec_dim, **hyper, **net)
     if not data.aux_names:
-        raise ValueError("an auxvae needs data with named factors (aux_names is empty)")
+        raise ValueError(f"an {config.model} needs data with named factors (aux_names is empty)")
     aux = data.aux.astype(np.float64)
-    return AuxVAE(
+    cls = SemiSupervisedVAE if config.model == "ssvae" else AuxVAE
+    return cls(
         aux_names=data.aux_names,
         aux_units=[data.units[k] for k in data.aux_names],
         aux_ranges={k: data.ranges[k] for k in data.aux_names},
@@ -63,11 +72,12 @@ def build_vae(config: VAETrainConfig, data: FieldDataset) -> AuxVAE | BetaVAE:
 
 
 def vae_loss(
-    model: AuxVAE | BetaVAE,
+    model: _VAE,
     x: torch.Tensor,
     u: torch.Tensor,
     beta: float,
     config: VAETrainConfig,
+    labelled: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The training objective on one batch and its terms.
 
@@ -77,31 +87,45 @@ def vae_loss(
         u: Named variables in physical units, shape ``(n, aux_dim)``.
         beta: Current KL weight.
         config: Penalty weights and degree.
+        labelled: Which samples' ``u`` the label term of a
+            :class:`~invprior.priors.SemiSupervisedVAE` uses, boolean, shape ``(n,)``;
+            ``None`` for none. Ignored by the other models.
 
     Returns:
-        ``{"loss", "recon", "kl", "explicitness", "intra", "inter"}``, scalars (batch means).
+        ``{"loss", "recon", "kl", "explicitness", "intra", "inter"}``, scalars (batch means),
+        plus ``"label"`` (the label term's batch mean) for a semi-supervised VAE given
+        ``labelled`` (validation passes none, so its loss is the plain ELBO); ``"kl"``
+        is the bound of :meth:`~invprior.priors.HierarchicalVAE.kl_bound` for that model.
     """
     mu, logvar = model.encode(x)
     u = u.to(mu)
     z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
     recon = (model.decode_latent(z) - x).div(model.field_scale).pow(2).sum((-2, -1)).mean()
-    prior_mean, prior_var = model.prior(u, mu)
-    kl = gaussian_kl(mu, logvar, prior_mean, prior_var).mean()
+    if isinstance(model, HierarchicalVAE):
+        kl = model.kl_bound(mu, logvar, z).mean()
+    else:
+        prior_mean, prior_var = model.prior(u, mu)
+        kl = gaussian_kl(mu, logvar, prior_mean, prior_var).mean()
     d = model.aux_dim
-    if d:
+    terms = {k: mu.new_zeros(()) for k in ("explicitness", "intra", "inter")}
+    if isinstance(model, SemiSupervisedVAE):
+        if labelled is not None:
+            nll = label_nll(mu[:, :d], logvar[:, :d], model.to_latent(u))
+            terms["label"] = (labelled.to(mu) * nll).mean()
+    elif d:
         terms = {
             "explicitness": explicitness(u, mu[:, :d]),
             "intra": intra_independence(u, mu[:, :d], config.degree),
             "inter": inter_independence(u, mu[:, d:], config.degree),
         }
-    else:
-        terms = {k: mu.new_zeros(()) for k in ("explicitness", "intra", "inter")}
     loss = (
         recon
         + beta * kl
         + config.lambda_intra * (terms["explicitness"] + terms["intra"])
         + config.lambda_inter * terms["inter"]
     )
+    if "label" in terms:
+        loss = loss + config.gamma * terms["label"]
     return {"loss": loss, "recon": recon, "kl": kl, **terms}
 
 
@@ -130,16 +154,19 @@ def fit_rec_shift(model: AuxVAE, x: torch.Tensor, batch_size: int = 1024) -> Non
 
 
 def _kl_weight(config: VAETrainConfig, epoch: float) -> float:
-    """Geometric warm-up from ``beta * kl_warmup_start`` to ``beta``."""
-    if epoch >= config.kl_warmup_epochs:
+    """0 for ``recon_epochs``, then a geometric or linear warm-up to ``beta``."""
+    if epoch < config.recon_epochs:
+        return 0.0
+    progress = epoch - config.recon_epochs
+    if progress >= config.kl_warmup_epochs:
         return config.beta
-    return config.beta * config.kl_warmup_start ** (1.0 - epoch / config.kl_warmup_epochs)
+    if config.kl_schedule == "linear":
+        return config.beta * progress / config.kl_warmup_epochs
+    return config.beta * config.kl_warmup_start ** (1.0 - progress / config.kl_warmup_epochs)
 
 
 @torch.no_grad()
-def _validate(
-    model: AuxVAE | BetaVAE, x: torch.Tensor, u: torch.Tensor, config: VAETrainConfig
-) -> dict:
+def _validate(model: _VAE, x: torch.Tensor, u: torch.Tensor, config: VAETrainConfig) -> dict:
     """Mean loss terms over validation batches, at the final KL weight."""
     model.eval()
     sums: dict[str, float] = {}
@@ -172,8 +199,8 @@ def train_vae(
     *,
     progress: bool | None = None,
     num_threads: int | None = None,
-) -> tuple[AuxVAE | BetaVAE, dict]:
-    """Train an Aux-VAE or beta-VAE on simulated fields.
+) -> tuple[_VAE, dict]:
+    """Train a VAE prior (``config.model``) on simulated fields.
 
     A ``val_fraction`` of ``data`` is held out; its loss (at the final KL weight) is
     tracked every epoch, the best state after warm-up is kept, and training stops after
@@ -204,7 +231,7 @@ def train_vae(
 
 def _train(
     config: VAETrainConfig, data: FieldDataset, device: torch.device, progress: bool | None
-) -> tuple[AuxVAE | BetaVAE, dict]:
+) -> tuple[_VAE, dict]:
     """The loop of :func:`train_vae`."""
     torch.manual_seed(config.seed)
     train, val = _split(data, config)
@@ -213,6 +240,8 @@ def _train(
     u_tr = torch.as_tensor(train.aux, dtype=x_tr.dtype, device=device)
     x_va = torch.as_tensor(val.fields, device=device)
     u_va = torch.as_tensor(val.aux, dtype=x_va.dtype, device=device)
+    labelled = labelled_subset(len(train), config.labelled_fraction, config.seed)
+    labelled = torch.as_tensor(labelled, device=device)
     steps = len(x_tr) // config.batch_size
     opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -230,7 +259,7 @@ def _train(
         for s in range(steps):
             idx = perm[s * config.batch_size : (s + 1) * config.batch_size]
             beta = _kl_weight(config, epoch + s / steps)
-            terms = vae_loss(model, x_tr[idx], u_tr[idx], beta, config)
+            terms = vae_loss(model, x_tr[idx], u_tr[idx], beta, config, labelled[idx])
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
             opt.step()
@@ -246,7 +275,7 @@ def _train(
                 history.setdefault(f"val_{k}", []).append(v)
         bar.set_postfix(loss=f"{total / steps:.3g}", val=f"{val_terms['loss']:.3g}")
         logger.info("epoch %d: train %.4g, val %s", epoch + 1, total / steps, val_terms)
-        if epoch + 1 < config.kl_warmup_epochs:
+        if epoch + 1 < config.recon_epochs + config.kl_warmup_epochs:
             continue
         if val_terms["loss"] < best:
             best, best_state, bad_epochs = val_terms["loss"], copy.deepcopy(model.state_dict()), 0
