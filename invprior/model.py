@@ -9,7 +9,9 @@ The prior over a field :math:`x` on the generator's grid is
     z_{rec} \sim N(0, I_r), \quad x = G(z_{aux}, z_{rec}),
 
 written non-centred (the sampler moves :math:`e`, not :math:`z_{aux}`) so that a small
-:math:`\tau` does not create a narrow ridge in the posterior. The inverse problem adds
+:math:`\tau` does not create a narrow ridge in the posterior. A flow generator
+(DL-CFM, one with ``eps_shape``) adds its base noise :math:`\varepsilon \sim N(0, I)` on
+the grid as a latent site, :math:`x = G(z_{aux}, z_{rec}, \varepsilon)`. The inverse problem adds
 :math:`y \sim p(y \mid F(x))`, with :math:`F` a forward model such as
 :class:`invprior.bridge.TorchForward`.
 
@@ -35,7 +37,7 @@ from pyro import poutine
 
 from .likelihood import GaussianLikelihood, Likelihood
 from .priors.base import Generator
-from .sites import AUX_NOISE, FIELD, OBS, Z_AUX, Z_REC
+from .sites import AUX_NOISE, EPS, FIELD, OBS, Z_AUX, Z_REC
 
 __all__ = ["DisentangledPrior", "InverseProblem"]
 
@@ -59,7 +61,9 @@ class DisentangledPrior:
     Sites, in order: one scalar site per name in ``generator.aux_names`` (physical units),
     ``e_aux`` (shape ``(d,)``), the deterministic ``z_aux = a(u) + tau * e_aux``, ``z_rec``
     (shape ``(r,)``) and the deterministic ``field`` (shape ``(ny, nx)``). With ``d = 0``
-    (beta-VAE, Gaussian-field baselines) only ``z_rec`` and ``field`` remain.
+    (beta-VAE, Gaussian-field baselines) only ``z_rec`` and ``field`` remain. A generator
+    with an ``eps_shape`` (:class:`invprior.priors.DLCFMGenerator`) gets one more site,
+    ``eps`` of that shape, after ``z_rec``, passed to ``generator.decode(..., eps=eps)``.
 
     The generator is put in eval mode with gradients off and is never registered with
     ``pyro.module``. Base distributions are built on the generator's dtype and device at
@@ -71,6 +75,9 @@ class DisentangledPrior:
             distribution; names left out get ``Uniform(*generator.aux_ranges[name])``.
         tau: Scale :math:`\tau > 0` of :math:`z_{aux} \mid u \sim N(a(u), \tau^2 I)`; None
             means the generator's own ``tau`` (the value it was trained with), else 0.1.
+        fixed_eps: Leave out the ``eps`` site of a flow generator and decode the
+            conditional mean path (:math:`\varepsilon = 0`): far fewer latents for a fast
+            MAP, an approximation to the prior (see ``DLCFMGenerator.decode``).
 
     Raises:
         ValueError: On unknown names, non-scalar distributions, a missing training range or
@@ -87,6 +94,7 @@ class DisentangledPrior:
         generator: Generator,
         aux_priors: Mapping[str, torch.distributions.Distribution] | None = None,
         tau: float | None = None,
+        fixed_eps: bool = False,
     ) -> None:
         tau = float(getattr(generator, "tau", 0.1)) if tau is None else tau
         if not (isinstance(tau, int | float) and np.isfinite(tau) and tau > 0):
@@ -115,6 +123,8 @@ class DisentangledPrior:
         self.generator = generator.eval().requires_grad_(False)
         self.aux_priors = aux_priors
         self.tau = float(tau)
+        shape = getattr(generator, "eps_shape", None)
+        self.eps_shape = None if fixed_eps or shape is None else torch.Size(shape)
 
     @property
     def aux_names(self) -> tuple[str, ...]:
@@ -128,6 +138,8 @@ class DisentangledPrior:
         if self.aux_names:
             shapes[AUX_NOISE] = torch.Size([len(self.aux_names)])
         shapes[Z_REC] = torch.Size([self.generator.rec_dim])
+        if self.eps_shape is not None:
+            shapes[EPS] = self.eps_shape
         return shapes
 
     def aux_distribution(self, name: str) -> torch.distributions.Distribution:
@@ -154,13 +166,26 @@ class DisentangledPrior:
         z_rec = pyro.sample(Z_REC, dist.Normal(ref.new_zeros(r), ref.new_ones(r)).to_event(1))
         if not d:
             z_aux = z_rec.new_zeros((*z_rec.shape[:-1], 0))
-        return pyro.deterministic(FIELD, gen.decode(z_aux, z_rec), event_dim=2)
+        eps = None
+        if self.eps_shape is not None:
+            zeros, ones = ref.new_zeros(self.eps_shape), ref.new_ones(self.eps_shape)
+            eps = pyro.sample(EPS, dist.Normal(zeros, ones).to_event(len(self.eps_shape)))
+        return pyro.deterministic(FIELD, self._decode(z_aux, z_rec, eps), event_dim=2)
+
+    def _decode(
+        self, z_aux: torch.Tensor, z_rec: torch.Tensor, eps: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``generator.decode``, given ``eps`` only when the prior has that site."""
+        if eps is None:
+            return self.generator.decode(z_aux, z_rec)
+        return self.generator.decode(z_aux, z_rec, eps=eps)
 
     def log_prob(self, latent: Mapping[str, torch.Tensor]) -> torch.Tensor:
         r"""Log prior density of the latent sites, without tracing the Pyro program.
 
-        :math:`\sum_j \log p(u_j) + \log N(e; 0, I) + \log N(z_{rec}; 0, I)`, the sum of the
-        sample sites' ``log_prob`` in a trace of :meth:`__call__` conditioned on ``latent``.
+        :math:`\sum_j \log p(u_j) + \log N(e; 0, I) + \log N(z_{rec}; 0, I)` (plus
+        :math:`\log N(\varepsilon; 0, I)` with an ``eps`` site), the sum of the sample
+        sites' ``log_prob`` in a trace of :meth:`__call__` conditioned on ``latent``.
 
         Args:
             latent: A value for every site in :attr:`latent_shapes`, each with shape
@@ -174,6 +199,8 @@ class DisentangledPrior:
             log_p = log_p + self.aux_distribution(name).log_prob(latent[name])
         if self.aux_names:
             log_p = log_p + _standard_normal_log_prob(latent[AUX_NOISE])
+        if self.eps_shape is not None:
+            log_p = log_p + _standard_normal_log_prob(latent[EPS].flatten(-len(self.eps_shape)))
         return log_p
 
     def decode(self, latent: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -189,7 +216,7 @@ class DisentangledPrior:
             z_aux = self.aux_latent(u, latent[AUX_NOISE])
         else:
             z_aux = z_rec.new_zeros((*z_rec.shape[:-1], 0))
-        return self.generator.decode(z_aux, z_rec)
+        return self._decode(z_aux, z_rec, latent[EPS] if self.eps_shape is not None else None)
 
     def complete(self, latent: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """All prior sites given values of the latent sites (no forward solve).

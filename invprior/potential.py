@@ -47,7 +47,7 @@ from pyro.ops.integrator import register_exception_handler
 from torch.distributions import Transform, biject_to
 
 from .model import InverseProblem
-from .sites import AUX_NOISE, Z_REC
+from .sites import AUX_NOISE, EPS, Z_REC
 
 __all__ = ["LatentLayout", "PotentialEnergy", "is_pde_failure"]
 
@@ -138,10 +138,14 @@ class PotentialEnergy:
         self._bounds = None if self.traced else self._uniform_bounds()
 
     def _uniform_bounds(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """``(low, high)`` of the named sites when all have default Uniform priors, else None."""
+        """``(low, high)`` of the named sites when all have default Uniform priors, else None.
+
+        None too with an ``eps`` site: the flow solve then dominates the cost, and the
+        generic path handles the site.
+        """
         prior = self.problem.prior
         names = prior.aux_names
-        if not names or any(name in prior.aux_priors for name in names):
+        if not names or prior.eps_shape is not None or any(n in prior.aux_priors for n in names):
             return None
         ranges = torch.tensor([prior.generator.aux_ranges[n] for n in names]).to(self.obs)
         return ranges[:, 0], ranges[:, 1]
@@ -167,6 +171,10 @@ class PotentialEnergy:
     def _support(self, name: str) -> torch.distributions.constraints.Constraint:
         if name in self.problem.prior.aux_names:
             return self.problem.prior.aux_distribution(name).support
+        if name == EPS:
+            return torch.distributions.constraints.independent(
+                torch.distributions.constraints.real, len(self.layout.shapes[EPS])
+            )
         return torch.distributions.constraints.real_vector
 
     def constrain(self, params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
