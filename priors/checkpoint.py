@@ -83,7 +83,8 @@ def save(generator: Generator, path: str | os.PathLike, metadata: dict | None = 
     stored in their current dtype, contiguous, on the CPU.
 
     Args:
-        generator: An :class:`AuxVAE`, :class:`BetaVAE`, :class:`DLCFMGenerator` or
+        generator: An :class:`AuxVAE`, :class:`BetaVAE`, :class:`DLCFMGenerator`,
+            :class:`HierarchicalVAE`, :class:`SemiSupervisedVAE` or
             :class:`GaussianFieldPrior`.
         path: Destination; a ``.safetensors`` or ``.json`` suffix is dropped.
         metadata: Extra sidecar entries, e.g. ``{"data": recipe, "training": ...,

@@ -107,3 +107,27 @@ def test_checkpoint_round_trip(tmp_path):
     like = torch.zeros(3, 4)
     mean, var = back.prior(None, like)
     assert (mean == 0).all() and (var == 1).all()
+
+
+def test_lds_over_seeds_and_train_command(tmp_path):
+    from invprior.cli import main
+    from invprior.priors.train import lds_over_seeds
+
+    data = simulate("source", 128, 0, GRID)
+    cfg = VAETrainConfig(
+        model="ssvae", rec_dim=1, channels=(4, 8), hidden=8, epochs=1, batch_size=32
+    )
+    out = lds_over_seeds(cfg, data, simulate("source", 64, 1, GRID), seeds=[0, 1])
+    assert out["seeds"] == [0, 1] and len(out["scores"]) == 2
+    assert out["mean"] == pytest.approx(np.mean(out["scores"]))
+    assert 0 < out["mean"] <= 1 and out["std"] >= 0
+    path = tmp_path / "d.npz"
+    assert main(["simulate", "source", "--n", "128", "--seed", "2", "--out", str(path)]) == 0
+    args = ["--data", str(path), "--epochs", "1", "--batch-size", "32", "--rec-dim", "2"]
+    args += ["--eval-n", "40", "--no-progress", "--threads", "1", "--recon-epochs", "0.5"]
+    for model, extra in (("ssvae", ["--labelled-fraction", "0.1"]), ("hvae", ["--beta", "1"])):
+        out_path = tmp_path / model
+        assert main(["train", model, "--out", str(out_path), *args, *extra]) == 0
+        g = load(out_path)
+        assert g.metadata["training"]["config"]["model"] == model
+        assert "lds_all" in g.metadata["metrics"]
