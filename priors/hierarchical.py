@@ -38,7 +38,8 @@ of :math:`\xi`. The encoder, prior network and auxiliary posterior are trained j
 
 References:
     [1] C. Jacobsen and K. Duraisamy, "Disentangling Generative Factors of Physical Fields
-        Using Variational Autoencoders", arXiv:2109.07399 (2021), section on hierarchical
+        Using Variational Autoencoders", Frontiers in Physics 10, 890910 (2022),
+        https://doi.org/10.3389/fphy.2022.890910 (arXiv:2109.07399), section on hierarchical
         priors.
 """
 
