@@ -83,3 +83,18 @@ def test_fixed_eps_drops_the_site_and_decodes_the_mean_path():
     full = DisentangledPrior(prior.generator)
     with_zero = {**latent, EPS: torch.zeros(GRID.shape, dtype=F64)}
     torch.testing.assert_close(prior.decode(latent), full.decode(with_zero))
+
+
+def test_map_laplace_and_nuts_run_unchanged():
+    from invprior import infer
+
+    problem = _problem()
+    torch.manual_seed(1)
+    obs = problem.model().detach()
+    result = infer.map(problem, obs, num_restarts=1, num_steps=5)
+    assert result.sites[EPS].shape == GRID.shape and result.potential_energy < float("inf")
+    gauss = infer.laplace(problem, obs, result)
+    assert gauss.cov.shape == (6 + GRID.shape[0] * GRID.shape[1],) * 2
+    config = {"num_samples": 4, "warmup_steps": 2, "num_chains": 1, "max_tree_depth": 3}
+    draws = infer.nuts(problem, obs, init_mass="identity", disable_progbar=True, **config)
+    assert draws.samples[EPS].shape[-2:] == GRID.shape
