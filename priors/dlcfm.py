@@ -234,7 +234,9 @@ class DLCFMGenerator(Generator):
 
         Copies the named variables, :math:`a(u)`, ``rec_dim``, ``tau``, the grid and the
         field standardisation; ``kwargs`` are the remaining constructor arguments
-        (``channels``, ``embed``, ``steps``, ``method``).
+        (``channels``, ``embed``, ``steps``, ``method``). The output of a ``positive``
+        Aux-VAE is non-negative by construction; the flow's is not, it only learns to be
+        close to non-negative from the data.
         """
         vae_config = vae.config()
         shared = ("aux_names", "aux_units", "aux_ranges", "aux_mean", "aux_std", "rec_dim")
