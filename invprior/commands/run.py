@@ -27,8 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="run a whole inverse study from a TOML file",
         description=(
-            "Run the study described by CONFIG.toml (tables mesh, pde, sensors, noise, prior, "
-            "truth, map, mcmc, baseline, output; see invprior.study). Writes posterior.nc, "
+            "Run the study described by CONFIG.toml (tables mesh, pde, sensors, noise, "
+            "approximation_error, prior, truth, map, mcmc, baseline, output; see "
+            "invprior.study). Writes posterior.nc, the report and linearised-prior "
             "figures, summary.txt, metrics.json and fields.xdmf (+ fields.h5, for ParaView) "
             "into the output folder; the last line printed is one JSON object (rel_l2_error, "
             "named_abs_error, coverage_90, ess_min, rhat_max, divergences, pde_solves, wall_s "
