@@ -40,6 +40,27 @@ def test_estimate_matches_the_projection_residuals():
     torch.testing.assert_close(approx.obs_cov, torch.cov(obs_err.T))
 
 
+class OffsetEncoder(ProjectingGenerator):
+    """The projecting encoder with a bias: an amortisation gap for refinement to remove."""
+
+    def encode(self, x):  # noqa: D102
+        mu, logvar = super().encode(x)
+        return mu + 0.3, logvar
+
+
+def test_refinement_removes_the_encoder_gap():
+    forward = LinearForward(4, torch.float64)
+    x = _fields(30)
+    exact = ApproximationError.estimate(ProjectingGenerator(1, 2, torch.float64), x, forward)
+    biased = OffsetEncoder(1, 2, torch.float64)
+    coarse = ApproximationError.estimate(biased, x, forward)
+    refined = ApproximationError.estimate(biased, x, forward, batch_size=16, refine_steps=20)
+    gap = (coarse.field_mean - exact.field_mean).abs().max()
+    assert gap > 0.1
+    torch.testing.assert_close(refined.field_mean, exact.field_mean, atol=1e-5, rtol=0)
+    torch.testing.assert_close(refined.obs_cov, exact.obs_cov, atol=1e-5, rtol=0)
+
+
 def test_likelihood_adds_the_error_to_the_noise():
     gen = ProjectingGenerator(1, 2, torch.float64)
     approx = ApproximationError.estimate(gen, _fields(30), LinearForward(4, torch.float64))
