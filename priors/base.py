@@ -14,6 +14,7 @@ Grid convention (shared with :mod:`invprior.pde`): ``field[..., i, j]`` is the v
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -90,13 +91,20 @@ class Generator(nn.Module, ABC):
 
     def _init_aux(
         self,
-        names: tuple[str, ...],
-        units: tuple[str, ...],
-        ranges: dict[str, tuple[float, float]],
-        mean: torch.Tensor,
-        std: torch.Tensor,
+        names: Sequence[str],
+        units: Sequence[str],
+        ranges: Mapping[str, Sequence[float]],
+        mean: Sequence[float] | torch.Tensor,
+        std: Sequence[float] | torch.Tensor,
     ) -> None:
-        """Set the named variables and the buffers of :math:`a(u) = (u - mean) / std`."""
+        """Set the named variables and the buffers of :math:`a(u) = (u - mean) / std`.
+
+        ``mean`` and ``std`` that are not tensors become tensors of the default dtype.
+        """
+        mean, std = (
+            v if torch.is_tensor(v) else torch.tensor(v, dtype=torch.get_default_dtype())
+            for v in (mean, std)
+        )
         if not (len(names) == len(units) == mean.numel() == std.numel()):
             raise ValueError("aux names, units, mean and std must have one entry per variable")
         if (std <= 0).any():

@@ -210,13 +210,7 @@ class DLCFMGenerator(Generator):
             raise ValueError(
                 f"need method in {sorted(METHODS)} and steps >= 1, got {method!r} and {steps!r}"
             )
-        self._init_aux(
-            tuple(aux_names),
-            tuple(aux_units),
-            {k: tuple(v) for k, v in aux_ranges.items()},
-            torch.as_tensor(aux_mean, dtype=torch.get_default_dtype()),
-            torch.as_tensor(aux_std, dtype=torch.get_default_dtype()),
-        )
+        self._init_aux(aux_names, aux_units, aux_ranges, aux_mean, aux_std)
         self.rec_dim, self.grid, self.tau = int(rec_dim), _grid(grid), float(tau)
         self.steps, self.method = int(steps), method
         self.velocity = VelocityUNet(self.aux_dim + self.rec_dim, channels, embed)

@@ -270,13 +270,7 @@ class AuxVAE(_ConvVAE):
             field_scale,
             positive,
         )
-        self._init_aux(
-            tuple(aux_names),
-            tuple(aux_units),
-            {k: tuple(v) for k, v in aux_ranges.items()},
-            torch.as_tensor(aux_mean, dtype=torch.get_default_dtype()),
-            torch.as_tensor(aux_std, dtype=torch.get_default_dtype()),
-        )
+        self._init_aux(aux_names, aux_units, aux_ranges, aux_mean, aux_std)
         self.rec_dim = int(rec_dim)
         self.tau = float(tau)
         n_features = 1 + REC_SHIFT_DEGREE * self.aux_dim
