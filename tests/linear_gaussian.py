@@ -60,18 +60,20 @@ class _Apply(torch.autograd.Function):
     def backward(ctx, grad):  # noqa: ANN001, ANN205
         op = ctx.op
         op.counter.adjoint += grad[..., 0].numel()
-        return (grad @ op.b.to(grad)).reshape(*grad.shape[:-1], *GRID.shape), None
+        return (grad @ op.b.to(grad)).reshape(*grad.shape[:-1], *op.grid_shape), None
 
 
 class LinearForward:
     """A linear observation map ``y = B vec(x)`` with ``n_obs`` rows and a solve counter."""
 
-    def __init__(self, n_obs: int, dtype: torch.dtype, seed: int = 2) -> None:
+    def __init__(
+        self, n_obs: int, dtype: torch.dtype, seed: int = 2, grid: GridSpec = GRID
+    ) -> None:
         g = torch.Generator().manual_seed(seed)
-        self.b = torch.randn(n_obs, GRID.shape[0] * GRID.shape[1], generator=g, dtype=dtype)
+        self.b = torch.randn(n_obs, grid.shape[0] * grid.shape[1], generator=g, dtype=dtype)
         self.n_obs = n_obs
-        self.grid_shape = GRID.shape
-        self.grid_bbox = GRID.bbox
+        self.grid_shape = grid.shape
+        self.grid_bbox = grid.bbox
         self.counter = SolveCounter()
 
     def __call__(self, field: torch.Tensor) -> torch.Tensor:

@@ -4,36 +4,29 @@
 import pyro
 import pytest
 import torch
-from linear_gaussian import GRID, LinearForward
+from linear_gaussian import LinearForward
 from pyro.infer import Predictive
 
 from invprior.model import DisentangledPrior, InverseProblem
 from invprior.potential import PotentialEnergy
-from invprior.priors import DLCFMGenerator
+from invprior.priors import AuxVAE, DLCFMGenerator, GridSpec
 from invprior.sites import AUX_NOISE, EPS, FIELD, Z_REC
 
 F64 = torch.float64
+GRID = GridSpec((4, 4))  # the Aux-VAE halves the grid once
 
 
 def _generator():
     torch.manual_seed(0)
-    g = DLCFMGenerator(
-        ("u0", "u1"),
-        ("m", "m"),
-        {"u0": (-2.0, 3.0), "u1": (-2.0, 3.0)},
-        [0.2, 0.5],
-        [1.5, 2.5],
-        rec_dim=2,
-        grid=GRID,
-        channels=3,
-        embed=4,
-        steps=2,
-    )
-    return g.to(F64)
+    ranges = {"u0": (-2.0, 3.0), "u1": (-2.0, 3.0)}
+    base = AuxVAE(("u0", "u1"), ("m", "m"), ranges, [0.2, 0.5], [1.5, 2.5], 2, GRID, (3,), 6)
+    return DLCFMGenerator(base, channels=3, embed=4, steps=2).to(F64)
 
 
 def _problem(**kwargs):
-    return InverseProblem(DisentangledPrior(_generator(), **kwargs), LinearForward(5, F64), 0.3)
+    return InverseProblem(
+        DisentangledPrior(_generator(), **kwargs), LinearForward(5, F64, grid=GRID), 0.3
+    )
 
 
 def test_eps_is_a_latent_site():

@@ -2,16 +2,19 @@
 """Training loops for the generative priors."""
 
 from .config import VAETrainConfig
+from .dlcfm import DLCFMTrainConfig, train_dlcfm
 from .evaluate import evaluate_vae
 from .seeds import lds_over_seeds
 from .vae import build_vae, fit_rec_shift, train_vae, vae_loss
 
 __all__ = [
+    "DLCFMTrainConfig",
     "VAETrainConfig",
     "build_vae",
     "evaluate_vae",
     "fit_rec_shift",
     "lds_over_seeds",
+    "train_dlcfm",
     "train_vae",
     "vae_loss",
 ]

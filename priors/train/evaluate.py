@@ -9,7 +9,10 @@ variables :math:`u` and encoder means :math:`\mu = (\mu_{aux}, \mu_{rec})`:
 - ``lds``: LDS against the auxiliary block only (as ``invprior evaluate-prior`` reports;
   for a model without one, against all latents);
 - ``aux_corr``: :math:`|\rho(u_j, \mu_{aux, j})|` for each named variable;
-- ``ssim_median``: median SSIM of the reconstructions :math:`G(\mu)`.
+- ``ssim_median``: median SSIM of the reconstructions :math:`G(\mu)`;
+- ``fidelity`` (:func:`evaluate_dlcfm` only): the scores of
+  :func:`invprior.priors.fidelity.fidelity_scores` for prior draws of the DL-CFM generator
+  and of its Aux-VAE, against the same held-out fields.
 
 Sampling noise biases LDS down by about :math:`(m - 1)\sqrt{2 / (\pi n)}` (``m`` latent
 coordinates, ``n`` samples; see :func:`invprior.priors.metrics.lds`), hence the large
@@ -26,10 +29,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import Generator
+from ..dlcfm import DLCFMGenerator
+from ..fidelity import fidelity_scores, prior_draws
 from ..metrics import decode_latents, encode_means, explicitness, lds, ssim_scores
 from ..simulate import FieldDataset
 
-__all__ = ["HELDOUT_SEED_OFFSET", "evaluate_vae"]
+__all__ = ["HELDOUT_SEED_OFFSET", "evaluate_dlcfm", "evaluate_vae"]
 
 #: Held-out data are simulated with the training seed plus this offset.
 HELDOUT_SEED_OFFSET = 1_000_003
@@ -63,4 +68,31 @@ def evaluate_vae(model: Generator, data: FieldDataset, n_ssim: int = 2000) -> di
     recon = decode_latents(model, mu[:n], batch_size=1024)
     scores["ssim_median"] = float(np.median(ssim_scores(data.fields[:n], recon)))
     scores["n_ssim"] = n
+    return scores
+
+
+def evaluate_dlcfm(
+    model: DLCFMGenerator, data: FieldDataset, n_ssim: int = 2000, n_draws: int = 2000
+) -> dict:
+    r""":func:`evaluate_vae` of a DL-CFM generator plus the fidelity of its prior draws.
+
+    The latent scores are those of the Aux-VAE encoder it shares; ``ssim_median`` scores
+    the conditional mean path :math:`G(\mu, \varepsilon = 0)`.
+
+    Args:
+        model: The trained generator.
+        data: Held-out data carrying the named variables.
+        n_ssim: Fields whose reconstructions are scored.
+        n_draws: Prior draws of each generator and held-out fields (the first ones) in the
+            fidelity scores.
+
+    Returns:
+        The :func:`evaluate_vae` dict plus ``"fidelity": {"dlcfm": ..., "auxvae": ...}``.
+    """
+    scores = evaluate_vae(model, data, n_ssim)
+    held = data.fields[:n_draws]
+    scores["fidelity"] = {
+        name: fidelity_scores(prior_draws(g, len(held), seed=0), held)
+        for name, g in (("dlcfm", model), ("auxvae", model.base))
+    }
     return scores
