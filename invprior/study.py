@@ -151,7 +151,7 @@ class NoiseConfig:
 
 @dataclass(frozen=True)
 class PriorConfig:
-    """Generator (shipped name or checkpoint path), ``tau`` and the networks' device.
+    r"""Generator (shipped name or checkpoint path), ``tau`` and the networks' device.
 
     Attributes:
         name: Shipped name or checkpoint path.
@@ -159,17 +159,26 @@ class PriorConfig:
         device: Where the generator and the inference state live: ``"auto"`` (CUDA when
             present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. The PDE runs on the CPU; the
             bridge moves the field and the observations across once per evaluation.
+        fixed_eps: DL-CFM generators only: decode the conditional mean path
+            (:math:`\varepsilon = 0`, no noise site; an approximation, see
+            ``DLCFMGenerator.decode``).
+        flow_steps: DL-CFM generators only: solver steps of the flow (None keeps the
+            checkpoint's); fewer steps make every gradient cheaper and the map coarser.
     """
 
     name: str = "source-auxvae"
     tau: float | None = None
     device: str = "auto"
+    fixed_eps: bool = False
+    flow_steps: int | None = None
 
     def __post_init__(self) -> None:
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(
                 f"[prior] device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
             )
+        if self.flow_steps is not None and self.flow_steps < 1:
+            raise ValueError(f"[prior] flow_steps must be >= 1, got {self.flow_steps}")
 
 
 @dataclass(frozen=True)
@@ -500,6 +509,35 @@ class StudySetup:
     obs: torch.Tensor
 
 
+def _generator(config: StudyConfig) -> torch.nn.Module:
+    """The ``[prior]`` generator on its device, with the DL-CFM settings applied.
+
+    Raises:
+        ValueError: DL-CFM settings for a generator without a flow, or an approximation
+            error model on top of a DL-CFM noise site (the flow's noise already models
+            what the decoder's mean misses).
+    """
+    from . import priors
+
+    settings = config.prior
+    generator = priors.load(settings.name, map_location=priors.resolve_device(settings.device))
+    flow = getattr(generator, "eps_shape", None) is not None
+    if not flow and (settings.fixed_eps or settings.flow_steps is not None):
+        raise ValueError(
+            f"[prior] fixed_eps and flow_steps apply to DL-CFM generators only, and "
+            f"{settings.name!r} is a {type(generator).__name__}"
+        )
+    if flow and not settings.fixed_eps and config.approximation_error.enabled:
+        raise ValueError(
+            "[approximation_error] is enabled with the noise site of a DL-CFM prior, which "
+            "already models the residual the approximation error stands for; set [prior] "
+            "fixed_eps = true or disable [approximation_error]"
+        )
+    if settings.flow_steps is not None:
+        generator.steps = settings.flow_steps
+    return generator
+
+
 def build_study(config: StudyConfig, comm: object) -> StudySetup:
     """Mesh, forward model, truth, noisy data and the inverse problem of a study.
 
@@ -513,19 +551,17 @@ def build_study(config: StudyConfig, comm: object) -> StudySetup:
     Returns:
         The :class:`StudySetup`.
     """
-    from . import priors
     from .bridge import TorchForward
     from .model import DisentangledPrior, InverseProblem
 
-    device = priors.resolve_device(config.prior.device)
-    generator = priors.load(config.prior.name, map_location=device)
+    generator = _generator(config)
     model = _forward_model(config, generator.grid, comm)
     forward = TorchForward(model)
     truth = synthetic_truth(config, generator)
     clean = model.forward(truth["field"])
     std = config.noise.std or config.noise.relative * float(np.abs(clean).max())
     noise = np.random.default_rng(config.noise.seed).standard_normal(clean.shape)
-    prior = DisentangledPrior(generator, tau=config.prior.tau)
+    prior = DisentangledPrior(generator, tau=config.prior.tau, fixed_eps=config.prior.fixed_eps)
     measured = InverseProblem(prior, forward, std)
     approx = _approximation_error(config, generator, forward)
     problem = InverseProblem(prior, forward, approx.likelihood(std)) if approx else measured

@@ -112,6 +112,48 @@ def test_approximation_error_widens_the_noise_and_the_fields(tiny_prior, tmp_pat
         StudyConfig.from_dict({"approximation_error": {"enabled": True, "seed": 777}})
 
 
+@pytest.fixture(scope="module")
+def tiny_flow(tmp_path_factory):
+    """A small untrained DL-CFM checkpoint over the tiny Aux-VAE (path without suffix)."""
+    from invprior.priors import DLCFMGenerator, save
+
+    torch.manual_seed(0)
+    gen = DLCFMGenerator(tiny_auxvae(), channels=2, embed=4, residual_scale=0.01, steps=2)
+    recipe = {"data": {"simulator": "source", "n": 100, "seed": 11}}
+    return save(gen, tmp_path_factory.mktemp("flow") / "tiny-flow", recipe).with_suffix("")
+
+
+@pytest.mark.dolfinx
+def test_dlcfm_prior_settings(tiny_prior, tiny_flow, tmp_path):
+    from mpi4py import MPI
+
+    from invprior.sites import EPS
+    from invprior.study import build_study, run_study
+
+    def config(checkpoint, **tables):
+        d = tomllib.loads(study_toml(checkpoint, tmp_path / "o"))
+        for table, values in tables.items():
+            d.setdefault(table, {}).update(values)
+        return StudyConfig.from_dict(d)
+
+    approx = {"enabled": True, "num_fields": 20}
+    fixed = config(
+        tiny_flow, approximation_error=approx, prior={"fixed_eps": True, "flow_steps": 1}
+    )
+    fixed = build_study(fixed, MPI.COMM_WORLD)
+    assert (
+        fixed.problem.prior.generator.steps == 1 and EPS not in fixed.problem.prior.latent_shapes
+    )
+    with pytest.raises(ValueError, match="already models the residual"):
+        build_study(config(tiny_flow, approximation_error=approx), MPI.COMM_WORLD)
+    with pytest.raises(ValueError, match="DL-CFM generators only"):
+        build_study(config(tiny_prior, prior={"fixed_eps": True}), MPI.COMM_WORLD)
+    with pytest.raises(ValueError, match="flow_steps"):
+        StudyConfig.from_dict({"prior": {"flow_steps": 0}})
+    metrics = run_study(config(tiny_flow, baseline={"enabled": False}), MPI.COMM_WORLD)
+    assert np.isfinite(metrics["rel_l2_error"]) and metrics["pde_solves"] > 0
+
+
 @pytest.mark.dolfinx
 @pytest.mark.skip_in_parallel
 def test_example_script_runs_tiny(tiny_prior, tmp_path):
