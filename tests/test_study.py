@@ -255,3 +255,23 @@ def test_solver_choices_give_the_same_data(tiny_prior):
     scale = np.abs(data["direct", False]).max()
     np.testing.assert_allclose(data["direct", True], data["direct", False], atol=1e-10 * scale)
     np.testing.assert_allclose(data["iterative", False], data["direct", False], atol=1e-6 * scale)
+
+
+@pytest.mark.dolfinx
+@pytest.mark.skip_in_parallel
+def test_compare_runs_studies_on_the_same_data(tiny_prior, tiny_flow, tmp_path, capsys):
+    a, b, c = tmp_path / "aux.toml", tmp_path / "flow.toml", tmp_path / "noisy.toml"
+    a.write_text(study_toml(tiny_prior))
+    b.write_text(study_toml(tiny_flow, baseline=False))
+    c.write_text(study_toml(tiny_prior).replace("relative = 0.05", "relative = 0.1"))
+    out = tmp_path / "cmp"
+    assert main(["compare", str(a), str(b), "--out", str(out)]) == 0
+    results = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(results) == {"aux", "flow"} and "gp_rel_l2_error" not in results["flow"]
+    table = (out / "comparison.md").read_text()
+    assert "| metric | aux | flow |" in table and "| gp_rel_l2_error |" in table
+    assert (out / "aux" / "posterior.nc").is_file() and (out / "flow" / "posterior.nc").is_file()
+    assert json.loads((out / "comparison.json").read_text()) == results
+    assert main(["compare", str(a), str(c), "--out", str(out)]) == 2
+    assert "[noise] of noisy differs from aux's" in capsys.readouterr().err
+    assert main(["compare", str(a), "--out", str(out)]) == 2

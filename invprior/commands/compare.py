@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: MIT
+"""``invprior compare A.toml B.toml ...``: several studies on the same data, side by side.
+
+Each configuration is run as ``invprior run`` runs it, into its own sub-folder of
+``--out`` (named after the file); the configurations must describe the same data (the
+``mesh``, ``sensors``, ``noise`` and ``truth`` tables and the PDE's ``kind``, ``kappa``
+and ``source`` agree), so that the priors or inference settings they differ in are
+compared on identical observations. Writes ``comparison.md`` (one row per metric, one
+column per study) and ``comparison.json``; the last line printed is one JSON object,
+``{study: metrics}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["add_parser", "comparison_table", "data_differences"]
+
+# Metrics shown in the table, in order (the JSON keeps them all).
+ROWS = (
+    "rel_l2_error", "gp_rel_l2_error", "coverage_90", "gp_coverage_90", "named_abs_error",
+    "named_in_hdi90", "ess_min", "rhat_max", "divergences", "pde_solves", "wall_s",
+)  # fmt: skip
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``compare`` to the ``invprior`` parser."""
+    p = subparsers.add_parser(
+        "compare",
+        help="run several studies on the same data and tabulate their metrics",
+        description=__doc__.split("\n\n", 1)[1],
+    )
+    p.add_argument("configs", type=Path, nargs="+", metavar="CONFIG.toml", help="studies (>= 2)")
+    p.add_argument("--out", type=Path, default=Path("results/compare"), help="output folder")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    p.set_defaults(func=run)
+
+
+def data_differences(configs: dict) -> list[str]:
+    """What makes the data of the studies ``{name: StudyConfig}`` differ (empty if nothing)."""
+    first_name, first = next(iter(configs.items()))
+    problems = []
+    for name, config in configs.items():
+        for table in ("mesh", "sensors", "noise", "truth"):
+            if getattr(config, table) != getattr(first, table):
+                problems.append(f"[{table}] of {name} differs from {first_name}'s")
+        for key in ("kind", "kappa", "source"):
+            if getattr(config.pde, key) != getattr(first.pde, key):
+                problems.append(f"[pde] {key} of {name} differs from {first_name}'s")
+    return problems
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_cell(v)}" for k, v in value.items())
+    return str(value)
+
+
+def comparison_table(results: dict) -> str:
+    """A markdown table: one row per metric of :data:`ROWS` present, one column per study."""
+    names = list(results)
+    lines = ["| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for row in ROWS:
+        if any(row in m for m in results.values()):
+            cells = [_cell(results[n].get(row, "-")) for n in names]
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the studies; 2 with a message on stderr for bad or incomparable configurations."""
+    import dataclasses
+    import tomllib
+
+    from mpi4py import MPI
+
+    import torch
+
+    from invprior.fileio import write_text
+    from invprior.study import StudyConfig, run_study
+
+    def fail(message: str) -> int:
+        print(f"invprior compare: error: {message}", file=sys.stderr)
+        return 2
+
+    names = [path.stem for path in args.configs]
+    if len(args.configs) < 2 or len(set(names)) != len(names):
+        return fail("give at least two configuration files with distinct names")
+    if args.threads < 1:
+        return fail(f"--threads must be >= 1, got {args.threads}")
+    configs = {}
+    for name, path in zip(names, args.configs, strict=True):
+        try:
+            configs[name] = StudyConfig.from_toml(path)
+        except (OSError, tomllib.TOMLDecodeError, TypeError, ValueError) as err:
+            return fail(f"{path}: {err}")
+    problems = data_differences(configs)
+    if problems:
+        return fail("the studies would not see the same data: " + "; ".join(problems))
+    torch.set_num_threads(args.threads)
+    comm = MPI.COMM_WORLD
+    results = {}
+    for name, config in configs.items():
+        config = dataclasses.replace(config, folder=args.out / name)
+        results[name] = run_study(config, comm)
+    if comm.rank == 0:
+        table = comparison_table(results)
+        sources = ", ".join(f"`{p}`" for p in args.configs)
+        write_text(args.out / "comparison.md", f"Same data, studies {sources}:\n\n{table}")
+        write_text(args.out / "comparison.json", json.dumps(results, indent=1))
+        print(table)
+        print(f"report: {args.out}")
+        print(json.dumps(results))
+    return 0
