@@ -6,14 +6,18 @@ r"""Training of the DL-CFM residual flow on a frozen Aux-VAE.
 training fields (see :class:`~invprior.priors.DLCFMGenerator`), then minimises the
 flow-matching loss (:func:`~invprior.priors.flow.flow_matching_loss`) of the velocity
 U-Net on :math:`(r, \mu, D(\mu))` with Adam, a cosine-decayed step size and an exponential
-moving average (EMA) of the weights; the EMA weights are the ones kept, as is usual for
-flow and diffusion models (they give smoother maps than the last iterate). A fixed
+moving average (EMA) of the weights, :math:`\bar\theta \leftarrow d_t \bar\theta +
+(1 - d_t)\theta` with the warm-up :math:`d_t = \min(d, (1 + t) / (10 + t))` at step
+:math:`t`, so that the first, untrained weights are forgotten; the EMA weights are the
+ones kept, as is usual for flow and diffusion models (they give smoother maps than the
+last iterate). A fixed
 validation draw of :math:`(t, \varepsilon)` makes the validation loss comparable across
 epochs.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import sys
@@ -153,9 +157,7 @@ def _train(
     r = r / scale
     va = slice(0, n_val)
     net = generator.velocity
-    ema = torch.optim.swa_utils.AveragedModel(
-        net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay)
-    )
+    ema = copy.deepcopy(net).requires_grad_(False)
     steps = max(1, (len(x) - n_val) // config.batch_size)
     opt = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     total_steps = config.epochs * steps
@@ -178,10 +180,11 @@ def _train(
             loss.backward()
             opt.step()
             sched.step()
-            ema.update_parameters(net)
+            step = epoch * steps + s
+            _ema_update(ema, net, min(config.ema_decay, (1 + step) / (10 + step)))
             total += float(loss.detach())
             bar.update()
-        val = _validate(ema.module, r[va], mu[va], context[va], config.seed)
+        val = _validate(ema, r[va], mu[va], context[va], config.seed)
         history["epoch"].append(epoch + 1)
         history["train_loss"].append(total / steps)
         history["val_loss"].append(val)
@@ -192,11 +195,18 @@ def _train(
             stopped = True
             break
     bar.close()
-    net.load_state_dict(ema.module.state_dict())
+    net.load_state_dict(ema.state_dict())
     history["steps_run"] = len(history["epoch"]) * steps
     history["stopped_on_time"] = stopped
     history["wall_time_s"] = time.perf_counter() - start
     return generator.eval().requires_grad_(False), history
+
+
+def _ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * net``, parameter by parameter."""
+    with torch.no_grad():
+        for average, current in zip(ema.parameters(), net.parameters(), strict=True):
+            average.lerp_(current, 1.0 - decay)
 
 
 def _validate(
