@@ -20,7 +20,10 @@
 #   training-distribution draws (as :func:`invprior.study.gp_baseline`);
 # - **matern-gp**: $f \sim N(\bar f, \sigma^2 K_\nu(\ell))$, the training mean and a Matern
 #   covariance whose $(\sigma^2, \ell, \nu)$ maximise the Gaussian likelihood of training
-#   draws (:func:`fit_matern`).
+#   draws (:func:`fit_matern`);
+# - **dl-cfm** (with `--dlcfm source-dlcfm`): the DL-CFM prior over the same latent, its
+#   flow's noise $\varepsilon$ a latent site, so the prior models the decoder's residual
+#   itself and no approximation-error model is added.
 #
 # Every prior is inferred the same way: MAP (L-BFGS), Gauss-Newton Laplace
 # $N(\hat\zeta, H^{-1})$ in the latent space, and draws of it mapped to fields. The forward
@@ -56,7 +59,7 @@ from invprior.priors.simulate import simulate, simulate_misspecified_sources
 from invprior.report import field_scores
 from invprior.sites import FIELD
 
-PRIORS = ("aux-vae", "oracle-gp", "matern-gp")
+PRIORS = ("aux-vae", "oracle-gp", "matern-gp", "dl-cfm")
 REGIMES = ("in_distribution", "misspecified")
 # -
 
@@ -193,7 +196,7 @@ def infer_one(name, prior, forward, approx, data, std, config):
     likelihood = approx.likelihood(std) if deep else std
     problem = InverseProblem(prior, forward, likelihood)
     obs = problem.check_obs(data) if deep else data
-    map_config = config["map"] if deep else config["gp_map"]
+    map_config = config["map"] if prior.aux_names else config["gp_map"]
     start = infer.map(problem, obs, seed=config["seed"], config=map_config)
     sites = infer.laplace(problem, obs, start).sample(config["num_draws"], config["seed"])
     fields = sites[FIELD]
@@ -227,7 +230,7 @@ def aggregate(records):
     """Per regime and prior: means of the scores, named errors and hit rates."""
     table = {}
     for regime in REGIMES:
-        for name in PRIORS:
+        for name in [p for p in PRIORS if p in records[0]]:
             rows = [r[name] for r in records if r["regime"] == regime]
             entry = {k: float(np.mean([r[k] for r in rows])) for k in
                      ("rel_l2_error", "coverage_90", "crps", "wall_s", "pde_solves")}  # fmt: skip
@@ -261,19 +264,23 @@ def markdown(table, num):
             f"{e['coverage_90']:.3f} | {e['crps']:.4f} | {e['pde_solves']:.0f} | "
             f"{e['wall_s']:.1f} |"
         )
-    named = table["in_distribution/aux-vae"].get("named", {})
-    if named:
-        lines += [
-            "",
-            "| named variable | mean abs. error | 90% interval hit rate |",
-            "|---|---|---|",
-        ]
-        lines += [f"| {k} | {v['abs_error']:.4f} | {v['hit_90']:.2f} |" for k, v in named.items()]
+    for key, e in table.items():
+        if key.startswith("in_distribution/") and e.get("named"):
+            lines += [
+                "",
+                f"| named variable ({key.split('/')[1]}) | mean abs. error | 90% hit rate |",
+                "|---|---|---|",
+            ]
+            lines += [
+                f"| {k} | {v['abs_error']:.4f} | {v['hit_90']:.2f} |"
+                for k, v in e["named"].items()
+            ]
     return "\n".join(lines) + "\n"
 
 
 def figure(records):
     """Per-truth relative L2 error, coverage and CRPS of each prior in both regimes."""
+    names = [p for p in PRIORS if p in records[0]]
     fig = Figure(figsize=(13, 3.8), layout="constrained")
     axes = fig.subplots(1, 3)
     for ax, key, label in zip(
@@ -281,13 +288,13 @@ def figure(records):
         ("relative L2 error of the mean", "90% coverage of the field", "CRPS"), strict=True,
     ):  # fmt: skip
         for j, regime in enumerate(REGIMES):
-            for k, name in enumerate(PRIORS):
+            for k, name in enumerate(names):
                 values = [r[name][key] for r in records if r["regime"] == regime]
-                pos = j * (len(PRIORS) + 1) + k
+                pos = j * (len(names) + 1) + k
                 ax.scatter(np.full(len(values), pos), values, s=12, alpha=0.6, color=f"C{k}",
                            label=name if j == 0 else None)  # fmt: skip
                 ax.plot([pos - 0.3, pos + 0.3], [np.median(values)] * 2, color="k")
-        ax.set_xticks([j * (len(PRIORS) + 1) + 1 for j in range(len(REGIMES))], REGIMES)
+        ax.set_xticks([j * (len(names) + 1) + 1 for j in range(len(REGIMES))], REGIMES)
         ax.set_title(label)
     axes[1].axhline(0.9, color="gray", ls="--")
     axes[0].legend(fontsize=8)
@@ -311,6 +318,8 @@ def run(
     truth_seed=777,
     misspecified_seed=778,
     seed=0,
+    dlcfm=None,
+    flow_steps=4,
 ):
     """Run the comparison and write ``comparison.{md,json,png}`` into ``out``.
 
@@ -331,6 +340,12 @@ def run(
         generator, forward, gp_fields=gp_fields, matern_fields=matern_fields,
         approx_fields=approx_fields, data_seed=data_seed,
     )  # fmt: skip
+    if dlcfm is not None:
+        flow = priors.load(dlcfm)
+        if flow.grid != grid or getattr(flow, "eps_shape", None) is None:
+            raise ValueError(f"{dlcfm} must be a DL-CFM generator on the grid of {prior}")
+        flow.steps = flow_steps
+        priors_["dl-cfm"] = DisentangledPrior(flow)
     setup_s = time.perf_counter() - tic
     map_config = infer.MapConfig(num_restarts=num_restarts, num_steps=num_steps)
     gp_map = dataclasses.replace(map_config, num_restarts=1, num_steps=gp_steps)
@@ -367,9 +382,12 @@ if __name__ == "__main__":
     parser.add_argument("--num-restarts", type=int, default=4, help="MAP restarts, deep prior")
     parser.add_argument("--num-steps", type=int, default=200, help="L-BFGS steps, deep prior")
     parser.add_argument("--num-draws", type=int, default=200, help="Laplace draws per truth")
+    parser.add_argument("--dlcfm", default=None, help="add a DL-CFM prior (e.g. source-dlcfm)")
+    parser.add_argument("--flow-steps", type=int, default=4, help="solver steps of its flow")
     args = parser.parse_args()
     summary = run(
         args.out, args.truths, args.prior, num_restarts=args.num_restarts,
-        num_steps=args.num_steps, num_draws=args.num_draws,
+        num_steps=args.num_steps, num_draws=args.num_draws, dlcfm=args.dlcfm,
+        flow_steps=args.flow_steps,
     )  # fmt: skip
     print(json.dumps({"table": summary["table"], "wall_s": summary["wall_s"]}))

@@ -47,19 +47,23 @@ def test_fit_matern_recovers_the_length_scale(example):
 @pytest.mark.dolfinx
 @pytest.mark.skip_in_parallel
 def test_compare_runs_tiny(example, tmp_path):
-    from invprior.priors import save
+    from invprior.priors import DLCFMGenerator, save
 
     torch.manual_seed(0)
-    prior = save(tiny_auxvae(), tmp_path / "tiny", {"data": {"simulator": "source", "seed": 11}})
+    recipe = {"data": {"simulator": "source", "seed": 11}}
+    base = tiny_auxvae()
+    prior = save(base, tmp_path / "tiny", recipe)
+    flow = save(DLCFMGenerator(base, channels=2, embed=4, steps=2), tmp_path / "flow", recipe)
     out = example.run(
         tmp_path / "out", truths=2, prior=str(prior.with_suffix("")), n=8, sensors=3,
         num_restarts=1, num_steps=5, gp_steps=50, num_draws=20, gp_fields=100,
-        matern_fields=50, approx_fields=30,
+        matern_fields=50, approx_fields=30, dlcfm=str(flow.with_suffix("")), flow_steps=1,
     )  # fmt: skip
     assert set(out["table"]) == {f"{r}/{p}" for r in example.REGIMES for p in example.PRIORS}
     for entry in out["table"].values():
         assert all(math.isfinite(entry[k]) for k in ("rel_l2_error", "coverage_90", "crps"))
     assert set(out["table"]["in_distribution/aux-vae"]["named"]) == {"x0", "y0"}
+    assert set(out["table"]["in_distribution/dl-cfm"]["named"]) == {"x0", "y0"}
     assert "named" not in out["table"]["misspecified/aux-vae"]
     assert len(out["truths"]) == 4
     for name in ("comparison.md", "comparison.json", "comparison.png"):
