@@ -25,7 +25,8 @@
 # disentanglement *consistent* shows in the spread over seeds.
 #
 # The budget is smaller than the shipped priors' (a subset of the training fields, fewer
-# epochs) so that the whole study runs on a 2-core machine in about an hour:
+# epochs) so that the whole study runs on a 2-core machine in about an hour (every
+# finished run is kept in `OUT/runs/`, so an interrupted study resumes where it stopped):
 #
 # `python examples/compare_disentanglement.py --write docs/results.md`
 #
@@ -33,6 +34,7 @@
 
 # +
 import argparse
+import hashlib
 import json
 import time
 from dataclasses import replace
@@ -56,7 +58,7 @@ MODELS = {
     ),
     "hvae": VAETrainConfig(
         model="hvae", rec_dim=14, beta=1.0, recon_epochs=2, kl_warmup_epochs=3,
-        kl_schedule="linear", **SHARED,
+        kl_schedule="linear", **(SHARED | {"learning_rate": 1e-3}),
     ),
     "ssvae": VAETrainConfig(
         model="ssvae", rec_dim=10, beta=0.2, gamma=1.0, labelled_fraction=0.01,
@@ -149,13 +151,15 @@ def run(args):
         },
         "models": {}, "labelled": {},
     }  # fmt: skip
-    runs = {}  # (configuration, seed) -> scores; the 1% ssvae runs serve both tables
+    cache = Path(args.out) / "runs"  # one file per finished run: a rerun resumes
 
     def scores(config, seed):
-        key = (repr(config), seed)
-        if key not in runs:
-            runs[key] = score(config, train, held, seed, args.threads)
-        return runs[key]
+        """Scores of one run, from the cache when the same run has finished before."""
+        key = repr((config, seed, args.train, len(train), args.n_heldout))
+        path = cache / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+        if not path.is_file():
+            write_text(path, json.dumps(score(config, train, held, seed, args.threads)))
+        return json.loads(path.read_text())
 
     for name, config in MODELS.items():
         config = replace(config, epochs=args.epochs)

@@ -63,9 +63,20 @@ def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(*layers, nn.Linear(hidden, n_out))
 
 
+#: Bound :math:`L` of the soft-clipped log-variances, :math:`L \tanh(v / L)`.
+_LOGVAR_BOUND = 8.0
+
+
 def _normal(mean_logvar: torch.Tensor) -> Normal:
-    """The diagonal Gaussian whose mean and log-variance are the two halves of the input."""
-    mean, logvar = mean_logvar.chunk(2, dim=-1)
+    r"""The diagonal Gaussian whose mean and raw log-variance are the two halves of the input.
+
+    The log-variance is soft-clipped to :math:`L \tanh(v / L)`, :math:`L = 8`: a learned
+    prior whose variance collapses towards 0 makes the KL bound, and its gradient, blow
+    up, which stopped training runs with NaN weights; standard deviations stay within
+    :math:`(e^{-4}, e^{4})`.
+    """
+    mean, raw = mean_logvar.chunk(2, dim=-1)
+    logvar = _LOGVAR_BOUND * torch.tanh(raw / _LOGVAR_BOUND)
     return Normal(mean, (0.5 * logvar).exp())
 
 
