@@ -161,12 +161,13 @@ def run(args):
             write_text(path, json.dumps(score(config, train, held, seed, args.threads)))
         return json.loads(path.read_text())
 
+    budget = {"epochs": args.epochs, "batch_size": args.batch_size}
     for name, config in MODELS.items():
-        config = replace(config, epochs=args.epochs)
+        config = replace(config, **budget)
         result["models"][name] = [scores(config, s) for s in args.seeds]
         print(name, summary(result["models"][name])["lds_all"], flush=True)
     for frac in (0.0, 0.01):
-        config = replace(MODELS["ssvae"], epochs=args.epochs, labelled_fraction=frac)
+        config = replace(MODELS["ssvae"], **budget, labelled_fraction=frac)
         result["labelled"][str(frac)] = [scores(config, s) for s in args.ssvae_seeds]
         print(f"ssvae {frac:.0%}", summary(result["labelled"][str(frac)])["lds_all"], flush=True)
     return result
@@ -178,6 +179,7 @@ def main():
     parser.add_argument("--n-train", type=int, default=5000, help="training fields used")
     parser.add_argument("--n-heldout", type=int, default=10000, help="held-out fields")
     parser.add_argument("--epochs", type=int, default=8, help="epochs per model")
+    parser.add_argument("--batch-size", type=int, default=128, help="fields per step")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--ssvae-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")

@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: MIT
+"""The disentanglement comparison example: a tiny run, its tables, the resumable cache."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+PATH = Path(__file__).parents[1] / "examples" / "compare_disentanglement.py"
+
+
+@pytest.fixture(scope="module")
+def example():
+    spec = importlib.util.spec_from_file_location("compare_disentanglement", PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tiny_study_writes_the_marked_block_and_resumes(example, tmp_path, monkeypatch, capsys):
+    from invprior.cli import main
+
+    data = tmp_path / "d.npz"
+    assert main(["simulate", "source", "--n", "64", "--seed", "3", "--out", str(data)]) == 0
+    doc = tmp_path / "results.md"
+    doc.write_text(f"# Results\n\nbefore\n{example.START}\nold\n{example.END}\nafter\n")
+    argv = ["x", "--train", str(data), "--n-train", "48", "--n-heldout", "64", "--epochs", "1"]
+    argv += ["--batch-size", "16"]
+    argv += ["--seeds", "0", "--ssvae-seeds", "0", "1", "--out", str(tmp_path / "out")]
+    monkeypatch.setattr(sys, "argv", [*argv, "--write", str(doc)])
+    example.main()
+    text = doc.read_text()
+    assert "old" not in text and text.startswith("# Results\n\nbefore\n") and "after" in text
+    assert "| aux-vae |" in text and "| hvae |" in text and "| 1% |" in text
+    result = json.loads((tmp_path / "out" / "disentanglement.json").read_text())
+    assert set(result["models"]) == set(example.MODELS) and len(result["labelled"]["0.01"]) == 2
+    # the 1% semi-supervised runs of the main table are the labelled study's, not retrained
+    assert result["models"]["ssvae"][0] == result["labelled"]["0.01"][0]
+    runs = sorted((tmp_path / "out" / "runs").iterdir())
+    assert len(runs) == 3 + 2 + 2  # aux, beta, hvae at seed 0; ssvae 1% and 0% at seeds 0, 1
+    stamps = [p.stat().st_mtime_ns for p in runs]
+    capsys.readouterr()
+    example.main()  # everything comes from the cache
+    assert [p.stat().st_mtime_ns for p in runs] == stamps
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["lds_all_mean"]
+
+
+def test_block_is_appended_to_a_file_without_markers(example, tmp_path):
+    doc = tmp_path / "r.md"
+    doc.write_text("# Results\n")
+    example.write_block(doc, f"{example.START}\nx\n{example.END}\n")
+    assert doc.read_text().endswith(
+        f"## Disentanglement over training seeds\n\n{example.START}\nx\n{example.END}\n"
+    )
