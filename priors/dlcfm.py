@@ -29,8 +29,8 @@ jointly with the encoder:
 - the decoder already places the field (a source's position, size, strength): the flow
   gets :math:`D(z)` as an input channel and only learns the small, local remainder, the
   residual-corrective split of regression plus generative refinement used for
-  km-scale weather downscaling [4]. A flow for the whole field learns the placement too and
-  needs far more training than two CPU cores give in an hour;
+  km-scale weather downscaling [4]. A flow for the whole field must learn the placement
+  too, a much harder regression for a small network and a short training budget;
 - with :math:`\varepsilon = 0` (the conditional mean path, ``decode(..., eps=None)``) the
   map stays close to the Aux-VAE's, so MAP on it is fast and well started.
 
