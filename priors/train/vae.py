@@ -110,8 +110,11 @@ def vae_loss(
     terms = {k: mu.new_zeros(()) for k in ("explicitness", "intra", "inter")}
     if isinstance(model, SemiSupervisedVAE):
         if labelled is not None:
-            nll = label_nll(mu[:, :d], logvar[:, :d], model.to_latent(u))
-            terms["label"] = (labelled.to(mu) * nll).mean()
+            # only the labelled rows: an unlabelled row's density may overflow, and 0 * inf
+            # would turn the whole loss into NaN
+            rows = labelled.to(torch.bool)
+            nll = label_nll(mu[rows, :d], logvar[rows, :d], model.to_latent(u[rows]))
+            terms["label"] = nll.sum() / len(mu)
     elif d:
         terms = {
             "explicitness": explicitness(u, mu[:, :d]),

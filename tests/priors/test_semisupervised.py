@@ -69,6 +69,22 @@ def test_loss_adds_gamma_times_label_term_on_labelled_samples():
     torch.testing.assert_close(semi["kl"], kl)
 
 
+def test_unlabelled_rows_with_a_collapsed_variance_do_not_poison_the_loss(monkeypatch):
+    g = _ssvae().double()
+    cfg = VAETrainConfig(model="ssvae")
+    x = torch.randn(4, 16, 16, dtype=torch.float64)
+    u = torch.rand(4, 2, dtype=torch.float64) + torch.tensor([0.0, 1.0], dtype=torch.float64)
+    mu, logvar = g.encode(x)
+    logvar = logvar.detach().clone().requires_grad_(True)
+    collapsed = torch.where(torch.arange(4)[:, None] == 2, -1e4, 0.0) + logvar
+    monkeypatch.setattr(g, "encode", lambda x: (mu, collapsed))
+    for labelled in ([True, False, False, False], [False] * 4):
+        terms = vae_loss(g, x, u, 0.1, cfg, torch.tensor(labelled))
+        assert torch.isfinite(terms["loss"]), labelled
+    terms["loss"].backward()
+    assert torch.isfinite(logvar.grad).all()
+
+
 def test_tiny_training_reduces_loss():
     data = simulate("source", 256, 0, GRID)
     cfg = VAETrainConfig(
