@@ -2,8 +2,8 @@
 r"""DL-CFM: a flow-matching generator conditioned on a disentangled latent.
 
 The generator keeps the disentangled latent :math:`z = (z_{aux}, z_{rec})` of a pretrained
-:class:`~invprior.priors.AuxVAE` and adds what its decoder :math:`D` smooths away with a
-conditional flow:
+:class:`~invprior.priors.AuxVAE` and corrects the small-scale structure of its decoder
+:math:`D` (detail it smooths away, artefacts it adds) with a conditional flow:
 
 .. math::
 
