@@ -37,7 +37,8 @@ def test_meets_recorded_metrics_on_fresh_data(name):
     recorded = g.metadata["metrics"]
     held = recorded["heldout"]
     data = simulate(held["simulator"], held["n"], held["seed"] + 1)
-    got = evaluate_vae(g, data)
+    # the flow's reconstructions cost 16 network passes each: score fewer of them
+    got = evaluate_vae(g, data, n_ssim=500 if isinstance(g, DLCFMGenerator) else 2000)
     for key, tol in TOLERANCE.items():
         if key in recorded:
             assert got[key] >= recorded[key] - tol, (key, got[key], recorded[key])
