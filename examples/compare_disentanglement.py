@@ -112,7 +112,8 @@ def markdown(result):
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {m['train_s']['mean']:.0f} |")
     lines += [
         "",
-        f"Semi-supervised VAE, LDS over seeds {s['ssvae_seeds']}:",
+        f"Semi-supervised VAE (label weight gamma = {s['gamma']:g}), LDS over seeds "
+        f"{s['ssvae_seeds']}:",
         "",
         "| labelled | LDS mean | LDS sd | LDS min | scores |",
         "|---|---|---|---|---|",
@@ -147,7 +148,7 @@ def run(args):
         "settings": {
             "train": args.train, "n_train": len(train), "epochs": args.epochs,
             "seeds": args.seeds, "ssvae_seeds": args.ssvae_seeds, "n_heldout": args.n_heldout,
-            "heldout_seed": heldout_seed,
+            "heldout_seed": heldout_seed, "gamma": args.gamma,
         },
         "models": {}, "labelled": {},
     }  # fmt: skip
@@ -163,11 +164,11 @@ def run(args):
 
     budget = {"epochs": args.epochs, "batch_size": args.batch_size}
     for name, config in MODELS.items():
-        config = replace(config, **budget)
+        config = replace(config, **budget, **({"gamma": args.gamma} if name == "ssvae" else {}))
         result["models"][name] = [scores(config, s) for s in args.seeds]
         print(name, summary(result["models"][name])["lds_all"], flush=True)
-    for frac in (0.0, 0.01):
-        config = replace(MODELS["ssvae"], **budget, labelled_fraction=frac)
+    for frac in args.fractions:
+        config = replace(MODELS["ssvae"], **budget, gamma=args.gamma, labelled_fraction=frac)
         result["labelled"][str(frac)] = [scores(config, s) for s in args.ssvae_seeds]
         print(f"ssvae {frac:.0%}", summary(result["labelled"][str(frac)])["lds_all"], flush=True)
     return result
@@ -182,6 +183,14 @@ def main():
     parser.add_argument("--batch-size", type=int, default=128, help="fields per step")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--ssvae-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument(
+        "--fractions",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.01],
+        help="labelled fractions of the semi-supervised study",
+    )
+    parser.add_argument("--gamma", type=float, default=1.0, help="weight of the label term")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", default="results/compare_disentanglement", help="folder")
     parser.add_argument("--write", help="markdown file whose marked block is replaced")
