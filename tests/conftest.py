@@ -108,3 +108,18 @@ def comm():
     if c is None:
         pytest.skip("mpi4py not installed")
     return c
+
+
+@pytest.fixture(scope="session")
+def load_example():
+    """Import a script of ``examples/`` as a module: ``load_example("compare_priors")``."""
+    from pathlib import Path
+
+    def load(name):
+        path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -53,9 +53,7 @@ def test_same_seed_same_ranks_and_bad_input():
 
 @pytest.mark.dolfinx
 @pytest.mark.skip_in_parallel
-def test_example_runs_tiny(tmp_path):
-    import importlib.util
-    from pathlib import Path
+def test_example_runs_tiny(tmp_path, load_example):
 
     import torch
     from tiny_study import study_toml, tiny_auxvae
@@ -66,10 +64,7 @@ def test_example_runs_tiny(tmp_path):
     prior = save(tiny_auxvae(), tmp_path / "tiny").with_suffix("")
     config = tmp_path / "study.toml"
     config.write_text(study_toml(prior))
-    path = Path(__file__).parents[1] / "examples" / "calibration.py"
-    spec = importlib.util.spec_from_file_location("calibration_example", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_example("calibration")
     out = example.run(tmp_path / "out", problems=3, draws=9, bins=5, config=config)
     assert set(out["p_values"]) == {"x0", "y0"} and 0 <= out["min_p_value"] <= 1
     assert (tmp_path / "out" / "ranks.png").is_file()

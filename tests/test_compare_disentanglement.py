@@ -1,22 +1,15 @@
 # SPDX-License-Identifier: MIT
 """The disentanglement comparison example: a tiny run, its tables, the resumable cache."""
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
-PATH = Path(__file__).parents[1] / "examples" / "compare_disentanglement.py"
-
 
 @pytest.fixture(scope="module")
-def example():
-    spec = importlib.util.spec_from_file_location("compare_disentanglement", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def example(load_example):
+    return load_example("compare_disentanglement")
 
 
 def test_tiny_study_writes_the_marked_block_and_resumes(example, tmp_path, monkeypatch, capsys):

@@ -1,24 +1,17 @@
 # SPDX-License-Identifier: MIT
 """The prior comparison example on a tiny prior, and its scores against known answers."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from tiny_study import tiny_auxvae
 
-PATH = Path(__file__).parents[1] / "examples" / "compare_priors.py"
-
 
 @pytest.fixture(scope="module")
-def example():
-    spec = importlib.util.spec_from_file_location("compare_priors", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def example(load_example):
+    return load_example("compare_priors")
 
 
 def test_crps_matches_the_gaussian_closed_form(example):

@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: MIT
 """The ``invprior run`` and ``invprior report`` commands on a tiny study."""
 
-import importlib.util
 import json
 import tomllib
 import xml.etree.ElementTree as ET
@@ -156,11 +155,8 @@ def test_dlcfm_prior_settings(tiny_prior, tiny_flow, tmp_path):
 
 @pytest.mark.dolfinx
 @pytest.mark.skip_in_parallel
-def test_example_script_runs_tiny(tiny_prior, tmp_path):
-    path = Path(__file__).parents[1] / "examples" / "source_identification.py"
-    spec = importlib.util.spec_from_file_location("source_identification", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+def test_example_script_runs_tiny(tiny_prior, tmp_path, load_example):
+    example = load_example("source_identification")
     out = example.run(
         tmp_path, tiny_prior, n=8, sensors=3, num_samples=5, warmup_steps=4, num_restarts=1,
         baseline_fields=200, approx_fields=50,

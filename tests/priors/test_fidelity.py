@@ -91,16 +91,10 @@ def test_plot_and_bad_input():
         prior_draws(BetaVAE(2, GridSpec((8, 8)), (4,), 8), 3)
 
 
-def test_example_compares_the_flow_with_its_auxvae(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
+def test_example_compares_the_flow_with_its_auxvae(tmp_path, load_example):
     from invprior.priors import save
 
-    path = Path(__file__).parents[2] / "examples" / "dlcfm_fidelity.py"
-    spec = importlib.util.spec_from_file_location("dlcfm_fidelity", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_example("dlcfm_fidelity")
     torch.manual_seed(0)
     names = ("x0", "y0", "amplitude", "width")
     ranges = {"x0": (0.2, 0.8), "y0": (0.2, 0.8), "amplitude": (0.5, 2.0), "width": (0.04, 0.1)}
