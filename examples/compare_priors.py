@@ -223,6 +223,34 @@ def run_truth(truth, factors, priors_, pde, forward, approx, noise, rng_seed, co
     return rows
 
 
+# Every truth's scores are kept on disk as soon as they exist, so an interrupted run picks
+# up where it stopped; a change of any argument of :func:`run` but ``out`` starts afresh.
+
+
+class TruthCache:
+    """Per-truth score records under ``folder``, valid only for identical ``settings``."""
+
+    def __init__(self, folder, settings):
+        self.folder = Path(folder)
+        self.settings = settings
+
+    def _path(self, regime, index):
+        return self.folder / f"{regime}-{index:03d}.json"
+
+    def get(self, regime, index):
+        """The cached scores of one truth, or None when absent or made with other settings."""
+        path = self._path(regime, index)
+        if not path.exists():
+            return None
+        entry = json.loads(path.read_text())
+        return entry["rows"] if entry.get("settings") == self.settings else None
+
+    def put(self, regime, index, rows):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        entry = {"settings": self.settings, "rows": rows}
+        write_text(self._path(regime, index), json.dumps(entry, default=float))
+
+
 # ## Aggregates and output
 
 
@@ -327,6 +355,7 @@ def run(
         ``{"table": per regime/prior aggregates, "truths": per-truth records, "matern": the
         fitted hyperparameters, "setup_s": shared set-up time, "wall_s": total}``.
     """
+    settings = {k: v for k, v in locals().items() if k != "out"}
     tic = time.perf_counter()
     generator = priors.load(prior)
     grid = generator.grid
@@ -350,22 +379,26 @@ def run(
     map_config = infer.MapConfig(num_restarts=num_restarts, num_steps=num_steps)
     gp_map = dataclasses.replace(map_config, num_restarts=1, num_steps=gp_steps)
     config = {"map": map_config, "gp_map": gp_map, "seed": seed, "num_draws": num_draws}
+    folder = Path(out)
+    cache = TruthCache(folder / "truths", settings)
     records = []
     for j, (regime, (fields, factors, kinds)) in enumerate(
         held_out_truths(truths, grid, truth_seed, misspecified_seed).items()
     ):
         for i in range(truths):
-            truth_factors = None if factors is None else {k: v[i] for k, v in factors.items()}
-            truth = fields[i].astype(np.float64)
-            rows = run_truth(truth, truth_factors, priors_, pde, forward, approx, noise,
-                             [j, i], config)  # fmt: skip
+            rows = cache.get(regime, i)
+            if rows is None:
+                truth_factors = None if factors is None else {k: v[i] for k, v in factors.items()}
+                truth = fields[i].astype(np.float64)
+                rows = run_truth(truth, truth_factors, priors_, pde, forward, approx, noise,
+                                 [j, i], config)  # fmt: skip
+                cache.put(regime, i, rows)
             records.append({"regime": regime, "kind": kinds[i], "index": i, **rows})
+            print(f"{regime} truth {i + 1}/{truths} done", flush=True)
     table = aggregate(records)
     wall_s = time.perf_counter() - tic
     result = {"table": table, "truths": records, "matern": hyper, "setup_s": setup_s}
     result["wall_s"] = wall_s
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "comparison.md", markdown(table, truths))
     write_text(folder / "comparison.json", json.dumps(result, indent=1))
     save_figure(figure(records), folder / "comparison.png")

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The prior comparison example on a tiny prior, and its scores against known answers."""
 
+import json
 import math
 
 import numpy as np
@@ -47,11 +48,12 @@ def test_compare_runs_tiny(example, tmp_path):
     base = tiny_auxvae()
     prior = save(base, tmp_path / "tiny", recipe)
     flow = save(DLCFMGenerator(base, channels=2, embed=4, steps=2), tmp_path / "flow", recipe)
-    out = example.run(
-        tmp_path / "out", truths=2, prior=str(prior.with_suffix("")), n=8, sensors=3,
-        num_restarts=1, num_steps=5, gp_steps=50, num_draws=20, gp_fields=100,
-        matern_fields=50, approx_fields=30, dlcfm=str(flow.with_suffix("")), flow_steps=1,
+    settings = dict(
+        truths=2, prior=str(prior.with_suffix("")), n=8, sensors=3, num_restarts=1,
+        num_steps=5, gp_steps=50, num_draws=20, gp_fields=100, matern_fields=50,
+        approx_fields=30, dlcfm=str(flow.with_suffix("")), flow_steps=1,
     )  # fmt: skip
+    out = example.run(tmp_path / "out", **settings)
     assert set(out["table"]) == {f"{r}/{p}" for r in example.REGIMES for p in example.PRIORS}
     for entry in out["table"].values():
         assert all(math.isfinite(entry[k]) for k in ("rel_l2_error", "coverage_90", "crps"))
@@ -61,3 +63,14 @@ def test_compare_runs_tiny(example, tmp_path):
     assert len(out["truths"]) == 4
     for name in ("comparison.md", "comparison.json", "comparison.png"):
         assert (tmp_path / "out" / name).is_file()
+
+    # a rerun reads every truth's scores back; other settings ignore them
+    cached = tmp_path / "out" / "truths" / "in_distribution-000.json"
+    entry = json.loads(cached.read_text())
+    entry["rows"]["aux-vae"]["rel_l2_error"] = 123.0
+    cached.write_text(json.dumps(entry))
+    again = example.run(tmp_path / "out", **settings)
+    assert again["truths"][0]["aux-vae"]["rel_l2_error"] == 123.0
+    assert again["truths"][1:] == out["truths"][1:]
+    other = example.run(tmp_path / "out", **{**settings, "num_draws": 21})
+    assert other["truths"][0]["aux-vae"]["rel_l2_error"] < 10
