@@ -12,29 +12,29 @@ simulator field. The conductivity problem is the same study with ``[pde] kind =
 "conductivity"``, the ``conductivity-auxvae`` prior and the conductivity simulator.
 
 At ``repeats`` prior draws of the unconstrained latent (after one warm-up draw, which
-also compiles the forms) every part is timed with the same inputs; each number is the
-median over the draws of the slowest rank's time:
+also compiles the forms) one gradient is run, and the time it spends in each part is
+taken inside it (:class:`InPlaceTimers`), so the parts are timed in the context they run
+in (caches, machine load) and add up to the gradient; each number is the median over the
+draws of the slowest rank's time:
 
 - ``gradient_s``: value and gradient of :class:`invprior.potential.PotentialEnergy`
   (``torch.autograd.grad`` on the flat unconstrained latent), the unit NUTS pays per
   leapfrog step;
-- ``generator_s``: the prior's decode of the draw's site values and its vector-Jacobian
-  product with a random cotangent;
-- ``transfer_s``: the grid-to-mesh transfer :math:`T` of the field plus :math:`T^T` of a
+- ``generator_s``: the generator's ``decode`` and its part of the backward pass;
+- ``transfer_s``: the grid-to-mesh transfer :math:`T` of the field plus :math:`T^T` of the
   mesh cotangent (``model.transfer``);
-- ``pde_forward_s``, ``pde_adjoint_s``: ``model.forward(field)`` and ``model.vjp(field,
-  cotangent)`` at the decoded field (float64, as the bridge passes it) with the
-  likelihood's cotangent :math:`(F(m) - y) / \sigma^2`, each less the median time of the
-  transfer it applies. The conductivity problem's ``vjp`` reuses the state of the
-  ``forward`` just before it, as in a gradient.
+- ``pde_forward_s``, ``pde_adjoint_s``: ``model.forward`` and ``model.vjp`` (float64, as
+  the bridge calls them), each less the transfer it applies; with the dense map, the
+  product with it and the product with its transpose in the backward pass.
 
-``overhead_fraction`` is ``(gradient_s - generator_s - transfer_s - pde_forward_s -
-pde_adjoint_s) / gradient_s`` clipped at 0 (``overhead_fraction_raw`` unclipped): the
+``overhead_fraction`` is the median over the draws of ``(gradient_s - generator_s -
+transfer_s - pde_forward_s - pde_adjoint_s) / gradient_s``, clipped at 0
+(``overhead_fraction_raw`` unclipped, ``overhead_fraction_iqr`` its interquartile range): the
 share of the framework (bijections, prior and likelihood densities, the torch bridge's
 copies, autograd). The target is at most 0.25 on a CPU. The source problem is also
 timed with the dense observation map (``dense_*`` keys; ``model.dense = True``, built
-once, ``dense_build_s``): forward and ``vjp`` become products with the ``n_obs x (ny nx)``
-matrix, which contains :math:`T`, so ``dense_transfer_s`` is 0. Keys of the conductivity
+once, ``dense_build_s``): the torch forward applies the ``n_obs x (ny nx)`` matrix, which
+contains :math:`T`, so ``dense_transfer_s`` is 0 and no solve runs. Keys of the conductivity
 problem carry the prefix ``conductivity_``; ``pde_solves_per_gradient`` checks that a
 gradient costs one forward and one adjoint solve.
 """
@@ -91,82 +91,120 @@ def _gradient(potential, latent):
     return torch.autograd.grad(potential.flat(latent), latent)[0]
 
 
-def _generator_vjp(prior, values, cotangent):
-    leaves = {name: value.detach().requires_grad_(True) for name, value in values.items()}
-    field = prior.decode(leaves)
-    return torch.autograd.grad(field, tuple(leaves.values()), cotangent)
+class InPlaceTimers:
+    """Wall-clock seconds spent inside each part during the gradients run in its ``with``.
+
+    Wraps, on the instances only and until the block ends, the generator's ``decode`` and
+    either ``model.forward``, ``model.vjp`` and the transfer's ``apply`` and
+    ``apply_transpose`` (subtracted from the PDE part they run in) or, with the dense map,
+    the torch forward's affine map. The backward of an operation that autograd runs (the
+    decoder's; the affine map's) is timed from the hook on its output's gradient, called
+    just before that backward starts, to the hooks on its inputs' gradients, called when
+    it ends.
+    """
+
+    def __init__(self, generator, forward):
+        self.seconds = dict.fromkeys(
+            ("generator", "forward", "adjoint", "apply", "transpose"), 0.0
+        )
+        self._started = {}
+        model = forward.model
+        self._patches = [(generator, "decode", "generator", "generator")]
+        if getattr(model, "dense", False):
+            self._patches += [(forward, "_affine", "forward", "adjoint")]
+        else:
+            self._patches += [
+                (model, "forward", "forward", None),
+                (model, "vjp", "adjoint", None),
+                (model.transfer, "apply", "apply", None),
+                (model.transfer, "apply_transpose", "transpose", None),
+            ]
+
+    def _timed(self, fn, key, backward_key):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            self.seconds[key] += time.perf_counter() - start
+            if backward_key is not None and out.requires_grad:
+                inputs = [a for a in args if torch.is_tensor(a) and a.requires_grad]
+                self._hook_backward(backward_key, out, inputs)
+            return out
+
+        return wrapper
+
+    def _hook_backward(self, key, output, inputs):
+        def start(grad):
+            self._started[key] = time.perf_counter()
+
+        def end(grad):  # consecutive intervals: the last input's hook closes the backward
+            now = time.perf_counter()
+            self.seconds[key] += now - self._started[key]
+            self._started[key] = now
+
+        output.register_hook(start)
+        for tensor in inputs:
+            tensor.register_hook(end)
+
+    def __enter__(self):
+        for obj, name, key, backward_key in self._patches:
+            setattr(obj, name, self._timed(getattr(obj, name), key, backward_key))
+        return self
+
+    def __exit__(self, *exc):
+        for obj, name, *_ in self._patches:
+            delattr(obj, name)
+
+    def parts(self):
+        """The four timed parts, in seconds (see the module docstring)."""
+        t = self.seconds
+        return {
+            "generator_s": t["generator"],
+            "transfer_s": t["apply"] + t["transpose"],
+            "pde_forward_s": t["forward"] - t["apply"],
+            "pde_adjoint_s": t["adjoint"] - t["transpose"],
+        }
 
 
-def _pde_times(model, fields, obs, std, comm):
-    """Median ``forward`` and ``vjp`` times at ``fields[1:]`` (``fields[0]``: warm-up)."""
-    model.forward(fields[0])  # another field first: a cached conductivity state is not reused
-    forward, adjoint = [], []
-    for field in fields[1:]:
-        seconds, prediction = timed(comm, model.forward, field)
-        forward.append(seconds)
-        adjoint.append(timed(comm, model.vjp, field, (prediction - obs) / std**2)[0])
-    return _median(forward), _median(adjoint)
-
-
-def _transfer_times(transfer, fields, comm):
-    """Median times of ``T m`` and of ``T^T`` of a mesh vector."""
-    apply = [timed(comm, transfer.apply, field)[0] for field in fields[1:]]
-    mesh_values = [transfer.apply(field) for field in fields[1:]]
-    transpose = [timed(comm, transfer.apply_transpose, q)[0] for q in mesh_values]
-    return _median(apply), _median(transpose)
-
-
-def measure(problem, obs, std, latents, comm):
-    """The parts of one gradient at the latents ``(1 + repeats, dim)``; see the docstring."""
+def _parts_at(potential, latent, comm):
+    """One gradient at ``latent`` and its parts, each the slowest rank's seconds."""
+    problem = potential.problem
     model = problem.forward.model
+    solves = model.counter.total
+    with InPlaceTimers(problem.prior.generator, problem.forward) as timers:
+        gradient, _ = timed(comm, _gradient, potential, latent)
+    parts = {key: comm.allreduce(value, op=MPI.MAX) for key, value in timers.parts().items()}
+    solves = model.counter.total - solves
+    return parts | {"gradient_s": gradient, "pde_solves_per_gradient": solves}
+
+
+def measure(problem, obs, latents, comm):
+    """The parts of one gradient at the latents ``(1 + repeats, dim)``; see the docstring."""
     potential = PotentialEnergy(problem, obs)
-    _gradient(potential, latents[0])
-    model.counter.reset()
-    gradient = _median([timed(comm, _gradient, potential, z)[0] for z in latents[1:]])
-    solves = model.counter.total / (len(latents) - 1)
-    with torch.no_grad():
-        values = [potential.constrain(potential.layout.unpack(z)) for z in latents]
-        fields = [problem.prior.decode(v) for v in values]
-    generator = _median(
-        [
-            timed(comm, _generator_vjp, problem.prior, v, torch.randn_like(f))[0]
-            for v, f in zip(values[1:], fields[1:], strict=True)
-        ]
-    )
-    arrays = [f.to(dtype=torch.float64, device="cpu").numpy() for f in fields]
-    y = obs.to(dtype=torch.float64, device="cpu").numpy()
-    forward, adjoint = _pde_times(model, arrays, y, std, comm)
-    apply, transpose = (0.0, 0.0)
-    if not getattr(model, "dense", False):  # the dense map already contains T
-        apply, transpose = _transfer_times(model.transfer, arrays, comm)
-    parts = {
-        "generator_s": generator,
-        "transfer_s": apply + transpose,
-        "pde_forward_s": forward - apply,
-        "pde_adjoint_s": adjoint - transpose,
-    }
-    raw = (gradient - sum(parts.values())) / gradient
-    return parts | {
-        "gradient_s": gradient,
-        "overhead_fraction": max(raw, 0.0),
-        "overhead_fraction_raw": raw,
-        "pde_solves_per_gradient": solves,
+    _parts_at(potential, latents[0], comm)  # warm-up: compiles the forms
+    draws = [_parts_at(potential, latent, comm) for latent in latents[1:]]
+    result = {key: _median([d[key] for d in draws]) for key in draws[0]}
+    raw = [(d["gradient_s"] - sum(d[k] for k in PARTS)) / d["gradient_s"] for d in draws]
+    quartiles = np.percentile(raw, [25, 75])
+    return result | {
+        "overhead_fraction": max(_median(raw), 0.0),
+        "overhead_fraction_raw": _median(raw),
+        "overhead_fraction_iqr": float(quartiles[1] - quartiles[0]),
     }
 
 
 def _problem_result(config, repeats, comm, dense):
     """Measurements of one study's problem (and, with ``dense``, with the dense map)."""
     torch.manual_seed(config.seed)
-    problem, obs, std = build_problem(config, comm)
+    problem, obs, _ = build_problem(config, comm)
     model = problem.forward.model
     latents = prior_latents(PotentialEnergy(problem, obs), repeats + 1)
-    result = measure(problem, obs, std, latents, comm)
+    result = measure(problem, obs, latents, comm)
     info = {"ndofs": model.V.dofmap.index_map.size_global, "n_obs": model.n_obs}
     info["latent_dim"] = latents.shape[-1]
     if dense:
         build_s, _ = timed(comm, model.observation_matrix)
         model.dense = True
-        dense_result = measure(problem, obs, std, latents, comm) | {"build_s": build_s}
+        dense_result = measure(problem, obs, latents, comm) | {"build_s": build_s}
         result |= {f"dense_{key}": value for key, value in dense_result.items()}
     model.destroy()
     return result, info

@@ -6,7 +6,9 @@ r"""A :mod:`invprior.pde` forward model as a differentiable torch operation.
 Inside, everything is float64 NumPy on the CPU; results go back to the caller's dtype and
 device. Fields are replicated on every MPI rank of the model's communicator (the model
 scatters them to owned dofs and all-reduces observations and gradients), so torch only
-ever sees replicated tensors.
+ever sees replicated tensors. A linear model evaluated through its dense map
+(``model.dense``, as the source problem offers) is applied in torch instead, as the
+affine map :math:`F m + c` on the field's device.
 
 References:
     [1] P. Barkman, torch-fenics: PyTorch-FEniCS interface,
@@ -115,6 +117,7 @@ class TorchForward:
                 f"got {type(model).__name__}"
             )
         self.model = model
+        self._dense: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def n_obs(self) -> int:
@@ -159,7 +162,24 @@ class TorchForward:
                 f"field has shape {tuple(field.shape)} but the forward model expects "
                 f"(*batch, {self.grid_shape[0]}, {self.grid_shape[1]}); decode on the model's grid"
             )
+        if getattr(self.model, "dense", False):
+            return self._affine(field)
         return PDEFunction.apply(field, self.model)
+
+    def _affine(self, field: torch.Tensor) -> torch.Tensor:
+        """:math:`F m + c` in torch, float64, on the field's device; autograd gives :math:`F^T`.
+
+        The model's dense map is copied to the field's device once, so a GPU-resident
+        generator's field never leaves the device. No finiteness check (it would
+        synchronise the device): a non-finite field gives non-finite observations.
+        """
+        if self._dense is None or self._dense[0].device != field.device:
+            F, c = self.model.affine_map()
+            self._dense = (torch.as_tensor(F, device=field.device),
+                           torch.as_tensor(c, device=field.device))  # fmt: skip
+        F, c = self._dense
+        obs = torch.matmul(field.to(F.dtype).flatten(-2), F.T) + c
+        return obs.to(field.dtype)
 
     def __repr__(self) -> str:
         return f"TorchForward({type(self.model).__name__}, n_obs={self.n_obs})"

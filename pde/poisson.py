@@ -174,6 +174,15 @@ class SourceProblem(EllipticProblem):
         """
         return self._dense()[0]
 
+    def affine_map(self) -> tuple[np.ndarray, np.ndarray]:
+        r"""``(F, c)`` with forward(m) :math:`= F m + c`, replicated on every rank.
+
+        :math:`F` is :meth:`observation_matrix`, :math:`c` the observations of a zero
+        source (the boundary data's share).
+        """
+        F, c = self._dense()
+        return F, c.copy()
+
     def _dense(self) -> tuple[np.ndarray, np.ndarray]:
         if self._dense_map is None:
             rows = [
