@@ -94,7 +94,7 @@ class PDEConfig:
             :math:`F = B A^{-1} P M T` (``n_obs`` adjoint solves once, then every forward
             and adjoint is a product with an ``n_obs x (ny nx)`` matrix, exact because the
             problem is linear). None means on for the source problem: it made a NUTS
-            gradient 1.25x faster on the demo (``bench/nuts_throughput.py``) and its size
+            gradient 1.3x faster on the demo (``bench/nuts_throughput.py``) and its size
             does not grow with the mesh. The conductivity problem is nonlinear and
             refuses it.
         solver: ``"direct"`` (MUMPS Cholesky, the default) or ``"iterative"`` (CG with
