@@ -94,6 +94,19 @@ class FailingForward(LinearForward):
         return super().__call__(field)
 
 
+class NaNForward(LinearForward):
+    """A linear forward map that returns NaN where the field's mean exceeds ``threshold``."""
+
+    def __init__(self, threshold: float, n_obs: int = 5) -> None:
+        super().__init__(n_obs, torch.float64)
+        self.threshold = threshold
+
+    def __call__(self, field: torch.Tensor) -> torch.Tensor:
+        out = super().__call__(field)
+        inside = field.reshape(*out.shape[:-1], -1).mean(-1, keepdim=True) > self.threshold
+        return torch.where(inside, torch.nan, out)
+
+
 def make_problem(
     aux_dim: int = 2, rec_dim: int = 2, n_obs: int = 5, noise: float = 0.3, dtype=torch.float64
 ) -> InverseProblem:

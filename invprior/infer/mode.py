@@ -97,7 +97,13 @@ def _optimize(
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        energy = potential.flat(latent)
+        energy = potential.flat(latent) if bool(torch.isfinite(latent).all()) else None
+        if energy is None or not bool(torch.isfinite(energy)):
+            # a line-search trial too far out (or a diverged direction): an infinite energy
+            # makes the search step back instead of carrying NaN into the next iterate
+            latent.grad = torch.zeros_like(latent)
+            history.append(math.inf)
+            return torch.tensor(math.inf, dtype=latent.dtype, device=latent.device)
         energy.backward()
         history.append(float(energy.detach()))
         return energy
@@ -133,7 +139,9 @@ def find_map(
 
     Exported as :func:`invprior.infer.map`. Restart ``k`` starts from a prior draw made
     with a seed derived from ``seed``; ``initial_latent`` (if given) replaces the first.
-    A restart whose forward solve fails is recorded with energy ``inf``.
+    A restart whose forward solve fails, or that ends at a non-finite point, is recorded
+    with energy ``inf``; inside a restart, points of non-finite energy count as ``inf``, so
+    the line search steps back from them.
 
     Args:
         problem: The inverse problem.
@@ -161,7 +169,8 @@ def find_map(
                 start = initial_latent.detach().to(start)
             try:
                 end, history = _optimize(potential, start, config)
-                energy = float(potential.flat(end).detach())
+                finite = bool(torch.isfinite(end).all())
+                energy = float(potential.flat(end).detach()) if finite else math.inf
             except Exception as err:
                 if not is_pde_failure(err):
                     raise
@@ -172,8 +181,8 @@ def find_map(
     best = min(range(len(energies)), key=energies.__getitem__)
     if not math.isfinite(energies[best]):
         raise RuntimeError(
-            f"all {config.num_restarts} MAP restarts failed in the forward solve; check the "
-            f"solver options or the prior ranges"
+            f"all {config.num_restarts} MAP restarts failed (forward solve failures or "
+            f"non-finite energies); check the solver options or the prior ranges"
         )
     with torch.no_grad():
         sites = problem.prior.complete(potential.constrain(potential.layout.unpack(ends[best])))

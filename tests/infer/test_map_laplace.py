@@ -1,11 +1,16 @@
 # SPDX-License-Identifier: MIT
 """MAP and Laplace against the closed-form posterior of a linear-Gaussian problem."""
 
+import math
+
+import pyro.distributions as dist
 import pytest
 import torch
 from linear_gaussian import (
+    GRID,
     FailingForward,
     LinearGenerator,
+    NaNForward,
     exact_posterior,
     make_problem,
     synthetic_obs,
@@ -73,6 +78,22 @@ def test_map_skips_restarts_with_failed_solves(pde_solve_error):
     obs = torch.zeros(problem.n_obs, dtype=torch.float64)
     with pytest.raises(RuntimeError, match="all 2 MAP restarts failed"):
         infer.map(problem, obs, num_restarts=2)
+
+
+def test_map_steps_back_from_non_finite_energies():
+    """Data that pull towards a region of NaN predictions: the line search must step back
+    (no NaN latent reaching the Uniform priors' support check) and the MAP stay finite."""
+    gen = LinearGenerator(2, 2, torch.float64)
+    low = torch.tensor(-2.0, dtype=torch.float64)
+    uniform = {name: dist.Uniform(low, 3.0) for name in gen.aux_names}
+    forward = NaNForward(threshold=0.4)
+    problem = InverseProblem(DisentangledPrior(gen, uniform), forward, 0.05)
+    field = torch.full(GRID.shape, 1.0, dtype=torch.float64)  # mean 1 > 0.4: NaN there
+    obs = super(NaNForward, forward).__call__(field)
+    result = infer.map(problem, obs, num_restarts=3, num_steps=100)
+    assert math.isfinite(result.potential_energy) and torch.isfinite(result.latent).all()
+    assert float(result.sites[FIELD].mean()) <= 0.4
+    assert any(math.isinf(h) for h in result.history)  # it did meet the NaN region
 
 
 def test_map_config_is_checked():
