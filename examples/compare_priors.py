@@ -224,7 +224,9 @@ def run_truth(truth, factors, priors_, pde, forward, approx, noise, rng_seed, co
 
 
 # Every truth's scores are kept on disk as soon as they exist, so an interrupted run picks
-# up where it stopped; a change of any argument of :func:`run` but ``out`` starts afresh.
+# up where it stopped, and runs of different regimes (`--regimes`) sharing one `--out` can
+# work side by side; a change of any other argument of :func:`run` but ``out`` starts
+# afresh.
 
 
 class TruthCache:
@@ -254,10 +256,15 @@ class TruthCache:
 # ## Aggregates and output
 
 
+def regimes_of(records):
+    """The regimes present in ``records``, in the order of :data:`REGIMES`."""
+    return [regime for regime in REGIMES if any(r["regime"] == regime for r in records)]
+
+
 def aggregate(records):
     """Per regime and prior: means of the scores, named errors and hit rates."""
     table = {}
-    for regime in REGIMES:
+    for regime in regimes_of(records):
         for name in [p for p in PRIORS if p in records[0]]:
             rows = [r[name] for r in records if r["regime"] == regime]
             entry = {k: float(np.mean([r[k] for r in rows])) for k in
@@ -315,14 +322,15 @@ def figure(records):
         axes, ("rel_l2_error", "coverage_90", "crps"),
         ("relative L2 error of the mean", "90% coverage of the field", "CRPS"), strict=True,
     ):  # fmt: skip
-        for j, regime in enumerate(REGIMES):
+        for j, regime in enumerate(regimes_of(records)):
             for k, name in enumerate(names):
                 values = [r[name][key] for r in records if r["regime"] == regime]
                 pos = j * (len(names) + 1) + k
                 ax.scatter(np.full(len(values), pos), values, s=12, alpha=0.6, color=f"C{k}",
                            label=name if j == 0 else None)  # fmt: skip
                 ax.plot([pos - 0.3, pos + 0.3], [np.median(values)] * 2, color="k")
-        ax.set_xticks([j * (len(names) + 1) + 1 for j in range(len(REGIMES))], REGIMES)
+        shown = regimes_of(records)
+        ax.set_xticks([j * (len(names) + 1) + 1 for j in range(len(shown))], shown)
         ax.set_title(label)
     axes[1].axhline(0.9, color="gray", ls="--")
     axes[0].legend(fontsize=8)
@@ -348,6 +356,7 @@ def run(
     seed=0,
     dlcfm=None,
     flow_steps=4,
+    regimes=REGIMES,
 ):
     """Run the comparison and write ``comparison.{md,json,png}`` into ``out``.
 
@@ -355,7 +364,7 @@ def run(
         ``{"table": per regime/prior aggregates, "truths": per-truth records, "matern": the
         fitted hyperparameters, "setup_s": shared set-up time, "wall_s": total}``.
     """
-    settings = {k: v for k, v in locals().items() if k != "out"}
+    settings = {k: v for k, v in locals().items() if k not in ("out", "regimes")}
     tic = time.perf_counter()
     generator = priors.load(prior)
     grid = generator.grid
@@ -385,6 +394,8 @@ def run(
     for j, (regime, (fields, factors, kinds)) in enumerate(
         held_out_truths(truths, grid, truth_seed, misspecified_seed).items()
     ):
+        if regime not in regimes:
+            continue
         for i in range(truths):
             rows = cache.get(regime, i)
             if rows is None:
@@ -417,10 +428,17 @@ if __name__ == "__main__":
     parser.add_argument("--num-draws", type=int, default=200, help="Laplace draws per truth")
     parser.add_argument("--dlcfm", default=None, help="add a DL-CFM prior (e.g. source-dlcfm)")
     parser.add_argument("--flow-steps", type=int, default=4, help="solver steps of its flow")
+    parser.add_argument(
+        "--regimes",
+        nargs="+",
+        choices=REGIMES,
+        default=list(REGIMES),
+        help="run these regimes only (runs sharing --out share finished truths)",
+    )
     args = parser.parse_args()
     summary = run(
         args.out, args.truths, args.prior, num_restarts=args.num_restarts,
         num_steps=args.num_steps, num_draws=args.num_draws, dlcfm=args.dlcfm,
-        flow_steps=args.flow_steps,
+        flow_steps=args.flow_steps, regimes=args.regimes,
     )  # fmt: skip
     print(json.dumps({"table": summary["table"], "wall_s": summary["wall_s"]}))

@@ -74,3 +74,6 @@ def test_compare_runs_tiny(example, tmp_path):
     assert again["truths"][1:] == out["truths"][1:]
     other = example.run(tmp_path / "out", **{**settings, "num_draws": 21})
     assert other["truths"][0]["aux-vae"]["rel_l2_error"] < 10
+    one = example.run(tmp_path / "out", **{**settings, "num_draws": 21}, regimes=("misspecified",))
+    assert set(one["table"]) == {f"misspecified/{p}" for p in example.PRIORS}
+    assert one["truths"] == other["truths"][2:]  # read back, not recomputed
