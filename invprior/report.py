@@ -14,7 +14,9 @@ Metrics, with :math:`\bar x` the posterior mean field and :math:`x^\star` the tr
 - ``named_abs_error``: :math:`|E[u_j \mid y] - u_j^\star|` per named variable, and
   ``named_in_hdi90``: whether :math:`u_j^\star` lies in the 90% HDI;
 - ``ess_min`` (bulk) and ``rhat_max`` over the named variables and ``z_rec``;
-- ``divergences``, ``pde_solves`` and the sampling ``wall_s``;
+- ``divergences``, and the sampling's ``sampling_pde_solves`` and ``sampling_wall_s``,
+  summed over the chains (a study's JSON line adds ``pde_solves`` and ``wall_s`` of the
+  whole study, see :func:`invprior.study.run_study`);
 - ``gp_rel_l2_error`` and ``gp_coverage_90``: the same two field scores of the Gaussian
   baseline, when the tree has a ``baseline`` group (see :func:`invprior.study.gp_baseline`).
 """
@@ -123,8 +125,10 @@ def study_metrics(tree: xr.DataTree) -> dict[str, object]:
         "ess_min": ess,
         "rhat_max": rhat,
         "divergences": int(tree.attrs["num_divergences"]),
-        "pde_solves": None if None in solves else sum(s["forward"] + s["adjoint"] for s in solves),
-        "wall_s": sum(c["wall_s"] for c in chains),
+        "sampling_pde_solves": (
+            None if None in solves else sum(s["forward"] + s["adjoint"] for s in solves)
+        ),
+        "sampling_wall_s": sum(c["wall_s"] for c in chains),
     }
     maps = field_maps(tree)
     if "truth" in maps:

@@ -602,12 +602,12 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
 
     Returns:
         The metrics of :func:`invprior.report.study_metrics` (with ``gp_rel_l2_error`` and
-        ``gp_coverage_90`` when the baseline runs), where ``wall_s`` and ``pde_solves``
-        cover the whole study (truth, MAP, sampling, predictive checks, baseline; solves
-        summed over the rank groups), plus ``map_energy``, ``noise_std``,
-        ``approximation_error`` (whether it was used), ``block_correlation_max`` (largest
-        posterior correlation between a named and a residual coordinate) and, when
-        written, ``folder``.
+        ``gp_coverage_90`` when the baseline runs), plus ``wall_s`` and ``pde_solves`` of
+        the whole study (truth, MAP, sampling, predictive checks, baseline; solves summed
+        over the rank groups; ``sampling_*`` are the sampling's alone), ``map_energy``,
+        ``noise_std``, ``approximation_error`` (whether it was used),
+        ``block_correlation_max`` (largest posterior correlation between a named and a
+        residual coordinate) and, when written, ``folder``.
 
     Raises:
         ValueError: With ``config.parallel_chains``, if the ranks cannot be split into

@@ -124,7 +124,7 @@ def test_report_from_a_synthetic_study(run, tmp_path):
     assert metrics["named_abs_error"]["u0"] == pytest.approx(
         abs(result.samples["u0"].mean().item() - 0.1)
     )
-    assert metrics["pde_solves"] == sum(result.pde_solves.values())
+    assert metrics["sampling_pde_solves"] == sum(result.pde_solves.values())
     assert "Named parameters" in text_summary(tree)
     written = write_report(tree, tmp_path)
     assert sorted(written) == ["fields", "metrics", "pair", "summary", "traces"]
