@@ -224,9 +224,10 @@ def run_truth(truth, factors, priors_, pde, forward, approx, noise, rng_seed, co
 
 
 # Every truth's scores are kept on disk as soon as they exist, so an interrupted run picks
-# up where it stopped, and runs of different regimes (`--regimes`) sharing one `--out` can
-# work side by side; a change of any other argument of :func:`run` but ``out`` starts
-# afresh.
+# up where it stopped, and runs of different regimes (`--regimes`) or shards of the truths
+# (`--shard K/N`: every N-th truth from the K-th) sharing one `--out` can work side by
+# side; a final run without them reads everything back. A change of any other argument of
+# :func:`run` starts afresh.
 
 
 class TruthCache:
@@ -357,6 +358,7 @@ def run(
     dlcfm=None,
     flow_steps=4,
     regimes=REGIMES,
+    shard=(0, 1),
 ):
     """Run the comparison and write ``comparison.{md,json,png}`` into ``out``.
 
@@ -364,7 +366,7 @@ def run(
         ``{"table": per regime/prior aggregates, "truths": per-truth records, "matern": the
         fitted hyperparameters, "setup_s": shared set-up time, "wall_s": total}``.
     """
-    settings = {k: v for k, v in locals().items() if k not in ("out", "regimes")}
+    settings = {k: v for k, v in locals().items() if k not in ("out", "regimes", "shard")}
     tic = time.perf_counter()
     generator = priors.load(prior)
     grid = generator.grid
@@ -396,7 +398,7 @@ def run(
     ):
         if regime not in regimes:
             continue
-        for i in range(truths):
+        for i in range(shard[0], truths, shard[1]):
             rows = cache.get(regime, i)
             if rows is None:
                 truth_factors = None if factors is None else {k: v[i] for k, v in factors.items()}
@@ -435,10 +437,14 @@ if __name__ == "__main__":
         default=list(REGIMES),
         help="run these regimes only (runs sharing --out share finished truths)",
     )
+    parser.add_argument("--shard", default="0/1", help="K/N: run truths K, K+N, K+2N, ... only")
     args = parser.parse_args()
+    k, _, n = args.shard.partition("/")
+    if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
+        parser.error(f"--shard must be K/N with 0 <= K < N, got {args.shard!r}")
     summary = run(
         args.out, args.truths, args.prior, num_restarts=args.num_restarts,
         num_steps=args.num_steps, num_draws=args.num_draws, dlcfm=args.dlcfm,
-        flow_steps=args.flow_steps, regimes=args.regimes,
+        flow_steps=args.flow_steps, regimes=args.regimes, shard=(int(k), int(n)),
     )  # fmt: skip
     print(json.dumps({"table": summary["table"], "wall_s": summary["wall_s"]}))

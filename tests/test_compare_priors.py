@@ -77,3 +77,7 @@ def test_compare_runs_tiny(example, tmp_path):
     one = example.run(tmp_path / "out", **{**settings, "num_draws": 21}, regimes=("misspecified",))
     assert set(one["table"]) == {f"misspecified/{p}" for p in example.PRIORS}
     assert one["truths"] == other["truths"][2:]  # read back, not recomputed
+    odd = example.run(tmp_path / "out", **{**settings, "num_draws": 21}, shard=(1, 2))
+    assert [(r["regime"], r["index"]) for r in odd["truths"]] == [
+        ("in_distribution", 1), ("misspecified", 1)
+    ]  # fmt: skip
