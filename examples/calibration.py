@@ -29,7 +29,7 @@ from pathlib import Path
 from mpi4py import MPI
 
 from invprior.calibration import laplace_posterior, plot_rank_histograms, sbc_ranks
-from invprior.fileio import save_figure, write_text
+from invprior.fileio import save_figure, write_json
 from invprior.infer import MapConfig
 from invprior.study import StudyConfig, build_study
 
@@ -61,7 +61,7 @@ def run(out="results/calibration", problems=100, draws=99, bins=10, seed=0, conf
     }
     if MPI.COMM_WORLD.rank == 0:
         save_figure(plot_rank_histograms(result), Path(out) / "ranks.png")
-        write_text(Path(out) / "calibration.json", json.dumps(summary, indent=2))
+        write_json(Path(out) / "calibration.json", summary, indent=2)
     return summary
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from invprior.fileio import write_text
+from invprior.fileio import write_json, write_text
 from invprior.priors.metrics import evaluate_generator
 from invprior.priors.simulate import FieldDataset, simulate
 from invprior.priors.train import VAETrainConfig, train_vae
@@ -159,7 +159,7 @@ def run(args):
         key = repr((config, seed, args.train, len(train), args.n_heldout))
         path = cache / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
         if not path.is_file():
-            write_text(path, json.dumps(score(config, train, held, seed, args.threads)))
+            write_json(path, score(config, train, held, seed, args.threads), indent=None)
         return json.loads(path.read_text())
 
     budget = {"epochs": args.epochs, "batch_size": args.batch_size}
@@ -203,7 +203,7 @@ def main():
         for k, v in vars(args).items()
         if k not in ("out", "write") and v is not None
     )
-    write_text(Path(args.out) / "disentanglement.json", json.dumps(result, indent=1))
+    write_json(Path(args.out) / "disentanglement.json", result)
     block = markdown(result)
     write_text(Path(args.out) / "disentanglement.md", block)
     if args.write:

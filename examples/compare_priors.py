@@ -51,7 +51,7 @@ from invprior import infer, priors
 from invprior.approximation_error import ApproximationError
 from invprior.bridge import TorchForward
 from invprior.diagnostics import field_summary
-from invprior.fileio import save_figure, write_text
+from invprior.fileio import save_figure, write_json, write_text
 from invprior.model import DisentangledPrior, InverseProblem
 from invprior.pde import SourceProblem, grid_sensors, rectangle
 from invprior.priors import GaussianFieldPrior, GridSpec
@@ -251,7 +251,7 @@ class TruthCache:
     def put(self, regime, index, rows):
         self.folder.mkdir(parents=True, exist_ok=True)
         entry = {"settings": self.settings, "rows": rows}
-        write_text(self._path(regime, index), json.dumps(entry, default=float))
+        write_json(self._path(regime, index), entry, indent=None)
 
 
 # ## Aggregates and output
@@ -413,7 +413,7 @@ def run(
     result = {"table": table, "truths": records, "matern": hyper, "setup_s": setup_s}
     result["wall_s"] = wall_s
     write_text(folder / "comparison.md", markdown(table, truths))
-    write_text(folder / "comparison.json", json.dumps(result, indent=1))
+    write_json(folder / "comparison.json", result)
     save_figure(figure(records), folder / "comparison.png")
     return result
 

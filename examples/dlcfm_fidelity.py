@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 
 from invprior import priors
-from invprior.fileio import save_figure, write_text
+from invprior.fileio import save_figure, write_json
 from invprior.priors.fidelity import fidelity_scores, plot_fidelity, prior_draws
 from invprior.priors.simulate import simulate
 
@@ -39,7 +39,7 @@ def run(prior="source-dlcfm", n=1000, seed=5, out=None):
     result = {name: fidelity_scores(x, data) for name, x in draws.items()}
     if out is not None:
         save_figure(plot_fidelity(data, draws), Path(out) / "fidelity.png")
-        write_text(Path(out) / "fidelity.json", json.dumps(result, indent=1))
+        write_json(Path(out) / "fidelity.json", result)
     return result
 
 

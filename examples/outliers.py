@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from invprior import priors
-from invprior.fileio import save_figure, write_text
+from invprior.fileio import save_figure, write_json
 from invprior.priors.anomaly import plot_anomalies, rank_anomalies, residual_tail_probability
 from invprior.priors.metrics import decode_latents, encode_means
 from invprior.priors.simulate import simulate, simulate_misspecified_sources
@@ -90,7 +90,7 @@ def run(prior="source-auxvae", n_typical=2000, n_planted=20, seed=55, out=None):
         for ax, i in zip(fig.axes, top[:8], strict=False):
             ax.set_xlabel(kind[i], fontsize=7)
         save_figure(fig, out / "outliers.png")
-        write_text(out / "outliers.json", json.dumps(result, indent=1))
+        write_json(out / "outliers.json", result)
     return result
 
 

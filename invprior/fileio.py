@@ -10,13 +10,14 @@ and :mod:`invprior.priors` may import it.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "save_figure", "write_text"]
+__all__ = ["atomic_path", "save_figure", "write_json", "write_text"]
 
 
 @contextmanager
@@ -79,3 +80,11 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return path
+
+
+def write_json(path: str | os.PathLike, obj: object, indent: int | None = 1) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically; returns ``path``.
+
+    NumPy scalars and other numbers JSON does not know are written as floats.
+    """
+    return write_text(path, json.dumps(obj, indent=indent, default=float))

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from invprior.fileio import write_text
+    from invprior.fileio import write_json, write_text
     from invprior.study import StudyConfig, run_study
 
     def fail(message: str) -> int:
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         table = comparison_table(results)
         sources = ", ".join(f"`{p}`" for p in args.configs)
         write_text(args.out / "comparison.md", f"Same data, studies {sources}:\n\n{table}")
-        write_text(args.out / "comparison.json", json.dumps(results, indent=1))
+        write_json(args.out / "comparison.json", results)
         print(table)
         print(f"report: {args.out}")
         print(json.dumps(results))
