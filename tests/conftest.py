@@ -6,6 +6,8 @@ import importlib.util
 import os
 import random
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,8 +29,15 @@ def pytest_addoption(parser):
     parser.addoption("--device", default="cpu", help="torch device for generator tests")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     comm = _comm_world()
+    if comm is not None and comm.size > 1 and config.option.basetemp is None:
+        # One temporary root per rank: ranks sharing pytest's numbered directories race
+        # in its end-of-session cleanup (one deletes what the other is listing).
+        root = Path(tempfile.gettempdir()) / f"invprior-pytest-{os.getuid()}"
+        config.option.basetemp = str(root / f"rank{comm.rank}")
+        root.mkdir(mode=0o700, exist_ok=True)
     if comm is not None and comm.size > 1 and comm.rank > 0:
         # Only rank 0 reports; a failure on another rank still fails the mpiexec run.
         config.option.verbose = -2
@@ -113,7 +122,6 @@ def comm():
 @pytest.fixture(scope="session")
 def load_example():
     """Import a script of ``examples/`` as a module: ``load_example("compare_priors")``."""
-    from pathlib import Path
 
     def load(name):
         path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
