@@ -57,12 +57,14 @@ def test_predictive_batches_every_site(dtype):
 
 
 def test_potential_matches_pyro_initialize_model(dtype):
-    """Our picklable potential equals Pyro's own, Uniform named sites included."""
+    """Our picklable potential equals Pyro's own with our transforms (Uniform: probit)."""
     gen = LinearGenerator(2, 2, dtype)
     problem = InverseProblem(DisentangledPrior(gen), LinearForward(5, dtype), 0.3)
     obs = synthetic_obs(problem)
     ours = pickle.loads(pickle.dumps(PotentialEnergy(problem, obs)))
-    params, theirs, _, _ = initialize_model(problem.model, model_args=(obs,))
+    params, theirs, _, _ = initialize_model(
+        problem.model, model_args=(obs,), transforms={k: t.inv for k, t in ours.transforms.items()}
+    )
     for _ in range(3):
         z = {k: torch.randn_like(v) for k, v in params.items()}
         torch.testing.assert_close(ours(z), theirs(z))
