@@ -77,7 +77,7 @@ def vae_loss(
     u: torch.Tensor,
     beta: float,
     config: VAETrainConfig,
-    labelled: torch.Tensor | None = None,
+    labelled: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """The training objective on one batch and its terms.
 
@@ -87,13 +87,13 @@ def vae_loss(
         u: Named variables in physical units, shape ``(n, aux_dim)``.
         beta: Current KL weight.
         config: Penalty weights and degree.
-        labelled: Which samples' ``u`` the label term of a
-            :class:`~invprior.priors.SemiSupervisedVAE` uses, boolean, shape ``(n,)``;
+        labelled: Fields and named variables ``(x_l, u_l)`` of a mini-batch of labelled
+            samples, for the label term of a :class:`~invprior.priors.SemiSupervisedVAE`;
             ``None`` for none. Ignored by the other models.
 
     Returns:
         ``{"loss", "recon", "kl", "explicitness", "intra", "inter"}``, scalars (batch means),
-        plus ``"label"`` (the label term's batch mean) for a semi-supervised VAE given
+        plus ``"label"`` (the label term's mean over ``labelled``) for a semi-supervised VAE given
         ``labelled`` (validation passes none, so its loss is the plain ELBO); ``"kl"``
         is the bound of :meth:`~invprior.priors.HierarchicalVAE.kl_bound` for that model.
     """
@@ -110,11 +110,10 @@ def vae_loss(
     terms = {k: mu.new_zeros(()) for k in ("explicitness", "intra", "inter")}
     if isinstance(model, SemiSupervisedVAE):
         if labelled is not None:
-            # only the labelled rows: an unlabelled row's density may overflow, and 0 * inf
-            # would turn the whole loss into NaN
-            rows = labelled.to(torch.bool)
-            nll = label_nll(mu[rows, :d], logvar[rows, :d], model.to_latent(u[rows]))
-            terms["label"] = nll.sum() / len(mu)
+            x_l, u_l = labelled
+            mu_l, logvar_l = model.encode(x_l)
+            target = model.to_latent(u_l.to(mu_l))
+            terms["label"] = label_nll(mu_l[:, :d], logvar_l[:, :d], target).mean()
     elif d:
         terms = {
             "explicitness": explicitness(u, mu[:, :d]),
@@ -185,6 +184,21 @@ def _validate(model: _VAE, x: torch.Tensor, u: torch.Tensor, config: VAETrainCon
     return {k: v / count for k, v in sums.items()}
 
 
+def _labelled_batch(
+    x: torch.Tensor, u: torch.Tensor, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The labelled samples of one step, None when there are none.
+
+    All of them, or ``batch_size`` drawn without replacement when there are more.
+    """
+    if len(x) == 0:
+        return None
+    if len(x) <= batch_size:
+        return x, u
+    idx = torch.randperm(len(x), device=x.device)[:batch_size]
+    return x[idx], u[idx]
+
+
 def _split(data: FieldDataset, config: VAETrainConfig) -> tuple[FieldDataset, FieldDataset]:
     n_val = max(config.batch_size, int(round(config.val_fraction * len(data))))
     if len(data) - n_val < config.batch_size:
@@ -243,8 +257,8 @@ def _train(
     u_tr = torch.as_tensor(train.aux, dtype=x_tr.dtype, device=device)
     x_va = torch.as_tensor(val.fields, device=device)
     u_va = torch.as_tensor(val.aux, dtype=x_va.dtype, device=device)
-    labelled = labelled_subset(len(train), config.labelled_fraction, config.seed)
-    labelled = torch.as_tensor(labelled, device=device)
+    rows = torch.as_tensor(labelled_subset(len(train), config.labelled_fraction, config.seed))
+    x_lab, u_lab = x_tr[rows.to(device)], u_tr[rows.to(device)]
     steps = len(x_tr) // config.batch_size
     opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -262,7 +276,8 @@ def _train(
         for s in range(steps):
             idx = perm[s * config.batch_size : (s + 1) * config.batch_size]
             beta = _kl_weight(config, epoch + s / steps)
-            terms = vae_loss(model, x_tr[idx], u_tr[idx], beta, config, labelled[idx])
+            labelled = _labelled_batch(x_lab, u_lab, config.batch_size)
+            terms = vae_loss(model, x_tr[idx], u_tr[idx], beta, config, labelled)
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
             opt.step()
