@@ -63,6 +63,7 @@ __all__ = [
     "simulate_conductivity",
     "simulate_misspecified_sources",
     "simulate_sources",
+    "source_fields",
 ]
 
 _FORMAT_VERSION = 1
@@ -248,26 +249,42 @@ def _draw_uniform(
     return {k: rng.uniform(lo, hi, size=n) for k, (lo, hi) in ranges.items()}
 
 
-def _source_fields(f: dict[str, np.ndarray], grid: GridSpec) -> np.ndarray:
-    """Evaluate the source model for factor arrays of shape ``(n,)``; returns ``(n, ny, nx)``."""
+def source_fields(factors: dict, grid: GridSpec) -> np.ndarray:
+    """The source model of the module docstring at given factors, on the grid.
+
+    Args:
+        factors: One array of shape ``(n,)`` per factor of :data:`SOURCE_PARAMETERS`, in
+            physical units; all numpy arrays, or all torch tensors (then the fields are a
+            differentiable tensor of their dtype).
+        grid: The grid.
+
+    Returns:
+        Fields, shape ``(n, ny, nx)``.
+    """
     X, Y = _coordinates(grid)
+    xp = np
+    if not isinstance(factors["x0"], np.ndarray):
+        import torch
+
+        xp = torch
+        X, Y = (torch.as_tensor(c).to(factors["x0"]) for c in (X, Y))
     (xmin, ymin), (xmax, ymax) = grid.bbox
-    col = {k: v[:, None, None] for k, v in f.items()}
+    col = {k: v[:, None, None] for k, v in factors.items()}
     dx, dy = X - col["x0"], Y - col["y0"]
-    c, s = np.cos(col["orientation"]), np.sin(col["orientation"])
+    c, s = xp.cos(col["orientation"]), xp.sin(col["orientation"])
     along, across = c * dx + s * dy, -s * dx + c * dy
-    rho = np.exp(col["log_anisotropy"])
+    rho = xp.exp(col["log_anisotropy"])
     w2 = col["width"] ** 2
-    main = np.exp(-0.5 * (along**2 / (w2 * rho) + across**2 * rho / w2))
+    main = xp.exp(-0.5 * (along**2 / (w2 * rho) + across**2 * rho / w2))
     r2 = (X - col["x2"]) ** 2 + (Y - col["y2"]) ** 2
-    second = col["secondary_ratio"] * np.exp(-0.5 * r2 / col["secondary_width"] ** 2)
+    second = col["secondary_ratio"] * xp.exp(-0.5 * r2 / col["secondary_width"] ** 2)
     xi = (X - xmin) / (xmax - xmin)
     eta = (Y - ymin) / (ymax - ymin)
     modes = (
-        np.cos(np.pi * xi),
-        np.cos(np.pi * eta),
-        np.cos(np.pi * xi) * np.cos(np.pi * eta),
-        np.sin(2 * np.pi * xi) * np.sin(np.pi * eta),
+        xp.cos(np.pi * xi),
+        xp.cos(np.pi * eta),
+        xp.cos(np.pi * xi) * xp.cos(np.pi * eta),
+        xp.sin(2 * np.pi * xi) * xp.sin(np.pi * eta),
     )
     modulation = 1.0 + sum(col[f"modulation_{k}"] * phi for k, phi in enumerate(modes))
     return col["amplitude"] * (main + second) * modulation
@@ -350,7 +367,7 @@ def simulate_sources(n: int, seed: int, grid: GridSpec = GridSpec()) -> FieldDat
     _check(n, seed, grid)
     ranges = _physical_ranges(SOURCE_PARAMETERS, grid)
     factors = _draw_uniform(np.random.default_rng(seed), ranges, n)
-    fields = _in_chunks(n, lambda s: _source_fields({k: v[s] for k, v in factors.items()}, grid))
+    fields = _in_chunks(n, lambda s: source_fields({k: v[s] for k, v in factors.items()}, grid))
     names = tuple(k for k, v in SOURCE_PARAMETERS.items() if v[3])
     return FieldDataset(
         fields=fields,
@@ -407,7 +424,7 @@ def simulate_misspecified_sources(
     if kind == "two_sources":
         factors["secondary_width"] = factors["width"].copy()
         ranges["secondary_width"] = ranges["width"]
-    fields = _in_chunks(n, lambda s: _source_fields({k: v[s] for k, v in factors.items()}, grid))
+    fields = _in_chunks(n, lambda s: source_fields({k: v[s] for k, v in factors.items()}, grid))
     recipe = {"simulator": f"source_{kind}", "n": int(n), "seed": int(seed), "parameters": ranges}
     return FieldDataset(
         fields=fields,

@@ -9,7 +9,7 @@ from invprior.priors import (
     simulate_conductivity,
     simulate_sources,
 )
-from invprior.priors.simulate import CONDUCTIVITY_PARAMETERS, SOURCE_PARAMETERS
+from invprior.priors.simulate import CONDUCTIVITY_PARAMETERS, SOURCE_PARAMETERS, source_fields
 
 SIMULATORS = [simulate_sources, simulate_conductivity]
 
@@ -55,6 +55,23 @@ def test_source_peak_at_named_position():
     x, y = ix / (nx - 1), iy / (ny - 1)
     # the dominant source wins except where the secondary one sits on top of it
     assert np.mean(np.hypot(x - data.factors["x0"], y - data.factors["y0"]) < 0.05) > 0.95
+
+
+def test_source_fields_in_torch_match_numpy_and_differentiate():
+    import torch
+
+    grid = GridSpec((12, 10), bbox=((0.0, 0.0), (2.0, 1.0)))
+    data = simulate_sources(3, 5, grid)
+    factors = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in data.factors.items()}
+    fields = source_fields(factors, grid)
+    assert fields.dtype == torch.float64 and fields.shape == (3, 12, 10)
+    np.testing.assert_allclose(fields.numpy(), source_fields(data.factors, grid), rtol=1e-12)
+    np.testing.assert_allclose(fields.numpy(), data.fields, rtol=1e-6, atol=1e-6)
+    names = list(factors)
+    inputs = tuple(factors[k][:1].clone().requires_grad_(True) for k in names)
+    assert torch.autograd.gradcheck(
+        lambda *v: source_fields(dict(zip(names, v, strict=True)), grid), inputs
+    )
 
 
 def test_conductivity_kl_coefficients_standard_normal():
