@@ -36,8 +36,9 @@ class VAETrainConfig:
     The other models change the terms: ``hvae`` (:class:`~invprior.priors.HierarchicalVAE`)
     replaces the KL by its bound against the learned hierarchical prior and has no
     penalties; ``ssvae`` (:class:`~invprior.priors.SemiSupervisedVAE`) uses the KL against
-    :math:`N(0, I)`, no correlation penalties, and adds ``gamma`` times the label term on a
-    seeded ``labelled_fraction`` of the training samples.
+    :math:`N(0, I)`, no correlation penalties, and adds ``gamma`` times the label term's
+    mean over a seeded ``labelled_fraction`` of the training samples, estimated on the
+    labelled samples at every step.
 
     Attributes:
         model: ``"auxvae"``, ``"betavae"``, ``"hvae"`` or ``"ssvae"``.
@@ -47,7 +48,7 @@ class VAETrainConfig:
         tau: Standard deviation of :math:`z_{aux} \mid u` (Aux-VAE and ``ssvae``).
         hyper_dim: Size of the hyper-latent :math:`\xi` (``hvae`` only).
         prior_hidden: Width of the prior network and auxiliary posterior (``hvae`` only).
-        gamma: Weight of the label term (``ssvae`` only).
+        gamma: Weight of the mean label term against the mean ELBO (``ssvae`` only).
         labelled_fraction: Fraction of the training samples whose named factors are used
             (``ssvae`` only), chosen by :func:`~invprior.priors.semisupervised.labelled_subset`
             with ``seed``.
