@@ -46,6 +46,7 @@ from invprior.fileio import write_json, write_text
 from invprior.priors.metrics import evaluate_generator
 from invprior.priors.simulate import FieldDataset, simulate
 from invprior.priors.train import VAETrainConfig, train_vae
+from invprior.provenance import code_fingerprint
 
 SHARED = {"positive": True, "batch_size": 128, "learning_rate": 2e-3, "patience": 100}
 MODELS = {
@@ -153,10 +154,12 @@ def run(args):
         "models": {}, "labelled": {},
     }  # fmt: skip
     cache = Path(args.out) / "runs"  # one file per finished run: a rerun resumes
+    code = code_fingerprint()
 
     def scores(config, seed):
-        """Scores of one run, from the cache when the same run has finished before."""
-        key = repr((config, seed, args.train, len(train), args.n_heldout))
+        """Scores of one run, from the cache when the same run with the same code has
+        finished before."""
+        key = repr((config, seed, args.train, len(train), args.n_heldout, code))
         path = cache / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
         if not path.is_file():
             write_json(path, score(config, train, held, seed, args.threads), indent=None)

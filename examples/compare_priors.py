@@ -56,6 +56,7 @@ from invprior.model import DisentangledPrior, InverseProblem
 from invprior.pde import SourceProblem, grid_sensors, rectangle
 from invprior.priors import GaussianFieldPrior, GridSpec
 from invprior.priors.simulate import simulate, simulate_misspecified_sources
+from invprior.provenance import code_fingerprint
 from invprior.report import field_scores
 from invprior.sites import FIELD
 
@@ -227,7 +228,7 @@ def run_truth(truth, factors, priors_, pde, forward, approx, noise, rng_seed, co
 # up where it stopped, and runs of different regimes (`--regimes`) or shards of the truths
 # (`--shard K/N`: every N-th truth from the K-th) sharing one `--out` can work side by
 # side; a final run without them reads everything back. A change of any other argument of
-# :func:`run` starts afresh.
+# :func:`run`, or of the package's code, starts afresh.
 
 
 class TruthCache:
@@ -367,6 +368,7 @@ def run(
         fitted hyperparameters, "setup_s": shared set-up time, "wall_s": total}``.
     """
     settings = {k: v for k, v in locals().items() if k not in ("out", "regimes", "shard")}
+    settings["code"] = code_fingerprint()
     tic = time.perf_counter()
     generator = priors.load(prior)
     grid = generator.grid
