@@ -23,7 +23,8 @@
 #
 # `python examples/simulator_posterior.py examples/source_identification.toml`
 #
-# writes `reference.json` and `reference_pair.png` to `results/simulator_posterior` and
+# writes `reference.json`, `reference_summary.txt` and `reference_pair.png` to
+# `results/simulator_posterior` (about 40 min on one core with the defaults) and
 # prints the metrics as one JSON line.
 
 # +
