@@ -9,7 +9,7 @@ MPIEXEC := $(VENV)/bin/mpiexec
 NPROCS  ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-serial test-mpi lint clean-venv
+.PHONY: demo test test-serial test-mpi test-wheel lint clean-venv
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "error: no Python >= 3.12 (see tools/find-python.sh)"; exit 1; }
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml | $(PY)
 demo: $(STAMP)
 	$(MPIEXEC) -n $(NPROCS) $(VENV)/bin/invprior run examples/source_identification.toml
 
-test: test-serial test-mpi
+test: test-serial test-mpi test-wheel
 
 test-serial: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -34,6 +34,10 @@ test-serial: $(STAMP)
 # The same suite's `mpi`-marked tests on $(NPROCS) ranks; only rank 0 reports.
 test-mpi: $(STAMP)
 	$(MPIEXEC) -n $(NPROCS) $(PY) -m pytest -m mpi -p no:cacheprovider $(PYTEST_ARGS)
+
+# The wheel, installed without -e into a fresh environment, run from outside the tree.
+test-wheel: $(STAMP)
+	tools/check-wheel.sh $(VENV)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import sys
 
 from . import commands
+from .validation import InputError
 
 __all__ = ["build_parser", "main"]
 
@@ -28,10 +30,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_root() -> bool:
+    """Whether this process is MPI rank 0 (or MPI is not in use)."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    return mpi is None or not mpi.Is_initialized() or mpi.COMM_WORLD.rank == 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    Bad input (:class:`invprior.validation.InputError`, raised alike on every MPI rank)
+    prints ``invprior <command>: error: <message>`` on rank 0 and returns 2; any other
+    exception propagates, so Python prints its traceback and exits with status 1.
+    """
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as err:
+        if _is_root():
+            print(f"invprior {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: MIT
+"""Running a whole study: inference, the baseline, the DataTree and the report."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from .. import infer, linearised
+from ..diagnostics import save_datatree, to_arviz
+from ..parallel import gather_chains, split_chains
+from ..report import BASELINE, field_maps, study_metrics, write_report
+from ..sites import FIELD
+from .baseline import baseline_seed, gp_baseline
+from .config import StudyConfig
+from .setup import build_study
+
+__all__ = ["run_study"]
+
+
+def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[str, object]:
+    """Run a study: truth, data, MAP, MCMC, the Gaussian baseline, DataTree and report.
+
+    Collective on ``comm``. With ``config.parallel_chains`` off, the mesh is distributed
+    over all ranks of ``comm`` and the chains run one after another. With it on, ``comm``
+    is split into rank groups (:func:`invprior.parallel.split_chains`), each with its own
+    mesh; every group computes the MAP, rank 0's MAP is broadcast as the chains' start,
+    each group runs its chains, and the chains are gathered on every rank; the rest
+    (predictive checks, baseline) is repeated on every group, so every rank returns the
+    same metrics. When ``write`` is set, rank 0 writes ``posterior.nc`` (with the baseline
+    as the group ``baseline``), the report and the linearised-prior figures
+    (:mod:`invprior.linearised`, at the MAP) into ``config.folder``, and the ranks of the
+    mesh that holds rank 0 write ``fields.xdmf`` (+ ``fields.h5``): the posterior mean,
+    std, 5%/95% quantiles, the truth and the baseline's summaries as P1 functions for
+    ParaView.
+
+    Args:
+        config: The study.
+        comm: MPI communicator of all ranks (of the PDE, unless the chains run on groups).
+        write: Write the DataTree, the report and the XDMF fields.
+
+    Returns:
+        The metrics of :func:`invprior.report.study_metrics` (with ``gp_rel_l2_error`` and
+        ``gp_coverage_90`` when the baseline runs), plus ``wall_s`` and ``pde_solves`` of
+        the whole study (truth, MAP, sampling, predictive checks, baseline; solves summed
+        over the rank groups; ``sampling_*`` are the sampling's alone), ``map_energy``,
+        ``noise_std``, ``approximation_error`` (whether it was used),
+        ``block_correlation_max`` (largest posterior correlation between a named and a
+        residual coordinate) and, when written, ``folder``.
+
+    Raises:
+        ValueError: With ``config.parallel_chains``, if the ranks cannot be split into
+            groups (see :func:`invprior.parallel.chain_group`).
+    """
+    from ..pde import write_grid_functions
+
+    tic = time.perf_counter()
+    mesh_comm, chains = comm, None  # chains None: all of them, on this one mesh
+    if config.parallel_chains:
+        mesh_comm, chains = split_chains(comm, config.mcmc.num_chains)
+    setup = build_study(config, mesh_comm)
+    model, forward, truth, std = setup.model, setup.forward, setup.truth, setup.noise_std
+    problem, obs, approx = setup.problem, setup.obs, setup.approximation_error
+    start = infer.map(problem, obs, seed=config.seed, config=config.map)
+    if chains is not None:
+        start = comm.bcast(start, root=0)  # one start for all groups, as in one run
+    sampler = infer.nuts if config.kernel == "nuts" else infer.hmc
+    result = sampler(problem, obs, init=start, seed=config.seed, config=config.mcmc, chains=chains)
+    if chains is not None:
+        result = gather_chains(result, comm, mesh_comm)
+    tree = to_arviz(
+        result,
+        problem,
+        obs,
+        sensor_coords=model.sensors.points[:, :2],
+        include_field=True,
+        truth=truth,
+        seed=config.seed,
+    )
+    if approx:
+        fields = approx.posterior_fields(result.samples[FIELD], obs, forward, std, config.seed)
+        tree["posterior"][FIELD] = tree["posterior"][FIELD].copy(data=fields.cpu().numpy())
+        tree["posterior"].attrs["field"] = (
+            "generator field plus a conditional draw of its approximation error"
+        )
+    if config.baseline.enabled:
+        seed, seed_source = baseline_seed(config, problem.prior.generator)
+        baseline = gp_baseline(
+            setup.measured,
+            setup.data,
+            config.truth.simulator,
+            dataclasses.replace(config.baseline, seed=seed),
+            map_config=config.map,
+            seed=config.seed,
+            linear=config.pde.kind == "source",
+        )
+        baseline.attrs["seed_source"] = seed_source
+        tree[BASELINE] = baseline
+    metrics = study_metrics(tree)
+    correlation = linearised.block_correlation(tree) if problem.prior.aux_names else None
+    if correlation is not None:
+        metrics["block_correlation_max"] = correlation.max_abs
+    metrics.update(
+        map_energy=start.potential_energy,
+        noise_std=std,
+        approximation_error=approx is not None,
+        # each rank counts its mesh's solves: sum over ranks / ranks per mesh = sum over meshes
+        pde_solves=comm.allreduce(model.counter.total) // mesh_comm.size,
+    )
+    if write:
+        folder = Path(config.folder)
+        if chains is None or 0 in chains:  # the mesh that holds rank 0
+            write_grid_functions(model.Q, model.transfer, field_maps(tree), folder / "fields.xdmf")
+        if comm.rank == 0:
+            save_datatree(tree, folder / "posterior.nc")
+            write_report(tree, folder)
+            if correlation is not None:  # the linearised prior at the MAP, block structure
+                induced = linearised.induced_covariance(problem.prior, start.sites)
+                linearised.write_figures(folder, induced, correlation)
+        metrics["folder"] = str(folder)
+    metrics["wall_s"] = time.perf_counter() - tic
+    return metrics
