@@ -40,8 +40,9 @@ def run_cli(*args, ranks=1, cwd=None, timeout=HANG_TIMEOUT_S, env=None):
 
 
 def assert_input_error(result, command, *fragments):
-    """The clean bad-input convention: status 2, one ``invprior CMD: error:`` line, no traceback."""
-    assert result.returncode == 2, (result.returncode, result.stdout[-2000:], result.stderr[-4000:])
+    """The bad-input convention: status 2, an ``invprior CMD: error:`` line, no traceback."""
+    shown = (result.returncode, result.stdout[-2000:], result.stderr[-4000:])
+    assert result.returncode == 2, shown
     assert f"invprior {command}: error:" in result.stderr, result.stderr[-4000:]
     assert "Traceback" not in result.stderr, result.stderr[-4000:]
     for fragment in fragments:
