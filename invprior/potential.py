@@ -29,8 +29,8 @@ A site with a ``Uniform(l, h)`` prior is unconstrained by the probit map
 whole latent is standard normal under the prior (the non-centred form of [2]). A posterior
 pressed against a bound of the prior box, which weakly identified parameters often are,
 then has a Gaussian tail in :math:`\zeta` where the logistic map gives an exponential
-one, and NUTS mixes faster along it (on the source example's amplitude-width ridge the
-smallest bulk ESS of the demo rose from 99 to 235; docs/results.md). When every named
+one, and NUTS mixes faster along it (the demo's effective sample sizes in both coordinates
+are in ``docs/results.md``). When every named
 variable has its default Uniform prior, the named block is handled as one vector, a
 handful of tensor operations instead of a distribution, a transform and a Jacobian per
 site.
@@ -143,7 +143,7 @@ class PotentialEnergy:
         obs: Observed data, shape ``(n_obs,)``.
         traced: Evaluate :math:`U` by tracing the Pyro model (``poutine.trace``), the
             reference implementation; the default evaluates the same sum directly, which
-            saves the 2-3 ms a trace costs per call (measured on 2 CPU cores).
+            saves the cost of a trace per call.
 
     Attributes:
         transforms: ``{site: T_k}`` from unconstrained to constrained values.

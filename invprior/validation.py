@@ -40,13 +40,16 @@ def _check_value(value: object, kind: object, where: str) -> object:
         options = typing.get_args(kind)
         if value is None and type(None) in options:
             return None
-        errors = []
-        for option in (o for o in options if o is not type(None)):
+        given = [o for o in options if o is not type(None)]
+        if len(given) == 1:  # an optional setting: the one type's own message
+            return _check_value(value, given[0], where)
+        for option in given:
             try:
                 return _check_value(value, option, where)
             except InputError:
-                errors.append(_type_name(option))
-        raise InputError(f"{where} must be {' or '.join(errors)}, got {value!r}")
+                pass
+        names = " or ".join(_type_name(o) for o in given)
+        raise InputError(f"{where} must be {names}, got {value!r}")
     if origin is tuple:
         item = typing.get_args(kind)[0]
         if not isinstance(value, list | tuple):

@@ -55,8 +55,8 @@ class ConductivityProblem(EllipticProblem):
         sensors: :class:`PointSensors` on ``V`` or points, shape ``(n_obs, 2|3)``.
         grid_shape: ``(ny, nx)`` of the log-conductivity field.
         grid_bbox: Bounding box of the grid; default the mesh's.
-        source: Right-hand side :math:`f`: float, callable (interpolated into ``V``) or
-            UFL expression.
+        source: Right-hand side :math:`f`: float (finite), callable (interpolated into
+            ``V``) or UFL expression.
         dirichlet: ``(marker, g)`` pairs; default ``u = 0`` on the whole boundary.
         neumann: ``(marker, g_N)`` pairs for the flux :math:`e^m \nabla u \cdot n`.
         facet_tags: Facet tags for integer markers.
@@ -65,6 +65,9 @@ class ConductivityProblem(EllipticProblem):
         solver: ``"direct"`` (MUMPS Cholesky, the default) or ``"iterative"`` (CG with
             algebraic multigrid, for meshes too large to factorise); see
             :mod:`invprior.pde.solver`.
+
+    Raises:
+        ValueError: A number ``source`` that is not finite.
 
     Example:
         >>> from mpi4py import MPI
@@ -92,6 +95,8 @@ class ConductivityProblem(EllipticProblem):
         petsc_options_prefix: str = "invprior_conductivity_",
         solver: str = "direct",
     ) -> None:
+        if isinstance(source, int | float | np.integer | np.floating) and not np.isfinite(source):
+            raise ValueError(f"source must be a finite number, got {source}")
         super().__init__(
             space, sensors, grid_shape, grid_bbox, dirichlet, neumann, facet_tags,
             petsc_options, petsc_options_prefix, "ConductivityProblem", solver,

@@ -55,8 +55,8 @@ class SourceProblem(EllipticProblem):
         sensors: :class:`PointSensors` on ``V`` or points, shape ``(n_obs, 2|3)``.
         grid_shape: ``(ny, nx)`` of the source field.
         grid_bbox: Bounding box of the grid; default the mesh's.
-        kappa: Conductivity: float, callable of coordinates (interpolated into ``V``) or
-            UFL expression.
+        kappa: Conductivity: float (finite and positive), callable of coordinates
+            (interpolated into ``V``) or UFL expression.
         dirichlet: ``(marker, g)`` pairs; default ``u = 0`` on the whole boundary.
         neumann: ``(marker, g_N)`` pairs for the flux :math:`\kappa \nabla u \cdot n`.
         facet_tags: Facet tags for integer markers.
@@ -66,6 +66,9 @@ class SourceProblem(EllipticProblem):
             algebraic multigrid, for meshes too large to factorise); see
             :mod:`invprior.pde.solver`.
         dense: Use the dense observation map in :meth:`forward` and :meth:`vjp`.
+
+    Raises:
+        ValueError: A number ``kappa`` that is not finite and positive.
 
     Example:
         >>> from mpi4py import MPI
@@ -93,6 +96,13 @@ class SourceProblem(EllipticProblem):
         solver: str = "direct",
         dense: bool = False,
     ) -> None:
+        if isinstance(kappa, int | float | np.integer | np.floating) and not (
+            np.isfinite(kappa) and kappa > 0
+        ):
+            raise ValueError(
+                f"kappa must be a finite positive conductivity (the operator is singular or "
+                f"not elliptic otherwise), got {kappa}"
+            )
         super().__init__(
             space, sensors, grid_shape, grid_bbox, dirichlet, neumann, facet_tags,
             petsc_options, petsc_options_prefix, "SourceProblem", solver,

@@ -146,6 +146,7 @@ def test_run_command_sets_chains_and_rank_groups(tmp_path, monkeypatch, capsys):
         return {}
 
     monkeypatch.setattr(invprior.study, "run_study", fake_run_study)
+    monkeypatch.setattr(invprior.study.setup, "check_study", lambda config, comm: None)
     path = tmp_path / "study.toml"
     text = study_toml("unused", n=6, baseline=False)
     path.write_text(text.replace("[mcmc]\n", "[mcmc]\nparallel_chains = true\n"))
@@ -157,4 +158,6 @@ def test_run_command_sets_chains_and_rank_groups(tmp_path, monkeypatch, capsys):
     assert "num_chains must be >= 1, got 0" in capsys.readouterr().err
     path.write_text(text.replace("[mcmc]\n", '[mcmc]\nparallel_chains = "groups"\n'))
     assert main(["run", str(path)]) == 2
-    assert "parallel_chains must be true or false, got 'groups'" in capsys.readouterr().err
+    assert "parallel_chains must be true or false (no quotes), got 'groups'" in (
+        capsys.readouterr().err
+    )

@@ -22,7 +22,9 @@ def test_config_rejects_unknown_keys():
         StudyConfig.from_dict({"inference": {}})
     with pytest.raises(ValueError, match="kernel must be"):
         StudyConfig.from_dict({"mcmc": {"kernel": "mala"}})
-    assert StudyConfig.from_dict({"mcmc": {"num_samples": 3}}).mcmc.num_samples == 3
+    assert StudyConfig.from_dict({"mcmc": {"num_samples": 5}}).mcmc.num_samples == 5
+    with pytest.raises(ValueError, match=r"\[mcmc\] num_samples must be >= 4"):
+        StudyConfig.from_dict({"mcmc": {"num_samples": 3}})
     with pytest.raises(ValueError, match=r"\[baseline\] num_fields must be >= 2"):
         StudyConfig.from_dict({"baseline": {"num_fields": 1}})
     assert StudyConfig.from_dict({"baseline": {"enabled": False}}).baseline.num_fields == 2000

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
+
+from invprior.fileio import json_text
 
 __all__ = ["add_parser"]
 
@@ -28,20 +28,35 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Redraw the report; returns 0, or 2 with a message on stderr if there is no study."""
+    """Redraw the report; returns 0.
+
+    Raises:
+        InputError: ``RESULTS_DIR`` is not a folder, or holds no readable
+            ``posterior.nc`` (``invprior`` prints the message and exits with status 2).
+    """
     import xarray as xr
 
     from invprior.report import study_metrics, text_summary, write_report
+    from invprior.validation import InputError
 
+    if not args.results.is_dir():
+        raise InputError(
+            f"{args.results} is not a folder; give the output folder of `invprior run`"
+        )
     path = args.results / "posterior.nc"
     if not path.is_file():
-        print(
-            f"invprior report: error: {path} not found; run `invprior run` first", file=sys.stderr
+        raise InputError(
+            f"{path} not found: {args.results} holds no finished study; run `invprior run` "
+            "first, or give the folder it wrote"
         )
-        return 2
-    with xr.open_datatree(path) as tree:
-        tree = tree.load()
+    try:
+        with xr.open_datatree(path) as tree:
+            tree = tree.load()
+    except (OSError, ValueError) as err:
+        raise InputError(
+            f"{path} is not a readable study DataTree ({err}); run `invprior run` again"
+        ) from err
     write_report(tree, args.results)
     print(text_summary(tree))
-    print(json.dumps(study_metrics(tree)))
+    print(json_text(study_metrics(tree)))
     return 0

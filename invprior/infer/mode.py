@@ -25,6 +25,7 @@ import torch
 
 from ..model import InverseProblem
 from ..potential import PotentialEnergy, is_pde_failure
+from ..validation import InputError, check_field_types
 from .common import child_seeds, prior_latents, seeded, solve_counts, solves_since
 
 __all__ = ["MapConfig", "MapResult", "find_map"]
@@ -51,15 +52,17 @@ class MapConfig:
     tolerance_change: float = 1e-14
 
     def __post_init__(self) -> None:
-        if self.num_restarts < 1 or self.num_steps < 1:
-            raise ValueError(
-                f"num_restarts and num_steps must be >= 1, got {self.num_restarts} and "
-                f"{self.num_steps}"
-            )
+        check_field_types(self)
+        for name in ("num_restarts", "num_steps"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.optimizer not in ("lbfgs", "adam"):
-            raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {self.optimizer!r}")
-        if not (self.lr > 0 and self.tolerance_grad >= 0 and self.tolerance_change >= 0):
-            raise ValueError("lr must be positive and the tolerances non-negative")
+            raise InputError(f"optimizer must be 'lbfgs' or 'adam', got {self.optimizer!r}")
+        if not self.lr > 0:
+            raise InputError(f"lr must be > 0, got {self.lr}")
+        for name in ("tolerance_grad", "tolerance_change"):
+            if getattr(self, name) < 0:
+                raise InputError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from .config import (
     TruthConfig,
 )
 from .run import run_study
-from .setup import StudySetup, build_study, synthetic_truth
+from .setup import StudySetup, build_study, check_study, load_generator, synthetic_truth
 
 __all__ = [
     "ApproximationErrorConfig",
@@ -67,7 +67,9 @@ __all__ = [
     "TruthConfig",
     "baseline_seed",
     "build_study",
+    "check_study",
     "gp_baseline",
+    "load_generator",
     "run_study",
     "synthetic_truth",
 ]

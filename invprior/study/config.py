@@ -1,18 +1,27 @@
 # SPDX-License-Identifier: MIT
 """Configuration of a study: one frozen dataclass per TOML table, checked on construction.
 
-See :mod:`invprior.study` for the TOML layout.
+See :mod:`invprior.study` for the TOML layout. Every dataclass reads its fields strictly
+(:func:`invprior.validation.check_field_types`: a string is not a bool, ``8.5`` is not an
+int, ``inf`` and ``nan`` are not numbers) and then checks the physical range of each field,
+raising :class:`invprior.validation.InputError`. :meth:`StudyConfig.from_dict` builds every
+table with :func:`invprior.validation.config_from_table`, so each message names the TOML
+table and key; :meth:`StudyConfig.from_toml` adds the file.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..infer import MapConfig, MCMCConfig
+from ..validation import InputError, check_field_types, config_from_table
 
 __all__ = [
+    "MIN_TOTAL_DRAWS",
+    "SIMULATORS",
     "ApproximationErrorConfig",
     "BaselineConfig",
     "MeshConfig",
@@ -24,6 +33,21 @@ __all__ = [
     "TruthConfig",
 ]
 
+#: Simulators ``[truth] simulator`` may name (those of :func:`invprior.priors.simulate.simulate`).
+SIMULATORS = ("source", "conductivity")
+
+#: Fewest draws over all chains a study accepts: the block correlation of the posterior
+#: (:func:`invprior.linearised.block_correlation`) needs this many.
+MIN_TOTAL_DRAWS = 10
+
+
+def _at_least(config: object, minimum: int, *names: str) -> None:
+    """InputError unless every field ``names`` of ``config`` is ``>= minimum``."""
+    for name in names:
+        value = getattr(config, name)
+        if value < minimum:
+            raise InputError(f"{name} must be >= {minimum}, got {value}")
+
 
 @dataclass(frozen=True)
 class MeshConfig:
@@ -32,19 +56,21 @@ class MeshConfig:
     n: int = 32
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.n < 2:
-            raise ValueError(f"[mesh] n must be >= 2, got {self.n}")
+            raise InputError(f"n must be >= 2 (squares per side of the mesh), got {self.n}")
 
 
 @dataclass(frozen=True)
 class PDEConfig:
-    """The forward model.
+    r"""The forward model.
 
     Attributes:
         kind: ``"source"`` (:class:`invprior.pde.SourceProblem`) or ``"conductivity"``
             (:class:`invprior.pde.ConductivityProblem`).
-        kappa: Conductivity of the source problem.
-        source: Source term of the conductivity problem.
+        kappa: Conductivity of the source problem; positive (the operator
+            :math:`-\nabla\cdot(\kappa\nabla u)` is elliptic only then).
+        source: Source term of the conductivity problem (finite, any sign).
         dense: Evaluate the source problem through its dense observation map
             :math:`F = B A^{-1} P M T` (``n_obs`` adjoint solves once, then every forward
             and adjoint is a product with an ``n_obs x (ny nx)`` matrix, exact because the
@@ -64,13 +90,19 @@ class PDEConfig:
     solver: str = "direct"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.kind not in ("source", "conductivity"):
-            raise ValueError(f"[pde] kind must be 'source' or 'conductivity', got {self.kind!r}")
+            raise InputError(f"kind must be 'source' or 'conductivity', got {self.kind!r}")
         if self.solver not in ("direct", "iterative"):
-            raise ValueError(f"[pde] solver must be 'direct' or 'iterative', got {self.solver!r}")
+            raise InputError(f"solver must be 'direct' or 'iterative', got {self.solver!r}")
+        if not self.kappa > 0:
+            raise InputError(
+                f"kappa must be > 0 (a conductivity; zero or negative values make the "
+                f"problem singular or non-physical), got {self.kappa}"
+            )
         if self.dense and self.kind != "source":
-            raise ValueError(
-                "[pde] dense = true needs kind = 'source': the conductivity problem is "
+            raise InputError(
+                "dense = true needs kind = 'source': the conductivity problem is "
                 "nonlinear in the field, so it has no fixed observation matrix"
             )
 
@@ -87,21 +119,29 @@ class SensorConfig:
     per_side: int = 8
 
     def __post_init__(self) -> None:
-        if self.per_side < 1:
-            raise ValueError(f"[sensors] per_side must be >= 1, got {self.per_side}")
+        check_field_types(self)
+        _at_least(self, 1, "per_side")
 
 
 @dataclass(frozen=True)
 class NoiseConfig:
-    """Noise std: ``std`` if given, else ``relative * max |F(truth)|``."""
+    """Noise std: ``std`` if given, else ``relative * max |F(truth)|``; both positive."""
 
     relative: float = 0.01
     std: float | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not (self.relative > 0 and (self.std is None or self.std > 0)):
-            raise ValueError("[noise] relative and std must be positive")
+        check_field_types(self)
+        if not self.relative > 0:
+            raise InputError(
+                f"relative must be > 0 (noise std / max |F(truth)|), got {self.relative}"
+            )
+        if self.std is not None and not self.std > 0:
+            raise InputError(
+                f"std must be > 0 or left out (then relative is used), got {self.std}"
+            )
+        _at_least(self, 0, "seed")
 
 
 @dataclass(frozen=True)
@@ -109,8 +149,9 @@ class PriorConfig:
     r"""Generator (shipped name or checkpoint path), ``tau`` and the networks' device.
 
     Attributes:
-        name: Shipped name or checkpoint path.
-        tau: Scale of the named block's link; None means the generator's own.
+        name: Shipped name or checkpoint path; checked when the study loads it
+            (:func:`invprior.study.setup.load_generator`).
+        tau: Scale of the named block's link, positive; None means the generator's own.
         device: Where the generator and the inference state live: ``"auto"`` (CUDA when
             present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. The PDE runs on the CPU; the
             bridge moves the field and the observations across once per evaluation.
@@ -128,12 +169,16 @@ class PriorConfig:
     flow_steps: int | None = None
 
     def __post_init__(self) -> None:
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ValueError(
-                f"[prior] device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
-            )
-        if self.flow_steps is not None and self.flow_steps < 1:
-            raise ValueError(f"[prior] flow_steps must be >= 1, got {self.flow_steps}")
+        check_field_types(self)
+        if not self.name.strip():
+            raise InputError("name must be a shipped generator name or a checkpoint path, got ''")
+        if self.tau is not None and not self.tau > 0:
+            raise InputError(f"tau must be > 0 or left out (the generator's own), got {self.tau}")
+        device = self.device
+        if not (device in ("auto", "cpu", "cuda") or device.removeprefix("cuda:").isdigit()):
+            raise InputError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+        if self.flow_steps is not None:
+            _at_least(self, 1, "flow_steps")
 
 
 @dataclass(frozen=True)
@@ -145,8 +190,12 @@ class TruthConfig:
     index: int = 0
 
     def __post_init__(self) -> None:
-        if self.index < 0:
-            raise ValueError(f"[truth] index must be >= 0, got {self.index}")
+        check_field_types(self)
+        if self.simulator not in SIMULATORS:
+            raise InputError(
+                f"simulator must be one of {list(SIMULATORS)}, got {self.simulator!r}"
+            )
+        _at_least(self, 0, "seed", "index")
 
 
 @dataclass(frozen=True)
@@ -173,17 +222,13 @@ class BaselineConfig:
     num_steps: int = 500
 
     def __post_init__(self) -> None:
-        if self.num_fields < 2 or self.num_steps < 1:
-            raise ValueError(
-                f"[baseline] num_fields must be >= 2 and num_steps >= 1, got "
-                f"{self.num_fields} and {self.num_steps}"
-            )
-        if self.seed is not None and self.seed < 0:
-            raise ValueError(f"[baseline] seed must be >= 0, got {self.seed}")
+        check_field_types(self)
+        _at_least(self, 2, "num_fields")
+        _at_least(self, 1, "num_steps")
+        if self.seed is not None:
+            _at_least(self, 0, "seed")
         if not 0 < self.variance_fraction <= 1:
-            raise ValueError(
-                f"[baseline] variance_fraction must lie in (0, 1], got {self.variance_fraction}"
-            )
+            raise InputError(f"variance_fraction must lie in (0, 1], got {self.variance_fraction}")
 
 
 @dataclass(frozen=True)
@@ -206,11 +251,44 @@ class ApproximationErrorConfig:
     refine_steps: int = 0
 
     def __post_init__(self) -> None:
-        if self.num_fields < 2 or self.seed < 0 or self.refine_steps < 0:
-            raise ValueError(
-                f"[approximation_error] num_fields must be >= 2, seed and refine_steps >= 0, "
-                f"got {self.num_fields}, {self.seed} and {self.refine_steps}"
-            )
+        check_field_types(self)
+        _at_least(self, 2, "num_fields")
+        _at_least(self, 0, "seed", "refine_steps")
+
+
+@dataclass(frozen=True)
+class _MCMCExtras:
+    """The keys of ``[mcmc]`` that belong to the study rather than to :class:`MCMCConfig`."""
+
+    kernel: str = "nuts"
+    seed: int = 0
+    parallel_chains: bool = False
+
+    def __post_init__(self) -> None:
+        check_field_types(self)
+        if self.kernel not in ("nuts", "hmc"):
+            raise InputError(f"kernel must be 'nuts' or 'hmc', got {self.kernel!r}")
+        _at_least(self, 0, "seed")
+
+
+@dataclass(frozen=True)
+class _Output:
+    """The ``[output]`` table."""
+
+    folder: str = "results/study"
+
+    def __post_init__(self) -> None:
+        check_field_types(self)
+        if not self.folder.strip():
+            raise InputError("folder must be a non-empty path, got ''")
+
+
+_TABLES = {
+    "mesh": MeshConfig, "pde": PDEConfig, "sensors": SensorConfig, "noise": NoiseConfig,
+    "prior": PriorConfig, "truth": TruthConfig, "map": MapConfig, "mcmc": MCMCConfig,
+    "baseline": BaselineConfig, "approximation_error": ApproximationErrorConfig,
+}  # fmt: skip
+_MCMC_EXTRAS = tuple(f.name for f in fields(_MCMCExtras))
 
 
 @dataclass(frozen=True)
@@ -222,6 +300,16 @@ class StudyConfig:
     (:func:`invprior.parallel.split_chains`); false (the default) runs them one after
     another with the mesh distributed over all ranks. Both give the same chains up to
     solver tolerance.
+
+    A study needs at least :data:`MIN_TOTAL_DRAWS` draws over all chains
+    (``num_samples * num_chains``), besides the 4 per chain :class:`MCMCConfig` asks for.
+    Fewer are refused here rather than run with the posterior block correlation (and its
+    figure) left out: with so few draws no posterior summary of the report means anything,
+    a study's outputs are all there or the study does not start, and a refusal before the
+    mesh is built costs nothing, while a run that drops part of its report would be found
+    out only after the MAP and the sampling.
+
+    ``folder`` may be given as a string; it is stored as a :class:`~pathlib.Path`.
     """
 
     mesh: MeshConfig = field(default_factory=MeshConfig)
@@ -240,51 +328,89 @@ class StudyConfig:
     folder: Path = Path("results/study")
 
     def __post_init__(self) -> None:
-        if self.kernel not in ("nuts", "hmc"):
-            raise ValueError(f"[mcmc] kernel must be 'nuts' or 'hmc', got {self.kernel!r}")
-        if not isinstance(self.parallel_chains, bool):
-            raise ValueError(
-                f"[mcmc] parallel_chains must be true or false, got {self.parallel_chains!r}"
+        if isinstance(self.folder, str | os.PathLike):
+            object.__setattr__(self, "folder", Path(self.folder))
+        check_field_types(self)
+        extras = {name: getattr(self, name) for name in _MCMC_EXTRAS}
+        config_from_table(_MCMCExtras, extras, "mcmc")
+        draws = self.mcmc.num_samples * self.mcmc.num_chains
+        if draws < MIN_TOTAL_DRAWS:
+            raise InputError(
+                f"[mcmc] num_samples * num_chains must be >= {MIN_TOTAL_DRAWS} (the posterior "
+                f"block correlation needs that many draws), got {self.mcmc.num_samples} * "
+                f"{self.mcmc.num_chains} = {draws}; raise num_samples or num_chains"
             )
         if self.approximation_error.enabled and self.approximation_error.seed == self.truth.seed:
-            raise ValueError(
+            raise InputError(
                 "[approximation_error] seed equals [truth] seed: the error moments would be "
                 "estimated on the truth itself; pick another seed"
+            )
+        baseline = self.baseline
+        if baseline.enabled and baseline.seed is not None and baseline.seed == self.truth.seed:
+            raise InputError(
+                "[baseline] seed equals [truth] seed: the baseline's Gaussian would be "
+                "estimated from draws that include the truth; pick another seed or leave it out"
             )
 
     @classmethod
     def from_dict(cls, data: dict) -> StudyConfig:
-        """Build from the parsed TOML tables; unknown tables or keys raise ValueError."""
-        tables = {
-            "mesh": MeshConfig, "pde": PDEConfig, "sensors": SensorConfig, "noise": NoiseConfig,
-            "prior": PriorConfig, "truth": TruthConfig, "map": MapConfig, "mcmc": MCMCConfig,
-            "baseline": BaselineConfig, "approximation_error": ApproximationErrorConfig,
-        }  # fmt: skip
-        unknown = sorted(set(data) - {*tables, "output"})
-        if unknown:
-            raise ValueError(f"unknown tables {unknown}; known: {sorted({*tables, 'output'})}")
+        """Build from the parsed TOML tables.
+
+        Raises:
+            InputError: An unknown table or key, a table given as a plain value, or a
+                value of the wrong type or range; the message names the table and key.
+        """
+        known_tables = sorted({*_TABLES, "output"})
+        if unknown := sorted(set(data) - set(known_tables)):
+            raise InputError(f"unknown tables {unknown}; known: {known_tables}")
+        for name, table in data.items():
+            if not isinstance(table, dict):
+                raise InputError(
+                    f"[{name}] must be a table (a [{name}] header followed by keys), got "
+                    f"{name} = {table!r}"
+                )
         mcmc = dict(data.get("mcmc", {}))
-        extra = {
-            "kernel": mcmc.pop("kernel", "nuts"),
-            "seed": mcmc.pop("seed", 0),
-            "parallel_chains": mcmc.pop("parallel_chains", False),
+        known_mcmc = sorted({f.name for f in fields(MCMCConfig)} | set(_MCMC_EXTRAS))
+        if bad := sorted(set(mcmc) - set(known_mcmc)):
+            raise InputError(f"unknown keys {bad} in [mcmc]; known: {known_mcmc}")
+        extras = {key: mcmc.pop(key) for key in _MCMC_EXTRAS if key in mcmc}
+        extras = config_from_table(_MCMCExtras, extras, "mcmc")
+        output = config_from_table(_Output, data.get("output", {}), "output")
+        built = {
+            name: config_from_table(kind, mcmc if name == "mcmc" else data.get(name, {}), name)
+            for name, kind in _TABLES.items()
         }
-        output = dict(data.get("output", {}))
-        if "folder" in output:
-            extra["folder"] = Path(output.pop("folder"))
-        if output:
-            raise ValueError(f"unknown keys {sorted(output)} in [output]; known: ['folder']")
-        built = {}
-        for name, kind in tables.items():
-            values = mcmc if name == "mcmc" else dict(data.get(name, {}))
-            known = {f.name for f in fields(kind)}
-            if bad := sorted(set(values) - known):
-                raise ValueError(f"unknown keys {bad} in [{name}]; known: {sorted(known)}")
-            built[name] = kind(**values)
-        return cls(**built, **extra)
+        return cls(
+            **built,
+            kernel=extras.kernel,
+            seed=extras.seed,
+            parallel_chains=extras.parallel_chains,
+            folder=Path(output.folder),
+        )
 
     @classmethod
     def from_toml(cls, path: str | Path) -> StudyConfig:
-        """Read a TOML file."""
-        with open(path, "rb") as f:
-            return cls.from_dict(tomllib.load(f))
+        """Read a TOML file.
+
+        Raises:
+            InputError: The file is missing, unreadable or not valid TOML (the message
+                gives the line and column), or a value is bad; every message starts with
+                the file's path.
+        """
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError as err:
+            raise InputError(f"{path}: configuration file not found; check the path") from err
+        except OSError as err:
+            raise InputError(
+                f"{path}: cannot read the configuration file: {err.strerror}"
+            ) from err
+        except tomllib.TOMLDecodeError as err:
+            raise InputError(f"{path}: not valid TOML: {err}") from err
+        except UnicodeDecodeError as err:
+            raise InputError(f"{path}: not UTF-8 text, so not a TOML file: {err}") from err
+        try:
+            return cls.from_dict(data)
+        except InputError as err:
+            raise InputError(f"{path}: {err}") from err

@@ -12,10 +12,12 @@ from .. import priors
 from ..approximation_error import ApproximationError
 from ..bridge import TorchForward
 from ..model import DisentangledPrior, InverseProblem
+from ..parallel import chain_group
 from ..priors.simulate import simulate
+from ..validation import InputError
 from .config import StudyConfig
 
-__all__ = ["StudySetup", "build_study", "synthetic_truth"]
+__all__ = ["StudySetup", "build_study", "check_study", "load_generator", "synthetic_truth"]
 
 
 def _forward_model(config: StudyConfig, grid: object, comm: object) -> object:
@@ -89,24 +91,39 @@ class StudySetup:
     obs: torch.Tensor
 
 
-def _generator(config: StudyConfig) -> torch.nn.Module:
+def load_generator(config: StudyConfig) -> torch.nn.Module:
     """The ``[prior]`` generator on its device, with the DL-CFM settings applied.
 
+    Args:
+        config: The study.
+
+    Returns:
+        The loaded, frozen generator.
+
     Raises:
-        ValueError: DL-CFM settings for a generator without a flow, or an approximation
-            error model on top of a DL-CFM noise site (the flow's noise already models
-            what the decoder's mean misses).
+        InputError: ``[prior] name`` is neither a shipped name nor a readable, intact
+            checkpoint; ``[prior] device`` names CUDA on a machine without it; DL-CFM
+            settings for a generator without a flow; or an approximation error model on top
+            of a DL-CFM noise site (the flow's noise already models what the decoder's mean
+            misses).
     """
     settings = config.prior
-    generator = priors.load(settings.name, map_location=priors.resolve_device(settings.device))
+    try:
+        device = priors.resolve_device(settings.device)
+    except ValueError as err:
+        raise InputError(f"[prior] device: {err}") from err
+    try:
+        generator = priors.load(settings.name, map_location=device)
+    except (OSError, ValueError) as err:
+        raise InputError(f"[prior] name = {settings.name!r}: {err}") from err
     flow = getattr(generator, "eps_shape", None) is not None
     if not flow and (settings.fixed_eps or settings.flow_steps is not None):
-        raise ValueError(
+        raise InputError(
             f"[prior] fixed_eps and flow_steps apply to DL-CFM generators only, and "
-            f"{settings.name!r} is a {type(generator).__name__}"
+            f"{settings.name!r} is a {type(generator).__name__}; remove them"
         )
     if flow and not settings.fixed_eps and config.approximation_error.enabled:
-        raise ValueError(
+        raise InputError(
             "[approximation_error] is enabled with the noise site of a DL-CFM prior, which "
             "already models the residual the approximation error stands for; set [prior] "
             "fixed_eps = true or disable [approximation_error]"
@@ -116,10 +133,37 @@ def _generator(config: StudyConfig) -> torch.nn.Module:
     return generator
 
 
+def check_study(config: StudyConfig, comm: object | None = None) -> None:
+    """Check what the dataclasses cannot check alone, before any mesh or PDE is built.
+
+    Loads the generator (:func:`load_generator`) and, with ``config.parallel_chains``,
+    checks that the ranks of ``comm`` split into one group per chain
+    (:func:`invprior.parallel.chain_group`). Cheap next to a study, and it raises the same
+    error on every rank, so a command calls it on every rank before :func:`run_study`.
+
+    Args:
+        config: The study.
+        comm: MPI communicator the study will run on; None skips the rank-group check.
+
+    Raises:
+        InputError: See :func:`load_generator`; or the ranks cannot be split into groups.
+    """
+    if config.parallel_chains and comm is not None:
+        try:
+            chain_group(comm.rank, comm.size, config.mcmc.num_chains)
+        except ValueError as err:
+            raise InputError(
+                f"[mcmc] parallel_chains = true with num_chains = {config.mcmc.num_chains}: "
+                f"{err}; or set parallel_chains = false"
+            ) from err
+    load_generator(config)
+
+
 def build_study(config: StudyConfig, comm: object) -> StudySetup:
     """Mesh, forward model, truth, noisy data and the inverse problem of a study.
 
-    Collective on ``comm`` (the mesh's communicator). The noise std is ``[noise] std`` or
+    Collective on ``comm`` (the mesh's communicator). The generator is loaded first, so a
+    bad ``[prior]`` fails before the mesh is built. The noise std is ``[noise] std`` or
     ``relative * max |F(truth)|``; the noise draw is seeded by ``[noise] seed``.
 
     Args:
@@ -128,8 +172,11 @@ def build_study(config: StudyConfig, comm: object) -> StudySetup:
 
     Returns:
         The :class:`StudySetup`.
+
+    Raises:
+        InputError: A bad ``[prior]`` (see :func:`load_generator`).
     """
-    generator = _generator(config)
+    generator = load_generator(config)
     model = _forward_model(config, generator.grid, comm)
     forward = TorchForward(model)
     truth = synthetic_truth(config, generator)
