@@ -66,7 +66,8 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from .fileio import save_figure
-from .model import DisentangledPrior, _reference_tensor
+from .model import DisentangledPrior
+from .priors.arrays import reference_tensor
 from .priors.base import Generator
 from .sites import Z_AUX, Z_REC
 
@@ -238,7 +239,7 @@ def _sqrt_psd(cov: np.ndarray) -> np.ndarray:
 def _jacobian(generator: Generator, z0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:math:`G(z_0)` ``(ny, nx)`` and :math:`J` ``(ny * nx, m)`` by forward-mode AD."""
     d = generator.aux_dim
-    w0 = torch.as_tensor(z0).to(_reference_tensor(generator))
+    w0 = torch.as_tensor(z0).to(reference_tensor(generator))
 
     def flat(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         field = generator.decode(w[:d], w[d:])

@@ -25,7 +25,6 @@ References:
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Mapping
 
@@ -36,18 +35,11 @@ import torch
 from pyro import poutine
 
 from .likelihood import GaussianLikelihood, Likelihood
+from .priors.arrays import reference_tensor
 from .priors.base import Generator
 from .sites import AUX_NOISE, EPS, FIELD, OBS, Z_AUX, Z_REC
 
 __all__ = ["DisentangledPrior", "InverseProblem"]
-
-
-def _reference_tensor(module: torch.nn.Module) -> torch.Tensor:
-    """A floating-point buffer or parameter of ``module`` (its dtype and device)."""
-    for tensor in itertools.chain(module.buffers(), module.parameters()):  # lazily: per call
-        if torch.is_floating_point(tensor):
-            return tensor
-    return torch.zeros(())
 
 
 def _standard_normal_log_prob(value: torch.Tensor) -> torch.Tensor:
@@ -146,7 +138,7 @@ class DisentangledPrior:
         """The prior of one named variable, in physical units."""
         if name in self.aux_priors:
             return self.aux_priors[name]
-        ref = _reference_tensor(self.generator)
+        ref = reference_tensor(self.generator)
         low, high = self.generator.aux_ranges[name]
         return dist.Uniform(ref.new_tensor(low), ref.new_tensor(high))
 
@@ -156,7 +148,7 @@ class DisentangledPrior:
 
     def __call__(self) -> torch.Tensor:
         """Sample the prior sites and return the field, shape ``(*batch, ny, nx)``."""
-        ref = _reference_tensor(self.generator)
+        ref = reference_tensor(self.generator)
         gen = self.generator
         d, r = len(self.aux_names), gen.rec_dim
         if d:
@@ -306,7 +298,7 @@ class InverseProblem:
         Raises:
             ValueError: On a wrong shape or non-finite values.
         """
-        ref = _reference_tensor(self.prior.generator)
+        ref = reference_tensor(self.prior.generator)
         obs = torch.as_tensor(obs).to(dtype=ref.dtype, device=ref.device)
         if obs.shape != (self.n_obs,):
             raise ValueError(

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .metrics import _as_matrix
+from .arrays import as_matrix
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -64,7 +64,7 @@ def residual_tail_probability(z_rec: np.ndarray) -> np.ndarray:
 
 def _squared_norms(z_rec: np.ndarray) -> tuple[np.ndarray, int]:
     """Squared norm of each sample, shape ``(n,)``, and the residual block size ``r``."""
-    z = _as_matrix("z_rec", z_rec)
+    z = as_matrix("z_rec", z_rec)
     if z.shape[1] == 0:
         raise ValueError("`z_rec` has no columns; the generator has no residual block.")
     return np.sum(z**2, axis=1), z.shape[1]

@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from .metrics import _MIN_SAMPLES, _as_matrix
+from .arrays import MIN_SAMPLES, as_matrix
 
 __all__ = ["dirty_block_sparse_regression"]
 
@@ -106,10 +106,10 @@ def dirty_block_sparse_regression(
         array([[1, 1, 0],
                [0, 0, 1]])
     """
-    x, y = _as_matrix("latents", latents), _as_matrix("features", features)
-    if x.shape[0] != y.shape[0] or x.shape[0] < _MIN_SAMPLES:
+    x, y = as_matrix("latents", latents), as_matrix("features", features)
+    if x.shape[0] != y.shape[0] or x.shape[0] < MIN_SAMPLES:
         raise ValueError(
-            f"need the same number (at least {_MIN_SAMPLES}) of rows in `latents` and "
+            f"need the same number (at least {MIN_SAMPLES}) of rows in `latents` and "
             f"`features`, got {x.shape[0]} and {y.shape[0]}."
         )
     (n, d), p = x.shape, y.shape[1]

@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from .arrays import reference_tensor
 from .base import Generator
-from .metrics import _reference_tensor
 
 __all__ = [
     "energy_distance",
@@ -154,7 +154,7 @@ def prior_draws(generator: Generator, n: int, seed: int = 0, batch_size: int = 1
     """
     if generator.aux_dim < 1 or n < 1:
         raise ValueError("prior_draws needs a generator with named variables and n >= 1")
-    ref = _reference_tensor(generator)
+    ref = reference_tensor(generator)
     rng = torch.Generator().manual_seed(seed)
     bounds = torch.tensor([generator.aux_ranges[k] for k in generator.aux_names]).double()
     low, high = bounds[:, 0], bounds[:, 1]

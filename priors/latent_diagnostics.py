@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .metrics import _MIN_SAMPLES, _as_matrix, _reference_tensor
+from .arrays import MIN_SAMPLES, as_matrix, reference_tensor
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -55,7 +55,7 @@ def _decode(
     """Decode NumPy latents ``(m, d)`` in batches without gradients; float64 NumPy out."""
     owner = getattr(decode, "__self__", None)
     if like is None and isinstance(owner, torch.nn.Module):
-        like = _reference_tensor(owner)
+        like = reference_tensor(owner)
     out = []
     with torch.no_grad():
         for start in range(0, z.shape[0], batch_size):
@@ -217,7 +217,7 @@ def plot_traversal_heterogeneity(
 
     from .plots import _bare, _panels
 
-    h = _as_matrix("share", share)
+    h = as_matrix("share", share)
     names = list(latent_names) if latent_names is not None else [f"z{i}" for i in range(len(h))]
     if len(names) != h.shape[0]:
         raise ValueError(f"got {len(names)} latent names for {h.shape[0]} latents.")
@@ -247,7 +247,7 @@ def plot_traversal_heterogeneity(
 
 def _separation(name: str, weight: np.ndarray) -> float:
     """``1 - sum_p w_p H_p / log d`` of a non-negative ``weight (d, p)``; see below."""
-    w = _as_matrix(name, weight)
+    w = as_matrix(name, weight)
     if w.shape[0] < 2 or (w < 0).any() or not w.any():
         raise ValueError(
             f"`{name}` must be a non-negative (latent_dim, n_features) matrix with "
@@ -307,7 +307,7 @@ def separation_index(
     if traversal_variance is not None:
         parts.append(_separation("traversal_variance", traversal_variance))
     if coef is not None:
-        parts.append(_separation("coef", np.square(_as_matrix("coef", coef))))
+        parts.append(_separation("coef", np.square(as_matrix("coef", coef))))
     if not parts:
         raise ValueError("pass `traversal_variance`, `coef`, or both.")
     if len(parts) == 2 and np.shape(traversal_variance)[0] != np.shape(coef)[0]:
@@ -358,11 +358,11 @@ def align_latents(reference: np.ndarray, other: np.ndarray) -> dict[str, np.ndar
         >>> out["permutation"], out["sign"]
         (array([1, 2, 0]), array([-1.,  1.,  1.]))
     """
-    r, o = _as_matrix("reference", reference), _as_matrix("other", other)
-    if r.shape != o.shape or r.shape[0] < _MIN_SAMPLES:
+    r, o = as_matrix("reference", reference), as_matrix("other", other)
+    if r.shape != o.shape or r.shape[0] < MIN_SAMPLES:
         raise ValueError(
             f"`reference` and `other` must have the same shape (n, d) with n >= "
-            f"{_MIN_SAMPLES} (codes of the same samples), got {r.shape} and {o.shape}."
+            f"{MIN_SAMPLES} (codes of the same samples), got {r.shape} and {o.shape}."
         )
     corr = _signed_corr(r, o)
     free = np.abs(corr)

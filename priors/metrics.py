@@ -30,10 +30,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
+
+from .arrays import as_matrix, check_pair, reference_tensor
 
 if TYPE_CHECKING:
-    import torch
-
     from .base import Generator
 
 __all__ = [
@@ -49,54 +50,6 @@ __all__ = [
     "sap",
     "ssim_scores",
 ]
-
-_MIN_SAMPLES = 10
-
-
-def _as_matrix(name: str, array: np.ndarray) -> np.ndarray:
-    """``array`` as a finite float64 matrix ``(n, k)``; a vector becomes one column."""
-    a = np.asarray(array, dtype=np.float64)
-    if a.ndim == 1:
-        a = a[:, None]
-    if a.ndim != 2:
-        raise ValueError(
-            f"`{name}` must have shape (n_samples, n_columns), got shape {a.shape}; "
-            "stack one column per variable."
-        )
-    bad = ~np.isfinite(a)
-    if bad.any():
-        raise ValueError(
-            f"`{name}` holds {int(bad.sum())} NaN or infinite values (first in row "
-            f"{int(np.argwhere(bad)[0, 0])}); drop those samples before computing metrics."
-        )
-    return a
-
-
-def _check_pair(factors: np.ndarray, latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validate ``factors (n, K)`` and ``latents (n, L)``; return them as float64 matrices.
-
-    Raises:
-        ValueError: Different numbers of rows, fewer than ten samples, NaN/inf, a constant
-            factor, or latents that are all constant.
-    """
-    f = _as_matrix("factors", factors)
-    z = _as_matrix("latents", latents)
-    if f.shape[0] != z.shape[0]:
-        raise ValueError(
-            f"`factors` has {f.shape[0]} rows but `latents` has {z.shape[0]}; pass one row "
-            "per sample in both, in the same order."
-        )
-    if f.shape[0] < _MIN_SAMPLES:
-        raise ValueError(f"need at least {_MIN_SAMPLES} samples, got {f.shape[0]}.")
-    constant = np.flatnonzero(np.ptp(f, axis=0) == 0)
-    if constant.size:
-        raise ValueError(
-            f"factor column(s) {constant.tolist()} are constant, so no correlation or "
-            "information with them is defined; drop those columns."
-        )
-    if np.all(np.ptp(z, axis=0) == 0):
-        raise ValueError("every latent column is constant; the encoder carries no information.")
-    return f, z
 
 
 def _require_columns(name: str, array: np.ndarray, minimum: int, why: str) -> None:
@@ -122,7 +75,7 @@ def abs_correlation(factors: np.ndarray, latents: np.ndarray) -> np.ndarray:
     Raises:
         ValueError: See :func:`lds`.
     """
-    return _abs_corr(*_check_pair(factors, latents))
+    return _abs_corr(*check_pair(factors, latents))
 
 
 def _abs_corr(f: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -209,7 +162,7 @@ def sap(factors: np.ndarray, latents: np.ndarray) -> float:
     Raises:
         ValueError: Fewer than two latents, or see :func:`lds`.
     """
-    f, z = _check_pair(factors, latents)
+    f, z = check_pair(factors, latents)
     _require_columns("latents", z, 2, "for a gap")
     score = _abs_corr(f, z) ** 2
     top = np.sort(score, axis=1)[:, ::-1]
@@ -254,7 +207,7 @@ def mig(factors: np.ndarray, latents: np.ndarray, n_bins: int = 20) -> float:
 
     if n_bins < 2:
         raise ValueError(f"`n_bins` must be at least 2, got {n_bins}.")
-    f, z = _check_pair(factors, latents)
+    f, z = check_pair(factors, latents)
     _require_columns("latents", z, 2, "for a gap")
     fd, zd = _discretize(f, n_bins), _discretize(z, n_bins)
     gaps = np.empty(f.shape[1])
@@ -306,7 +259,7 @@ def dci(
     from sklearn.ensemble import GradientBoostingRegressor
     from sklearn.model_selection import train_test_split
 
-    f, z = _check_pair(factors, latents)
+    f, z = check_pair(factors, latents)
     _require_columns("factors", f, 2, "for a base-K entropy")
     _require_columns("latents", z, 2, "for a base-L entropy")
     z_tr, z_te, f_tr, f_te = train_test_split(z, f, test_size=test_size, random_state=seed)
@@ -376,16 +329,6 @@ def ssim_scores(truth: np.ndarray, recon: np.ndarray) -> np.ndarray:
     return np.asarray(scores).reshape(t.shape[:-2])
 
 
-def _reference_tensor(generator: Generator) -> torch.Tensor:
-    """A tensor with the generator's dtype and device (first parameter or buffer)."""
-    import torch
-
-    for tensor in (*generator.parameters(), *generator.buffers()):
-        if tensor.is_floating_point():
-            return tensor
-    return torch.zeros(())
-
-
 def decode_latents(generator: Generator, z: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Decode NumPy latents in batches, without gradients.
 
@@ -397,9 +340,7 @@ def decode_latents(generator: Generator, z: np.ndarray, batch_size: int = 256) -
     Returns:
         Fields, float64, shape ``(n, ny, nx)``.
     """
-    import torch
-
-    ref = _reference_tensor(generator)
+    ref = reference_tensor(generator)
     d = generator.aux_dim
     out = []
     with torch.no_grad():
@@ -420,9 +361,7 @@ def encode_means(generator: Generator, fields: np.ndarray, batch_size: int = 256
     Returns:
         Means, float64, auxiliary block first, shape ``(n, aux_dim + rec_dim)``.
     """
-    import torch
-
-    ref = _reference_tensor(generator)
+    ref = reference_tensor(generator)
     out = []
     with torch.no_grad():
         for start in range(0, fields.shape[0], batch_size):
@@ -464,8 +403,8 @@ def perturbation_importance(
     Raises:
         ValueError: Shapes that do not match the generator, ``scale <= 0``, or NaN/inf.
     """
-    za = _as_matrix("z_aux", z_aux)
-    zr = _as_matrix("z_rec", z_rec)
+    za = as_matrix("z_aux", z_aux)
+    zr = as_matrix("z_rec", z_rec)
     if za.shape != (zr.shape[0], generator.aux_dim) or zr.shape[1] != generator.rec_dim:
         raise ValueError(
             f"expected z_aux (n, {generator.aux_dim}) and z_rec (n, {generator.rec_dim}) for "
@@ -540,7 +479,7 @@ def evaluate_generator(
             "metrics need an encoder (a VAE-type generator)."
         )
     fields = np.asarray(dataset_fields)
-    factors = _as_matrix("dataset_aux", dataset_aux)
+    factors = as_matrix("dataset_aux", dataset_aux)
     names = _factor_names(generator, factors, aux_names)
     if n_perturb < 1:
         raise ValueError(f"`n_perturb` must be at least 1, got {n_perturb}.")

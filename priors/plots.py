@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 
-from .metrics import _as_matrix, abs_correlation, decode_latents, lds, ssim_scores
+from .arrays import as_matrix
+from .metrics import abs_correlation, decode_latents, lds, ssim_scores
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -142,7 +143,7 @@ def plot_latent_factor_grid(
         ValueError: Names of the wrong length, or the checks of :func:`lds`.
     """
     c = abs_correlation(factors, latents)
-    f, z = _as_matrix("factors", factors), _as_matrix("latents", latents)
+    f, z = as_matrix("factors", factors), as_matrix("latents", latents)
     if latent_names is None:
         latent_names = [f"z{k}" for k in range(z.shape[1])]
     if len(names) != f.shape[1] or len(latent_names) != z.shape[1]:

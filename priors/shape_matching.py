@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .metrics import _check_pair
+from .arrays import check_pair
 
 __all__ = ["knn_kl_divergence", "shape_matching_score"]
 
@@ -205,7 +205,7 @@ def shape_matching_score(
     """
     if k < 1:
         raise ValueError(f"`k` must be at least 1, got {k}.")
-    f, z = _check_pair(factors, latents)
+    f, z = check_pair(factors, latents)
     order = np.random.default_rng(seed).permutation(f.shape[0])
     half = f.shape[0] // 2
     if half <= k:
