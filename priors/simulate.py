@@ -47,11 +47,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..validation import InputError
 from .base import GridSpec
 
 __all__ = [
@@ -110,6 +114,10 @@ _CHUNK = 2048
 class FieldDataset:
     """Simulated fields with their ground-truth generative factors.
 
+    Construction checks the data: ``fields`` a real array of shape ``(n, ny, nx)`` on
+    ``grid``, every factor a real array of shape ``(n,)``, every named factor with a unit
+    and a range, and no NaN or Inf anywhere (:meth:`check_finite`).
+
     Attributes:
         fields: Fields, float32, shape ``(n, ny, nx)``.
         factors: Every ground-truth factor (named and unnamed), name -> shape ``(n,)``.
@@ -118,6 +126,10 @@ class FieldDataset:
         ranges: Sampling range ``(low, high)`` of each factor (physical units).
         grid: The grid the fields live on.
         recipe: How the data were made: ``simulator``, ``n``, ``seed``, ``parameters``.
+
+    Raises:
+        InputError: Arrays of the wrong type or shape, a named factor without its array,
+            unit or range, or non-finite values.
     """
 
     fields: np.ndarray
@@ -129,21 +141,68 @@ class FieldDataset:
     recipe: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.fields.ndim != 3 or self.fields.shape[1:] != tuple(self.grid.shape):
-            raise ValueError(
-                f"fields must have shape (n, {self.grid.shape[0]}, {self.grid.shape[1]}) "
-                f"for grid {self.grid.shape}, got {self.fields.shape}"
+        if not isinstance(self.grid, GridSpec):
+            raise TypeError(f"grid must be a GridSpec, got {type(self.grid).__name__}")
+        ny, nx = self.grid.shape
+        if not _is_real_array(self.fields):
+            raise InputError(
+                f"fields must be a real numpy array of shape (n, {ny}, {nx}), got "
+                f"{_describe(self.fields)}"
+            )
+        if self.fields.ndim != 3 or self.fields.shape[1:] != (ny, nx):
+            raise InputError(
+                f"fields must have shape (n, {ny}, {nx}) for grid {self.grid.shape}, got "
+                f"{self.fields.shape}"
             )
         n = len(self.fields)
-        bad = {k: v.shape for k, v in self.factors.items() if v.shape != (n,)}
+        if not isinstance(self.factors, dict):
+            raise TypeError(
+                f"factors must be a dict name -> array, got {type(self.factors).__name__}"
+            )
+        bad = {k: _describe(v) for k, v in self.factors.items() if not _is_real_array(v, (n,))}
         if bad:
-            raise ValueError(f"every factor must have shape ({n},); got {bad}")
+            raise InputError(
+                f"factors {sorted(bad)} must be real numpy arrays of shape ({n},), one value "
+                f"per field, got {bad}"
+            )
         missing = [k for k in self.aux_names if k not in self.factors]
         if missing:
-            raise ValueError(f"aux_names {missing} are not among the factors")
+            raise InputError(
+                f"aux_names {missing} are not among the factors {sorted(self.factors)}"
+            )
+        missing = [k for k in self.aux_names if k not in self.units or k not in self.ranges]
+        if missing:
+            raise InputError(f"the named factors {missing} need an entry in units and ranges")
+        self.check_finite()
 
     def __len__(self) -> int:
         return len(self.fields)
+
+    def check_finite(self) -> None:
+        """Check that no field or factor holds NaN or Inf.
+
+        Raises:
+            InputError: Naming the array, how many samples are affected and the first rows.
+        """
+        n = len(self.fields)
+        flat = self.fields.reshape(n, int(np.prod(self.fields.shape[1:])))
+        rows = np.concatenate(
+            [
+                np.flatnonzero(~np.isfinite(flat[i : i + _CHUNK]).all(axis=1)) + i
+                for i in range(0, n, _CHUNK)
+            ]
+            or [np.zeros(0, dtype=np.int64)]
+        )
+        problems = [f"fields in {_rows(rows, n)}"] if len(rows) else []
+        for name, values in self.factors.items():
+            rows = np.flatnonzero(~np.isfinite(values))
+            if len(rows):
+                problems.append(f"factors[{name!r}] in {_rows(rows, n)}")
+        if problems:
+            raise InputError(
+                f"NaN or Inf values: {'; '.join(problems)}; drop those samples "
+                "(FieldDataset.subset) or simulate the data again"
+            )
 
     @property
     def aux(self) -> np.ndarray:
@@ -166,11 +225,16 @@ class FieldDataset:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the dataset to ``path`` as ``.npz`` (atomically, no pickled objects).
 
-        Names, units, ranges, grid and recipe are stored as one JSON string.
+        Names, units, ranges, grid and recipe are stored as one JSON string. The folder
+        is created if needed.
 
         Returns:
             The path written.
+
+        Raises:
+            InputError: The data hold NaN or Inf (changed since construction).
         """
+        self.check_finite()
         path = Path(path)
         meta = {
             "format_version": _FORMAT_VERSION,
@@ -182,6 +246,7 @@ class FieldDataset:
             "recipe": self.recipe,
         }
         arrays = {f"factor__{k}": v for k, v in self.factors.items()}
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -194,28 +259,185 @@ class FieldDataset:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FieldDataset:
-        """Read a dataset written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            if meta.get("format_version") != _FORMAT_VERSION:
-                raise ValueError(
-                    f"{path}: dataset format version {meta.get('format_version')!r} is not "
-                    f"supported (expected {_FORMAT_VERSION}); simulate it again"
+        """Read a dataset written by :meth:`save`, checking everything it reads.
+
+        Args:
+            path: The ``.npz`` file.
+
+        Returns:
+            The dataset.
+
+        Raises:
+            InputError: The file is missing or is not an ``.npz`` archive; it lacks an
+                array (``meta``, ``fields`` or a ``factor__NAME``), or an array or ``meta``
+                entry has the wrong type or shape; or the data hold NaN or Inf. The
+                message names the file and the array or entry.
+        """
+        path = Path(path)
+        with _open_archive(path) as data:
+            meta = _read_meta(path, data)
+            names = ["fields", *(f"factor__{k}" for k in meta["factor_names"])]
+            missing = [a for a in names if a not in data.files]
+            if missing:
+                raise InputError(
+                    f"{path} lacks the arrays {missing}; the file is damaged or was "
+                    "edited: simulate the data again with `invprior simulate`"
                 )
-            factors = {k: data[f"factor__{k}"] for k in meta["factor_names"]}
-            fields = data["fields"]
-        grid = GridSpec(
-            shape=tuple(meta["grid"]["shape"]), bbox=tuple(tuple(p) for p in meta["grid"]["bbox"])
+            fields = _read_array(path, data, "fields")
+            factors = {k: _read_array(path, data, f"factor__{k}") for k in meta["factor_names"]}
+        try:
+            return cls(
+                fields=fields,
+                factors=factors,
+                aux_names=tuple(meta["aux_names"]),
+                units=meta["units"],
+                ranges={k: tuple(v) for k, v in meta["ranges"].items()},
+                grid=meta["grid"],
+                recipe=meta["recipe"],
+            )
+        except InputError as err:
+            raise InputError(f"{path}: {err}") from err
+
+
+def _is_real_array(value: object, shape: tuple[int, ...] | None = None) -> bool:
+    """Whether ``value`` is a numpy array of ints or floats (of ``shape`` if given)."""
+    return (
+        isinstance(value, np.ndarray)
+        and value.dtype.kind in "iuf"
+        and (shape is None or value.shape == shape)
+    )
+
+
+def _describe(value: object) -> str:
+    """``ndarray float32 (3, 4)`` or the type name, for messages."""
+    if isinstance(value, np.ndarray):
+        return f"ndarray {value.dtype} {value.shape}"
+    return type(value).__name__
+
+
+def _rows(rows: np.ndarray, n: int) -> str:
+    """``2 of 64 samples (rows [3, 17])``, at most 5 rows listed."""
+    shown = ", ".join(str(int(r)) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+    return f"{len(rows)} of {n} samples (rows [{shown}])"
+
+
+@contextmanager
+def _open_archive(path: Path) -> Iterator[np.lib.npyio.NpzFile]:
+    """The ``.npz`` archive at ``path``, open for reading, or InputError naming the file."""
+    try:
+        fh = open(path, "rb")  # closed by the with block below
+    except FileNotFoundError as err:
+        raise InputError(
+            f"{path}: no such file; write a data set with `invprior simulate`"
+        ) from err
+    except IsADirectoryError as err:
+        raise InputError(f"{path} is a folder, not a data set (.npz file)") from err
+    except OSError as err:
+        raise InputError(f"{path} cannot be read ({err.strerror or err})") from err
+    with fh:
+        try:
+            data = np.load(fh, allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise InputError(
+                f"{path} is not an .npz archive (a data set written by `invprior simulate` "
+                f"or FieldDataset.save); numpy cannot read this file of {_size(path)} as one"
+            ) from err
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise InputError(
+                f"{path} holds a single array (.npy format), not an .npz archive of a data "
+                "set; write data sets with `invprior simulate` or FieldDataset.save"
+            )
+        with data:
+            yield data
+
+
+def _size(path: Path) -> str:
+    try:
+        return f"{path.stat().st_size} bytes"
+    except OSError:
+        return "unknown size"
+
+
+def _read_array(path: Path, data: np.lib.npyio.NpzFile, name: str) -> np.ndarray:
+    """The array ``name`` of the archive, or InputError naming the file and array."""
+    try:
+        return data[name]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise InputError(
+            f"{path}: array {name!r} cannot be read ({err}); the file is damaged or was not "
+            "written by FieldDataset.save; simulate the data again"
+        ) from err
+
+
+_META_KEYS = {
+    "factor_names": list,
+    "aux_names": list,
+    "units": dict,
+    "ranges": dict,
+    "grid": dict,
+    "recipe": dict,
+}
+
+
+def _read_meta(path: Path, data: np.lib.npyio.NpzFile) -> dict:
+    """The archive's ``meta`` entry, checked; ``meta["grid"]`` becomes a GridSpec."""
+    if "meta" not in data.files:
+        raise InputError(
+            f"{path} has no 'meta' array (arrays: {sorted(data.files)}), so it is not a data "
+            "set written by `invprior simulate` or FieldDataset.save"
         )
-        return cls(
-            fields=fields,
-            factors=factors,
-            aux_names=tuple(meta["aux_names"]),
-            units=meta["units"],
-            ranges={k: tuple(v) for k, v in meta["ranges"].items()},
-            grid=grid,
-            recipe=meta["recipe"],
+    raw = _read_array(path, data, "meta")
+    try:
+        if raw.dtype.kind != "U" or raw.ndim != 0:
+            raise ValueError(f"a {raw.dtype} array of shape {raw.shape}, not one string")
+        meta = json.loads(str(raw))
+        if not isinstance(meta, dict):
+            raise ValueError(f"JSON {type(meta).__name__}, not an object")
+    except ValueError as err:
+        raise InputError(f"{path}: 'meta' must be one JSON object string, got {err}") from err
+    if meta.get("format_version") != _FORMAT_VERSION:
+        raise InputError(
+            f"{path}: dataset format version {meta.get('format_version')!r} is not "
+            f"supported (expected {_FORMAT_VERSION}); simulate it again"
         )
+    bad = {
+        k: type(meta.get(k)).__name__
+        for k, kind in _META_KEYS.items()
+        if not isinstance(meta.get(k), kind)
+    }
+    if bad:
+        expected = {k: kind.__name__ for k, kind in _META_KEYS.items()}
+        raise InputError(f"{path}: meta entries {bad} must be of types {expected}")
+    for key in ("factor_names", "aux_names"):
+        if not all(isinstance(k, str) for k in meta[key]):
+            raise InputError(f"{path}: meta[{key!r}] must be a list of strings, got {meta[key]}")
+    if not all(isinstance(v, list) and len(v) == 2 for v in meta["ranges"].values()):
+        raise InputError(
+            f"{path}: meta['ranges'] must map each factor to [low, high], got {meta['ranges']}"
+        )
+    meta["grid"] = _read_grid(path, meta["grid"])
+    return meta
+
+
+def _read_grid(path: Path, grid: dict) -> GridSpec:
+    """The GridSpec of ``meta["grid"]``, or InputError."""
+    shape, bbox = grid.get("shape"), grid.get("bbox")
+    try:
+        if not (
+            isinstance(shape, list)
+            and len(shape) == 2
+            and all(isinstance(s, int) and not isinstance(s, bool) for s in shape)
+        ):
+            raise ValueError("shape is not two integers")
+        box = tuple((float(p[0]), float(p[1])) for p in bbox)
+        if len(box) != 2:
+            raise ValueError("bbox is not two points")
+        return GridSpec(shape=tuple(shape), bbox=box)
+    except (TypeError, ValueError, IndexError) as err:
+        raise InputError(
+            f"{path}: meta['grid'] must be {{'shape': [ny, nx], 'bbox': [[xmin, ymin], "
+            f"[xmax, ymax]]}}, got {grid} ({err})"
+        ) from err
 
 
 def _coordinates(grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:

@@ -140,3 +140,34 @@ def test_prior_without_encoder_is_refused(loaded, capsys):
     loaded(gen)
     assert main(["evaluate-prior", "gp", "--n", "50", "--seed", "5"]) == 2
     assert "has no `encode" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--n", "0"], "--n must be a positive integer (held-out samples), got 0"),
+        (["--seed", "-3"], "--seed must be a non-negative integer, got -3"),
+    ],
+)
+def test_options_are_checked_before_loading(monkeypatch, capsys, extra, message):
+    monkeypatch.setattr(priors, "load", lambda name: pytest.fail("loaded"), raising=False)
+    assert main(["evaluate-prior", "tiny", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("invprior evaluate-prior: error: ") and message in err
+
+
+def test_output_folder_is_checked_before_loading(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(priors, "load", lambda name: pytest.fail("loaded"), raising=False)
+    (tmp_path / "file").write_text("")
+    assert main(["evaluate-prior", "tiny", "--out", str(tmp_path / "file")]) == 2
+    assert "--out" in (err := capsys.readouterr().err) and "is a file" in err
+    assert main(["evaluate-prior", "tiny", "--out", str(tmp_path / "file" / "figs")]) == 2
+    assert "is a file, so the folder" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_missing_checkpoint_names_the_path(tmp_path, capsys):
+    missing = tmp_path / "none"
+    assert main(["evaluate-prior", str(missing), "--n", "10"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot load prior {str(missing)!r}" in err and "not found" in err

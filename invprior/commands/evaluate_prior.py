@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from invprior.validation import InputError
+
+from .train import check_writable
 
 if TYPE_CHECKING:
     from invprior.priors import Generator
@@ -53,32 +56,35 @@ def _training_recipe(generator: Generator) -> dict:
     return dict(recipe) if isinstance(recipe, dict) else {}
 
 
-def _error(message: str) -> int:
-    print(f"invprior evaluate-prior: error: {message}", file=sys.stderr)
-    return 2
-
-
 def run(args: argparse.Namespace) -> int:
-    """Evaluate ``args.prior``; returns the exit status.
+    """Evaluate ``args.prior``; returns 0.
 
-    The status is 2, with a message on stderr, for a prior that cannot be loaded, has no
-    encoder (a Gaussian field prior) or whose recipe names no simulator, and for bad input.
+    Raises:
+        InputError: Bad ``--n``, ``--seed`` or ``--out`` (checked first), a prior that
+            cannot be loaded, has no encoder (a Gaussian field prior) or whose recipe
+            names no simulator, or a held-out seed equal to the training seed.
     """
-    from invprior import priors
+    if args.n < 1:
+        raise InputError(f"--n must be a positive integer (held-out samples), got {args.n}")
+    if args.seed < 0:
+        raise InputError(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.out is not None:
+        check_writable(args.out, "--out", folder=True)
+    from invprior import priors  # after the checks: it takes seconds
     from invprior.priors.simulate import simulate
 
     try:
         generator = priors.load(args.prior)
     except (OSError, ValueError) as err:
-        return _error(f"cannot load prior {args.prior!r}: {err}")
+        raise InputError(f"cannot load prior {args.prior!r}: {err}") from err
     recipe = _training_recipe(generator)
     simulator = args.simulator or recipe.get("simulator")
     if simulator not in _SIMULATORS:
-        return _error(
+        raise InputError(
             f"the checkpoint records no known simulator (recipe: {recipe}); pass --simulator."
         )
     if recipe.get("seed") == args.seed:
-        return _error(
+        raise InputError(
             f"--seed {args.seed} is the training data seed, so the sample would not be held "
             "out; pass another --seed."
         )
@@ -88,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             generator, data.fields, data.aux, data.aux_names, seed=args.seed
         )
     except (TypeError, ValueError) as err:
-        return _error(str(err))
+        raise InputError(f"cannot evaluate prior {args.prior!r}: {err}") from err
     print(_table(f"{args.prior} ({type(generator).__name__})", simulator, args.seed, metrics))
     summary = {"prior": str(args.prior), "simulator": simulator, "seed": args.seed, **metrics}
     if args.out is not None:

@@ -6,6 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from invprior.validation import InputError
+
+from .train import check_writable
+
 __all__ = ["add_parser"]
 
 
@@ -25,8 +29,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Simulate and save; prints one JSON line with the recipe."""
-    from invprior.priors.simulate import simulate
+    """Simulate and save; prints one JSON line with the recipe.
+
+    ``--n``, ``--seed`` and the output path are checked before simulating; bad input
+    raises :class:`~invprior.validation.InputError`.
+    """
+    if args.n < 1:
+        raise InputError(f"--n must be a positive integer (number of samples), got {args.n}")
+    if args.seed < 0:
+        raise InputError(f"--seed must be a non-negative integer, got {args.seed}")
+    check_writable(args.out, "--out")
+    from invprior.priors.simulate import simulate  # after the checks: it takes seconds
 
     data = simulate(args.simulator, args.n, args.seed)
     path = data.save(args.out)

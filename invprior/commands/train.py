@@ -6,8 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import tempfile
+from pathlib import Path
 
-__all__ = ["add_parser"]
+from invprior.validation import InputError
+
+__all__ = ["add_parser", "check_writable"]
 
 # Options shared by VAETrainConfig and DLCFMTrainConfig.
 _SHARED = {"epochs": int, "seed": int, "batch_size": int, "learning_rate": float, "device": str}
@@ -77,39 +82,148 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_writable(path: str | os.PathLike, option: str, *, folder: bool = False) -> None:
+    """Check, before any expensive work, that the output ``path`` can be written.
+
+    The folder that will hold ``path`` (``path`` itself when ``folder``) may not exist
+    yet; then its nearest existing ancestor must be a folder. That folder is probed by
+    creating and removing a temporary file, so nothing is left behind.
+
+    Args:
+        path: The file (or, with ``folder``, the folder) the command will write.
+        option: The command-line option that gave ``path``, for messages.
+        folder: Whether ``path`` is a folder to write files into.
+
+    Raises:
+        InputError: ``path`` is a folder where a file is expected (or a file where a
+            folder is), a parent is a file, or the folder cannot be written.
+    """
+    path = Path(path)
+    where = path if folder else path.parent
+    try:
+        if folder and path.exists() and not path.is_dir():
+            raise InputError(f"{option} {path} is a file; give a folder for the output")
+        if not folder and path.is_dir():
+            raise InputError(f"{option} {path} is a folder; give a file path for the output")
+        existing = where
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+    except OSError as err:
+        raise InputError(
+            f"{option} {path}: cannot inspect {where} ({err.strerror or err}); choose "
+            "another output path"
+        ) from err
+    if not existing.is_dir():
+        raise InputError(
+            f"{option} {path}: {existing} is a file, so the folder {where} cannot be made; "
+            "choose another output path"
+        )
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".invprior-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise InputError(
+            f"{option} {path}: cannot write in {existing} ({err.strerror or err}); choose a "
+            "folder you can write to"
+        ) from err
+
+
+def _check_options(args: argparse.Namespace) -> dict:
+    """The config overrides of ``args``, after checking every option that is not a setting."""
+    flow = args.model == "dlcfm"
+    known, other = (_FLOW_OPTIONS, _OPTIONS) if flow else (_OPTIONS, _FLOW_OPTIONS)
+    if flow and args.base is None:
+        raise InputError(
+            "--base (the Aux-VAE to build on: a shipped name or a checkpoint path) is "
+            "required for dlcfm"
+        )
+    stray = [k for k in other if k not in known and getattr(args, k) is not None]
+    stray += ["base"] if not flow and args.base is not None else []
+    stray += ["positive"] if flow and args.positive else []
+    stray += ["no_rec_shift"] if flow and args.no_rec_shift else []
+    if stray:
+        options = ", ".join(f"--{k.replace('_', '-')}" for k in stray)
+        raise InputError(f"{options} do not apply to {args.model}; leave them out")
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be a positive integer, got {args.threads}")
+    if args.eval_n < 0:
+        raise InputError(f"--eval-n must be >= 0 (0 skips the evaluation), got {args.eval_n}")
+    return {k: getattr(args, k) for k in known if getattr(args, k) is not None}
+
+
+def _check_recipe(recipe: dict, eval_n: int, simulators: tuple[str, ...]) -> None:
+    """The held-out evaluation can run on data made by ``recipe`` (when it is asked for)."""
+    if eval_n == 0 or not recipe.get("simulator"):
+        return
+    seed = recipe.get("seed")
+    if recipe["simulator"] not in simulators or not isinstance(seed, int) or seed < 0:
+        raise InputError(
+            f"the data's recipe names simulator {recipe['simulator']!r} and seed {seed!r}; "
+            f"the held-out evaluation needs one of {list(simulators)} and a seed >= 0: "
+            "simulate the data with `invprior simulate`, or pass --eval-n 0"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
-    """Train, evaluate on held-out data, save; prints one JSON line with the metrics."""
+    """Train, evaluate on held-out data, save; prints one JSON line with the metrics.
+
+    Every option, the output folder, the data and (for dlcfm) the base are checked before
+    training starts; bad input raises :class:`~invprior.validation.InputError`, and so
+    does a training run that diverges (the message suggests a smaller learning rate). No
+    checkpoint is written unless training and evaluation succeed with finite weights.
+    """
+    overrides = _check_options(args)  # before the imports below, which take seconds
     import torch
 
     from invprior.priors.checkpoint import load, save
     from invprior.priors.simulate import FieldDataset, simulate
-    from invprior.priors.train import DLCFMTrainConfig, VAETrainConfig, train_dlcfm, train_vae
+    from invprior.priors.train import (
+        DLCFMTrainConfig,
+        TrainingDivergedError,
+        VAETrainConfig,
+        nonfinite_weights,
+        train_dlcfm,
+        train_vae,
+    )
     from invprior.priors.train.evaluate import HELDOUT_SEED_OFFSET, evaluate_dlcfm, evaluate_vae
+    from invprior.priors.vae import AuxVAE
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     flow = args.model == "dlcfm"
-    known, other = (_FLOW_OPTIONS, _OPTIONS) if flow else (_OPTIONS, _FLOW_OPTIONS)
-    if flow and args.base is None:
-        raise SystemExit("invprior train dlcfm: --base (the Aux-VAE to build on) is required")
-    stray = [k for k in other if k not in known and getattr(args, k) is not None]
-    stray += ["base"] if not flow and args.base is not None else []
-    if stray:
-        options = ", ".join(f"--{k.replace('_', '-')}" for k in stray)
-        raise SystemExit(f"invprior train {args.model}: {options} do not apply to this model")
-    overrides = {k: getattr(args, k) for k in known if getattr(args, k) is not None}
+    try:
+        if flow:
+            config = DLCFMTrainConfig(**overrides)
+        else:
+            overrides["positive"] = args.positive
+            overrides["rec_shift"] = not args.no_rec_shift
+            config = VAETrainConfig(model=args.model, **overrides)
+    except InputError as err:
+        raise InputError(f"bad option value: {err}") from err
+    check_writable(args.out, "--out")
     data = FieldDataset.load(args.data)
-    progress = False if args.no_progress else None
-    if flow:
-        config = DLCFMTrainConfig(**overrides)
-        base = load(args.base)
-        model, history = train_dlcfm(config, data, base, progress, args.threads)
-    else:
-        overrides["positive"] = args.positive
-        overrides["rec_shift"] = not args.no_rec_shift
-        config = VAETrainConfig(model=args.model, **overrides)
-        model, history = train_vae(config, data, progress=progress, num_threads=args.threads)
-    metrics: dict = {}
     recipe = data.recipe
+    _check_recipe(recipe, args.eval_n, ("source", "conductivity"))
+    if flow:
+        try:
+            base = load(args.base)
+        except (OSError, ValueError) as err:
+            raise InputError(f"--base {args.base}: cannot load the Aux-VAE: {err}") from err
+        if not isinstance(base, AuxVAE):
+            raise InputError(
+                f"--base {args.base} is a {type(base).__name__}; dlcfm builds on an AuxVAE"
+            )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    progress = False if args.no_progress else None
+    try:
+        if flow:
+            model, history = train_dlcfm(config, data, base, progress, args.threads)
+        else:
+            model, history = train_vae(config, data, progress=progress, num_threads=args.threads)
+    except TrainingDivergedError as err:
+        raise InputError(f"{err}; nothing was written") from err
+    if bad := nonfinite_weights(model):
+        raise TrainingDivergedError(f"the trained model has non-finite weights in {bad[:5]}")
+    metrics: dict = {}
     if args.eval_n > 0 and recipe.get("simulator"):
         seed = int(recipe["seed"]) + HELDOUT_SEED_OFFSET
         held = simulate(recipe["simulator"], args.eval_n, seed, data.grid)

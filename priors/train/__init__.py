@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Training loops for the generative priors."""
 
-from .config import VAETrainConfig
+from .config import TrainingDivergedError, VAETrainConfig, check_loss, nonfinite_weights
 from .dlcfm import DLCFMTrainConfig, train_dlcfm
 from .evaluate import evaluate_vae
 from .seeds import lds_over_seeds
@@ -9,11 +9,14 @@ from .vae import build_vae, fit_rec_shift, train_vae, vae_loss
 
 __all__ = [
     "DLCFMTrainConfig",
+    "TrainingDivergedError",
     "VAETrainConfig",
     "build_vae",
+    "check_loss",
     "evaluate_vae",
     "fit_rec_shift",
     "lds_over_seeds",
+    "nonfinite_weights",
     "train_dlcfm",
     "train_vae",
     "vae_loss",

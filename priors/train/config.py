@@ -1,11 +1,59 @@
 # SPDX-License-Identifier: MIT
-"""Configuration of VAE training (a frozen dataclass, checked on construction)."""
+"""Configuration of VAE training, and the error a training loop raises when it diverges.
+
+:class:`VAETrainConfig` is a frozen dataclass checked on construction (strict types, then
+ranges); :class:`TrainingDivergedError` is raised by every training loop the first time
+its loss or weights stop being finite.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
-__all__ = ["VAETrainConfig"]
+import torch
+
+from ...validation import InputError, check_field_types
+
+__all__ = ["TrainingDivergedError", "VAETrainConfig", "check_loss", "nonfinite_weights"]
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training produced a non-finite loss or non-finite weights.
+
+    Raised by :func:`~invprior.priors.train.train_vae` and
+    :func:`~invprior.priors.train.train_dlcfm` the first time it happens, so no model with
+    NaN or Inf weights is ever returned. The usual cause is a learning rate that is too
+    large; the message names the epoch and step and suggests a smaller one.
+    """
+
+
+def check_loss(value: float, epoch: int, step: int | None, learning_rate: float) -> None:
+    """Raise :class:`TrainingDivergedError` unless the loss ``value`` is finite.
+
+    Args:
+        value: The loss of one optimiser step (or of a validation pass).
+        epoch: 1-based epoch, for the message.
+        step: 1-based step within the epoch; ``None`` for the validation loss.
+        learning_rate: The configured step size, for the suggestion.
+    """
+    if math.isfinite(value):
+        return
+    where = f"epoch {epoch}, step {step}" if step is not None else f"validation of epoch {epoch}"
+    raise TrainingDivergedError(
+        f"training diverged: the loss became {value} at {where}; lower learning_rate "
+        f"(now {learning_rate:g}, try {learning_rate / 10:g})"
+    )
+
+
+def nonfinite_weights(model: torch.nn.Module) -> list[str]:
+    """Names of the floating-point parameters and buffers of ``model`` with NaN or Inf."""
+    return [
+        name
+        for name, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+
 
 _MODELS = ("auxvae", "betavae", "hvae", "ssvae")
 _KL_SCHEDULES = ("geometric", "linear")
@@ -71,6 +119,10 @@ class VAETrainConfig:
         patience: Epochs without validation improvement (after warm-up) before stopping.
         seed: Seed of initialisation, split, shuffling and reparametrisation noise.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Raises:
+        InputError: A setting of the wrong type (a string for a bool, ``8.5`` for an
+            int, NaN or Inf) or out of its range; the message names the setting.
     """
 
     model: str = "auxvae"
@@ -101,9 +153,9 @@ class VAETrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.model not in _MODELS:
-            raise ValueError(f"model must be one of {_MODELS}, got {self.model!r}")
-        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+            raise InputError(f"model must be one of {_MODELS}, got {self.model!r}")
         positive = {
             "hidden": self.hidden,
             "tau": self.tau,
@@ -116,7 +168,7 @@ class VAETrainConfig:
         }
         bad = {k: v for k, v in positive.items() if not v > 0}
         if bad or not self.channels or min(self.channels) < 1:
-            raise ValueError(
+            raise InputError(
                 f"these settings must be positive: {bad or {'channels': self.channels}}"
             )
         nonneg = {
@@ -131,25 +183,25 @@ class VAETrainConfig:
         }
         bad = {k: v for k, v in nonneg.items() if v < 0}
         if bad:
-            raise ValueError(f"these settings must be non-negative: {bad}")
+            raise InputError(f"these settings must be non-negative: {bad}")
         if self.model in ("betavae", "hvae") and self.rec_dim < 1:
-            raise ValueError(f"a {self.model} needs rec_dim >= 1 (its whole latent)")
+            raise InputError(f"a {self.model} needs rec_dim >= 1 (its whole latent)")
         if self.kl_schedule not in _KL_SCHEDULES:
-            raise ValueError(
+            raise InputError(
                 f"kl_schedule must be one of {_KL_SCHEDULES}, got {self.kl_schedule!r}"
             )
         if not 0 <= self.labelled_fraction <= 1:
-            raise ValueError(f"labelled_fraction must be in [0, 1], got {self.labelled_fraction}")
+            raise InputError(f"labelled_fraction must be in [0, 1], got {self.labelled_fraction}")
         if self.batch_size < 8:
-            raise ValueError(
+            raise InputError(
                 f"batch_size must be at least 8 (batch correlations), got {self.batch_size}"
             )
         if not 0 < self.kl_warmup_start <= 1:
-            raise ValueError(f"kl_warmup_start must be in (0, 1], got {self.kl_warmup_start}")
+            raise InputError(f"kl_warmup_start must be in (0, 1], got {self.kl_warmup_start}")
         if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+            raise InputError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ValueError(
+            raise InputError(
                 f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
             )
 

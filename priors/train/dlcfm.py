@@ -28,11 +28,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ...validation import InputError, check_field_types
 from ..base import resolve_device
 from ..dlcfm import DLCFMGenerator
 from ..flow import METHODS, flow_matching_loss
 from ..simulate import FieldDataset
 from ..vae import AuxVAE
+from .config import TrainingDivergedError, check_loss, nonfinite_weights
 
 __all__ = ["DLCFMTrainConfig", "train_dlcfm"]
 
@@ -56,6 +58,10 @@ class DLCFMTrainConfig:
         max_minutes: Stop after the epoch that passes this wall time (0 for no limit).
         seed: Seed of initialisation, split, shuffling and the path's noise.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Raises:
+        InputError: A setting of the wrong type (a string for a number, ``8.5`` for an
+            int, NaN or Inf) or out of its range; the message names the setting.
     """
 
     channels: int = 16
@@ -72,14 +78,31 @@ class DLCFMTrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS or self.steps < 1:
-            raise ValueError(f"need method in {sorted(METHODS)} and steps >= 1")
-        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
-            raise ValueError("need epochs >= 1, batch_size >= 1 and learning_rate > 0")
-        if not 0.0 <= self.ema_decay < 1.0 or not 0.0 < self.val_fraction < 1.0:
-            raise ValueError("need 0 <= ema_decay < 1 and 0 < val_fraction < 1")
-        if self.max_minutes < 0:
-            raise ValueError(f"max_minutes must be >= 0, got {self.max_minutes}")
+        check_field_types(self)
+        if self.method not in METHODS:
+            raise InputError(f"method must be one of {sorted(METHODS)}, got {self.method!r}")
+        positive = {
+            "channels": self.channels,
+            "embed": self.embed,
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+        }
+        if bad := {k: v for k, v in positive.items() if not v > 0}:
+            raise InputError(f"these settings must be positive: {bad}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise InputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise InputError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.max_minutes < 0 or self.seed < 0:
+            raise InputError(
+                f"max_minutes and seed must be >= 0, got {self.max_minutes} and {self.seed}"
+            )
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise InputError(
+                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
+            )
 
     def to_dict(self) -> dict:
         """The settings as a JSON-ready dict."""
@@ -118,13 +141,13 @@ def train_dlcfm(
         ``stopped_on_time`` and ``wall_time_s``.
 
     Raises:
-        ValueError: If ``data`` is on another grid than ``base``.
+        InputError: ``data`` are on another grid than ``base``, hold NaN or Inf, or are
+            too small to hold out a validation sample; ``base`` is not an Aux-VAE or has
+            non-finite weights. Checked before any training step.
+        TrainingDivergedError: The loss became NaN or Inf (the message names the epoch
+            and step), or the trained weights are not finite.
     """
-    if tuple(data.grid.shape) != tuple(base.grid.shape):
-        raise ValueError(
-            f"data grid {tuple(data.grid.shape)} differs from the Aux-VAE's grid "
-            f"{tuple(base.grid.shape)}"
-        )
+    _check_inputs(config, data, base)
     previous_threads = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(num_threads)
@@ -132,6 +155,32 @@ def train_dlcfm(
         return _train(config, data, base, resolve_device(config.device), progress)
     finally:
         torch.set_num_threads(previous_threads)
+
+
+def _check_inputs(config: DLCFMTrainConfig, data: FieldDataset, base: AuxVAE) -> None:
+    """The checks of :func:`train_dlcfm` that come before any work."""
+    if not isinstance(config, DLCFMTrainConfig):
+        raise TypeError(f"config must be a DLCFMTrainConfig, got {type(config).__name__}")
+    if not isinstance(data, FieldDataset):
+        raise TypeError(f"data must be a FieldDataset, got {type(data).__name__}")
+    if not isinstance(base, AuxVAE):
+        raise InputError(
+            f"the base of a DL-CFM generator must be an AuxVAE, got a {type(base).__name__}"
+        )
+    if tuple(data.grid.shape) != tuple(base.grid.shape):
+        raise InputError(
+            f"data grid {tuple(data.grid.shape)} differs from the Aux-VAE's grid "
+            f"{tuple(base.grid.shape)}; simulate the data on the base's grid"
+        )
+    data.check_finite()
+    if bad := nonfinite_weights(base):
+        raise InputError(f"the Aux-VAE base has non-finite weights in {bad[:5]}; retrain it")
+    n_val = max(1, int(round(config.val_fraction * len(data))))
+    if len(data) - n_val < 1:
+        raise InputError(
+            f"dataset of {len(data)} samples is too small: {n_val} are held out for "
+            f"validation (val_fraction {config.val_fraction}); simulate more samples"
+        )
 
 
 def _train(
@@ -153,6 +202,12 @@ def _train(
     ).to(device)
     r, mu, context = _pairs(generator, x[perm.to(device)])
     scale = float(r[n_val:].std())
+    if not (math.isfinite(scale) and scale > 0):
+        raise InputError(
+            f"the residuals of the training fields under the Aux-VAE base have scale {scale}; "
+            "the base must reconstruct these fields with finite, non-zero errors (use an "
+            "Aux-VAE trained on data of this kind)"
+        )
     generator.residual_scale.fill_(scale)
     r = r / scale
     va = slice(0, n_val)
@@ -176,15 +231,18 @@ def _train(
             idx = order[s * config.batch_size : (s + 1) * config.batch_size]
             ctx = context[idx]
             loss = flow_matching_loss(lambda t, rt, z, c=ctx: net(t, rt, z, c), r[idx], mu[idx])
+            value = float(loss.detach())
+            check_loss(value, epoch + 1, s + 1, config.learning_rate)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             step = epoch * steps + s
             _ema_update(ema, net, min(config.ema_decay, (1 + step) / (10 + step)))
-            total += float(loss.detach())
+            total += value
             bar.update()
         val = _validate(ema, r[va], mu[va], context[va], config.seed)
+        check_loss(val, epoch + 1, None, config.learning_rate)
         history["epoch"].append(epoch + 1)
         history["train_loss"].append(total / steps)
         history["val_loss"].append(val)
@@ -196,6 +254,11 @@ def _train(
             break
     bar.close()
     net.load_state_dict(ema.state_dict())
+    if bad := nonfinite_weights(generator):
+        raise TrainingDivergedError(
+            f"after training the DL-CFM generator has non-finite weights in {bad[:5]}; lower "
+            f"learning_rate (now {config.learning_rate:g}, try {config.learning_rate / 10:g})"
+        )
     history["steps_run"] = len(history["epoch"]) * steps
     history["stopped_on_time"] = stopped
     history["wall_time_s"] = time.perf_counter() - start

@@ -19,13 +19,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ...validation import InputError
 from ..base import resolve_device
 from ..hierarchical import HierarchicalVAE
 from ..losses import explicitness, gaussian_kl, inter_independence, intra_independence
 from ..semisupervised import SemiSupervisedVAE, label_nll, labelled_subset
 from ..simulate import FieldDataset
 from ..vae import AuxVAE, BetaVAE
-from .config import VAETrainConfig
+from .config import TrainingDivergedError, VAETrainConfig, check_loss, nonfinite_weights
 
 __all__ = ["build_vae", "fit_rec_shift", "train_vae", "vae_loss"]
 
@@ -41,6 +42,10 @@ def build_vae(config: VAETrainConfig, data: FieldDataset) -> _VAE:
     Args:
         config: Architecture settings.
         data: Training data: the field offset/scale and :math:`a(u)` statistics.
+
+    Raises:
+        InputError: An Aux-VAE or semi-supervised VAE asked for on data without named
+            factors.
     """
     net = {
         "grid": data.grid,
@@ -56,7 +61,10 @@ def build_vae(config: VAETrainConfig, data: FieldDataset) -> _VAE:
         hyper = {"hyper_dim": config.hyper_dim, "prior_hidden": config.prior_hidden}
         return HierarchicalVAE(latent_dim=config.rec_dim, **hyper, **net)
     if not data.aux_names:
-        raise ValueError(f"an {config.model} needs data with named factors (aux_names is empty)")
+        raise InputError(
+            f"an {config.model} needs data with named factors (aux_names is empty); train a "
+            "betavae or hvae on these data, or simulate data with named factors"
+        )
     aux = data.aux.astype(np.float64)
     cls = SemiSupervisedVAE if config.model == "ssvae" else AuxVAE
     return cls(
@@ -147,11 +155,28 @@ def fit_rec_shift(model: AuxVAE, x: torch.Tensor, batch_size: int = 1024) -> Non
         model: The trained Aux-VAE.
         x: Training fields, shape ``(n, ny, nx)`` with ``n`` well above ``1 + 3 aux_dim``.
         batch_size: Fields encoded at once.
+
+    Raises:
+        ValueError: ``x`` holds NaN or Inf.
+        TrainingDivergedError: The encoder means or the fitted shift are not finite; the
+            model is left unchanged.
     """
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("fit_rec_shift needs finite fields x; x holds NaN or Inf")
     d = model.aux_dim
     mu = torch.cat([model.encode(x[i : i + batch_size])[0] for i in range(0, len(x), batch_size)])
+    if not bool(torch.isfinite(mu).all()):
+        raise TrainingDivergedError(
+            "the encoder means of the training fields are not finite, so the residual shift "
+            "cannot be fitted; lower learning_rate, or skip the fit (rec_shift=False)"
+        )
     features = model.rec_features(mu[:, :d]).double()
     coef = torch.linalg.lstsq(features, mu[:, d:].double()).solution
+    if not bool(torch.isfinite(coef).all()):
+        raise TrainingDivergedError(
+            "the least-squares fit of the residual shift is not finite (the named latent "
+            "means are degenerate); skip the fit (rec_shift=False) or train longer"
+        )
     model.rec_shift += coef.to(model.rec_shift)
 
 
@@ -199,10 +224,19 @@ def _labelled_batch(
     return x[idx], u[idx]
 
 
+def _check_weights(model: _VAE, stage: str, config: VAETrainConfig) -> None:
+    """Raise :class:`TrainingDivergedError` if ``model`` has NaN or Inf weights."""
+    if bad := nonfinite_weights(model):
+        raise TrainingDivergedError(
+            f"after {stage} the {config.model} has non-finite weights in {bad[:5]}; lower "
+            f"learning_rate (now {config.learning_rate:g}, try {config.learning_rate / 10:g})"
+        )
+
+
 def _split(data: FieldDataset, config: VAETrainConfig) -> tuple[FieldDataset, FieldDataset]:
     n_val = max(config.batch_size, int(round(config.val_fraction * len(data))))
     if len(data) - n_val < config.batch_size:
-        raise ValueError(
+        raise InputError(
             f"dataset of {len(data)} samples is too small for batch_size {config.batch_size} "
             f"and val_fraction {config.val_fraction}; simulate more samples"
         )
@@ -235,7 +269,19 @@ def train_vae(
         and a dict with per-epoch lists (``epoch``, ``beta``, ``train_loss``,
         ``val_loss`` and the validation terms) plus ``best_epoch``, ``stopped_early``
         and ``wall_time_s``.
+
+    Raises:
+        InputError: ``data`` hold NaN or Inf, are too small for the batch size and
+            validation split, or lack the named factors the model needs; checked before
+            any training step.
+        TrainingDivergedError: The loss became NaN or Inf (the message names the epoch
+            and step), or the trained weights or the residual-shift fit are not finite.
     """
+    if not isinstance(config, VAETrainConfig):
+        raise TypeError(f"config must be a VAETrainConfig, got {type(config).__name__}")
+    if not isinstance(data, FieldDataset):
+        raise TypeError(f"data must be a FieldDataset, got {type(data).__name__}")
+    data.check_finite()
     device = resolve_device(config.device)
     previous_threads = torch.get_num_threads()
     if num_threads is not None:
@@ -278,12 +324,15 @@ def _train(
             beta = _kl_weight(config, epoch + s / steps)
             labelled = _labelled_batch(x_lab, u_lab, config.batch_size)
             terms = vae_loss(model, x_tr[idx], u_tr[idx], beta, config, labelled)
+            loss = float(terms["loss"].detach())
+            check_loss(loss, epoch + 1, s + 1, config.learning_rate)
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
             opt.step()
             sched.step()
-            total += float(terms["loss"].detach())
+            total += loss
         val_terms = _validate(model, x_va, u_va, config)
+        check_loss(val_terms["loss"], epoch + 1, None, config.learning_rate)
         history["epoch"].append(epoch + 1)
         history["beta"].append(beta)
         history["train_loss"].append(total / steps)
@@ -307,8 +356,10 @@ def _train(
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    _check_weights(model, "training", config)
     if config.model == "auxvae" and config.rec_shift:
         fit_rec_shift(model, x_tr)
+        _check_weights(model, "the residual-shift fit", config)
     history["stopped_early"] = stopped
     history["wall_time_s"] = time.perf_counter() - start
     return model.eval().requires_grad_(False), history

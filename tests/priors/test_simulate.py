@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: MIT
+import json
+
 import numpy as np
 import pytest
 
+from invprior.cli import main
 from invprior.priors import (
     FieldDataset,
     GridSpec,
@@ -10,6 +13,7 @@ from invprior.priors import (
     simulate_sources,
 )
 from invprior.priors.simulate import CONDUCTIVITY_PARAMETERS, SOURCE_PARAMETERS, source_fields
+from invprior.validation import InputError
 
 SIMULATORS = [simulate_sources, simulate_conductivity]
 
@@ -100,3 +104,154 @@ def test_bad_arguments():
         simulate("darcy", 1, 1)
     with pytest.raises(TypeError, match="GridSpec"):
         simulate_sources(1, 1, (64, 64))
+
+
+def _archive(tmp_path, n=7):
+    """A small valid data set on disk and its arrays, for making damaged copies."""
+    path = simulate("source", n, 3, GridSpec((8, 8))).save(tmp_path / "good.npz")
+    with np.load(path) as data:
+        return path, {k: data[k] for k in data.files}
+
+
+def _write(path, arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def test_load_missing_file_or_folder(tmp_path):
+    with pytest.raises(InputError, match=r"missing\.npz: no such file"):
+        FieldDataset.load(tmp_path / "missing.npz")
+    with pytest.raises(InputError, match="is a folder"):
+        FieldDataset.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"x0,y0\n0.5,0.5\n", "is not an .npz archive"),
+        (b"", "is not an .npz archive"),
+        (b"PK\x03\x04 truncated zip", "is not an .npz archive"),
+    ],
+)
+def test_load_refuses_a_file_that_is_not_an_npz_archive(tmp_path, content, message):
+    path = tmp_path / "data.npz"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message) as err:
+        FieldDataset.load(path)
+    assert str(path) in str(err.value) and "pickle" not in str(err.value)
+
+
+def test_load_refuses_a_single_npy_array(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((2, 8, 8)))
+    with pytest.raises(InputError, match=r"a\.npy holds a single array"):
+        FieldDataset.load(tmp_path / "a.npy")
+
+
+@pytest.mark.parametrize("array", ["fields", "factor__x0", "meta"])
+def test_load_names_a_missing_array(tmp_path, array):
+    _, arrays = _archive(tmp_path)
+    path = _write(tmp_path / "bad.npz", {k: v for k, v in arrays.items() if k != array})
+    with pytest.raises(InputError, match=rf"bad\.npz.*'?{array}'?") as err:
+        FieldDataset.load(path)
+    assert array in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m.update(format_version=7), "format version 7"),
+        (lambda m: m.pop("aux_names"), r"'aux_names': 'NoneType'"),
+        (lambda m: m.update(ranges={"x0": [0.0]}), r"meta\['ranges'\]"),
+        (lambda m: m["grid"].update(shape=[8.5, 8]), r"meta\['grid'\]"),
+        (lambda m: m["grid"].update(shape=[1, 8]), r"meta\['grid'\]"),
+        (lambda m: m.update(aux_names=["x0", "depth"]), r"aux_names \['depth'\]"),
+        (lambda m: m["units"].pop("x0"), r"named factors \['x0'\] need an entry in units"),
+    ],
+)
+def test_load_names_a_bad_meta_entry(tmp_path, change, message):
+    _, arrays = _archive(tmp_path)
+    meta = json.loads(str(arrays["meta"]))
+    change(meta)
+    path = _write(tmp_path / "bad.npz", {**arrays, "meta": np.array(json.dumps(meta))})
+    with pytest.raises(InputError, match=message) as err:
+        FieldDataset.load(path)
+    assert str(path) in str(err.value)
+
+
+def test_load_refuses_meta_that_is_not_a_json_object(tmp_path):
+    _, arrays = _archive(tmp_path)
+    path = _write(tmp_path / "bad.npz", {**arrays, "meta": np.array("[1, 2]")})
+    with pytest.raises(InputError, match="'meta' must be one JSON object"):
+        FieldDataset.load(path)
+    _write(path, {**arrays, "meta": np.array("{not json")})
+    with pytest.raises(InputError, match="'meta' must be one JSON object"):
+        FieldDataset.load(path)
+
+
+@pytest.mark.parametrize(
+    ("array", "value", "message"),
+    [
+        ("fields", np.zeros((7, 64), np.float32), r"fields must have shape \(n, 8, 8\)"),
+        ("fields", np.zeros((7, 8, 9), np.float32), r"got \(7, 8, 9\)"),
+        ("factor__x0", np.zeros(5), r"factors \['x0'\] must be real numpy arrays of shape \(7,\)"),
+        ("factor__y0", np.array(["a"] * 7), r"factors \['y0'\]"),
+    ],
+)
+def test_load_names_a_wrong_shape_or_type(tmp_path, array, value, message):
+    _, arrays = _archive(tmp_path)
+    path = _write(tmp_path / "bad.npz", {**arrays, array: value})
+    with pytest.raises(InputError, match=message) as err:
+        FieldDataset.load(path)
+    assert str(err.value).startswith(f"{path}: ")
+
+
+def test_load_counts_the_non_finite_rows(tmp_path):
+    _, arrays = _archive(tmp_path)
+    fields, width = arrays["fields"].copy(), arrays["factor__width"].copy()
+    fields[1, 2, 3], fields[4, 0, 0], width[6] = np.nan, np.inf, -np.inf
+    path = _write(tmp_path / "bad.npz", {**arrays, "fields": fields, "factor__width": width})
+    with pytest.raises(InputError) as err:
+        FieldDataset.load(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: NaN or Inf values")
+    assert "fields in 2 of 7 samples (rows [1, 4])" in message
+    assert "factors['width'] in 1 of 7 samples (rows [6])" in message
+
+
+def test_construction_and_save_refuse_non_finite_data(tmp_path):
+    data = simulate("source", 12, 1, GridSpec((8, 8)))
+    fields = data.fields.copy()
+    fields[np.arange(12) % 2 == 0] = np.nan
+    with pytest.raises(
+        InputError, match=r"fields in 6 of 12 samples \(rows \[0, 2, 4, 6, 8, ...\]"
+    ):
+        FieldDataset(fields, data.factors, data.aux_names, data.units, data.ranges, data.grid)
+    factors = {**data.factors, "x0": np.full(12, np.nan)}
+    with pytest.raises(InputError, match=r"factors\['x0'\] in 12 of 12"):
+        FieldDataset(data.fields, factors, data.aux_names, data.units, data.ranges, data.grid)
+    with pytest.raises(InputError, match="real numpy array"):
+        FieldDataset(data.fields.tolist(), data.factors, (), {}, {}, data.grid)
+    data.fields[3, 0, 0] = np.nan  # changed after construction
+    with pytest.raises(InputError, match=r"rows \[3\]"):
+        data.save(tmp_path / "d.npz")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InputError, match=r"rows \[3\]"):
+        data.check_finite()
+
+
+def test_simulate_command_checks_options_before_simulating(tmp_path, capsys):
+    out = tmp_path / "d.npz"
+    assert main(["simulate", "source", "--n", "0", "--seed", "1", "--out", str(out)]) == 2
+    assert "invprior simulate: error: --n must be a positive integer" in capsys.readouterr().err
+    assert main(["simulate", "source", "--n", "4", "--seed", "-1", "--out", str(out)]) == 2
+    assert "--seed must be a non-negative integer" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    bad = tmp_path / "file" / "d.npz"
+    assert main(["simulate", "source", "--n", "4", "--seed", "1", "--out", str(bad)]) == 2
+    assert "is a file, so the folder" in capsys.readouterr().err
+    assert main(["simulate", "source", "--n", "4", "--seed", "1", "--out", str(tmp_path)]) == 2
+    assert "is a folder; give a file path" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    nested = tmp_path / "new" / "d.npz"
+    assert main(["simulate", "source", "--n", "4", "--seed", "1", "--out", str(nested)]) == 0
+    assert len(FieldDataset.load(nested)) == 4

@@ -1,11 +1,20 @@
 # SPDX-License-Identifier: MIT
 """Training the DL-CFM residual flow: loss goes down, EMA, time limit, seeds, bad input."""
 
+import numpy as np
 import pytest
 import torch
 
-from invprior.priors import AuxVAE, DLCFMGenerator, GridSpec, simulate
-from invprior.priors.train import DLCFMTrainConfig, train_dlcfm
+from invprior.cli import main
+from invprior.priors import AuxVAE, BetaVAE, DLCFMGenerator, GridSpec, simulate
+from invprior.priors.train import (
+    DLCFMTrainConfig,
+    TrainingDivergedError,
+    nonfinite_weights,
+    train_dlcfm,
+)
+from invprior.priors.train import dlcfm as dlcfm_module
+from invprior.validation import InputError
 
 GRID = GridSpec((16, 16))
 
@@ -86,7 +95,65 @@ def test_command_trains_scores_and_saves(tmp_path):
     assert meta["training"]["base"]["sha256"] == load("source-auxvae").metadata["sha256"]
     assert set(meta["metrics"]["fidelity"]) == {"dlcfm", "auxvae"}
     assert meta["metrics"]["fidelity"]["dlcfm"]["n"] == 20 and "lds_all" in meta["metrics"]
-    with pytest.raises(SystemExit, match="--base"):
-        main(["train", "dlcfm", "--data", str(data), "--out", str(out)])
-    with pytest.raises(SystemExit, match="--steps do not apply"):
-        main(["train", "auxvae", "--data", str(data), "--out", str(out), "--steps", "3"])
+    assert nonfinite_weights(g) == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"channels": 2.5}, "channels must be an integer, got 2.5"),
+        ({"ema_decay": "0.9"}, "ema_decay must be a number"),
+        ({"max_minutes": float("inf")}, "max_minutes must be finite"),
+        ({"epochs": 0}, "must be positive: {'epochs': 0}"),
+        ({"learning_rate": -1}, "'learning_rate': -1.0"),
+        ({"seed": -2}, "seed must be >= 0"),
+        ({"device": "gpu"}, "device must be"),
+    ],
+)
+def test_config_is_strict(settings, message):
+    with pytest.raises(InputError, match=message):
+        DLCFMTrainConfig(**settings)
+
+
+def test_bad_data_or_base_is_refused_before_any_step(data, monkeypatch):
+    monkeypatch.setattr(dlcfm_module, "DLCFMGenerator", lambda *a: pytest.fail("training started"))
+    nan = simulate("source", 40, 1, GRID)
+    nan.fields[[0, 7, 8]] = np.inf
+    with pytest.raises(InputError, match=r"fields in 3 of 40 samples \(rows \[0, 7, 8\]\)"):
+        train_dlcfm(_config(), nan, _base(data), progress=False)
+    broken = _base(data)
+    broken.rec_shift.fill_(float("nan"))
+    with pytest.raises(InputError, match=r"base has non-finite weights in \['rec_shift'\]"):
+        train_dlcfm(_config(), data, broken, progress=False)
+    with pytest.raises(InputError, match="must be an AuxVAE, got a BetaVAE"):
+        train_dlcfm(_config(), data, BetaVAE(2, grid=GRID, channels=(4, 8), hidden=8))
+    with pytest.raises(InputError, match="dataset of 1 samples is too small"):
+        train_dlcfm(_config(), simulate("source", 1, 0, GRID), _base(data), progress=False)
+
+
+def test_divergence_stops_at_the_first_non_finite_loss(data):
+    with pytest.raises(TrainingDivergedError) as err:
+        train_dlcfm(_config(learning_rate=1e6), data, _base(data), progress=False)
+    assert "epoch 1, step " in str(err.value)
+    assert "lower learning_rate (now 1e+06, try 100000)" in str(err.value)
+
+
+def _flow(data, out, *extra):
+    return main(["train", "dlcfm", "--data", str(data), "--out", str(out), *extra])
+
+
+def test_command_refuses_bad_options_and_bases(tmp_path, capsys):
+    data = simulate("source", 64, 4).save(tmp_path / "d.npz")
+    out = tmp_path / "out" / "flow"
+    assert _flow(data, out) == 2
+    assert "invprior train: error: --base (the Aux-VAE" in capsys.readouterr().err
+    assert _flow(data, out, "--base", "source-auxvae", "--positive", "--rec-dim", "3") == 2
+    assert "--rec-dim, --positive do not apply to dlcfm" in capsys.readouterr().err
+    assert _flow(data, out, "--base", str(tmp_path / "nothing")) == 2
+    err = capsys.readouterr().err
+    assert f"--base {tmp_path / 'nothing'}: cannot load the Aux-VAE" in err
+    assert _flow(data, out, "--base", "source-betavae", "--eval-n", "0") == 2
+    assert "--base source-betavae is a BetaVAE; dlcfm builds on an AuxVAE" in (
+        capsys.readouterr().err
+    )
+    assert not out.parent.exists()

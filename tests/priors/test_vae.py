@@ -1,11 +1,24 @@
 # SPDX-License-Identifier: MIT
+import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from invprior.priors import AuxVAE, BetaVAE, GridSpec, simulate_sources
-from invprior.priors.train import VAETrainConfig, build_vae, fit_rec_shift, train_vae, vae_loss
+from invprior.cli import main
+from invprior.priors import AuxVAE, BetaVAE, GridSpec, simulate, simulate_sources
+from invprior.priors.train import (
+    TrainingDivergedError,
+    VAETrainConfig,
+    build_vae,
+    fit_rec_shift,
+    nonfinite_weights,
+    train_vae,
+    vae_loss,
+)
+from invprior.priors.train import vae as vae_module
+from invprior.validation import InputError
 
 GRID = GridSpec((16, 16))
 
@@ -150,3 +163,165 @@ def test_simulate_and_train_commands(tmp_path, capsys):
     assert meta["data"]["seed"] == 4 and meta["metrics"]["heldout"]["n"] == 40
     assert meta["training"]["config"]["positive"] is True and g.positive
     assert set(meta["metrics"]) >= {"lds", "lds_all", "aux_corr_min", "ssim_median"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"epochs": 8.5}, "epochs must be an integer, got 8.5"),
+        ({"epochs": True}, "epochs must be an integer"),
+        ({"positive": "yes"}, "positive must be true or false"),
+        ({"learning_rate": "1e-3"}, "learning_rate must be a number"),
+        ({"learning_rate": float("nan")}, "learning_rate must be finite"),
+        ({"channels": (4, 8.0)}, r"channels\[1\] must be an integer"),
+        ({"epochs": 0}, "must be positive: {'epochs': 0}"),
+        ({"beta": -1}, "must be non-negative: {'beta': -1.0}"),
+        ({"device": "tpu"}, "device must be"),
+    ],
+)
+def test_config_is_strict(settings, message):
+    with pytest.raises(InputError, match=message):
+        VAETrainConfig(**settings)
+
+
+def test_config_converts_lists_and_ints():
+    cfg = VAETrainConfig(channels=[4, 8], learning_rate=1, kl_warmup_epochs=2)
+    assert cfg.channels == (4, 8)
+    assert type(cfg.learning_rate) is float and type(cfg.kl_warmup_epochs) is float
+
+
+def _tiny(**kwargs):
+    settings = {"rec_dim": 1, "channels": (4, 8), "hidden": 8, "epochs": 2, "batch_size": 16}
+    return VAETrainConfig(**{**settings, "kl_warmup_epochs": 0, **kwargs})
+
+
+def test_training_rejects_non_finite_data_before_any_step(monkeypatch):
+    data = simulate("source", 64, 0, GRID)
+    data.fields[[5, 9], 3, 3] = np.nan  # changed after the checks of construction
+    data.factors["x0"][2] = np.inf
+
+    def untouched(*args):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(vae_module, "build_vae", untouched)
+    with pytest.raises(InputError, match=r"fields in 2 of 64 samples \(rows \[5, 9\]\)") as err:
+        train_vae(_tiny(), data, progress=False, num_threads=1)
+    assert "factors['x0'] in 1 of 64 samples (rows [2])" in str(err.value)
+
+
+@pytest.mark.parametrize("rec_shift", [True, False])
+def test_divergence_stops_at_the_first_non_finite_loss(rec_shift):
+    data = simulate("source", 64, 0, GRID)
+    with pytest.raises(TrainingDivergedError) as err:
+        train_vae(_tiny(learning_rate=1e6, rec_shift=rec_shift), data, progress=False)
+    message = str(err.value)
+    assert "epoch 1, step " in message and "lower learning_rate (now 1e+06, try 100000)" in message
+    assert isinstance(err.value, RuntimeError)
+
+
+def test_training_returns_finite_weights():
+    model, history = train_vae(_tiny(), simulate("source", 64, 0, GRID), progress=False)
+    assert nonfinite_weights(model) == [] and all(map(math.isfinite, history["train_loss"]))
+
+
+def test_small_or_unnamed_data_are_input_errors():
+    with pytest.raises(InputError, match="dataset of 20 samples is too small"):
+        train_vae(_tiny(), simulate("source", 20, 0, GRID), progress=False)
+    data = simulate("source", 64, 0, GRID)
+    data.aux_names = ()
+    with pytest.raises(InputError, match="needs data with named factors"):
+        train_vae(_tiny(), data, progress=False)
+
+
+def test_rec_shift_refuses_non_finite_input_and_leaves_the_model_unchanged():
+    g = _aux().eval()
+    x = torch.randn(50, 16, 16)
+    x[7, 1, 1] = float("nan")
+    before = g.rec_shift.clone()
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        fit_rec_shift(g, x)
+    next(g.encoder.parameters()).data.fill_(float("inf"))
+    with pytest.raises(TrainingDivergedError, match="encoder means"):
+        fit_rec_shift(g, torch.randn(50, 16, 16))
+    torch.testing.assert_close(g.rec_shift, before, rtol=0, atol=0)
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    return simulate("source", 64, 4).save(tmp_path / "d.npz")
+
+
+def _train(data, out, *extra):
+    args = ["train", "auxvae", "--data", str(data), "--out", str(out), "--epochs", "1"]
+    return main([*args, "--batch-size", "16", "--eval-n", "0", "--no-progress", *extra])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--epochs", "0"), "bad option value: these settings must be positive: {'epochs': 0}"),
+        (("--threads", "0"), "--threads must be a positive integer, got 0"),
+        (("--eval-n", "-1"), "--eval-n must be >= 0"),
+        (("--kl-schedule", "cubic"), "kl_schedule must be one of"),
+        (("--steps", "3"), "--steps do not apply to auxvae"),
+        (("--base", "source-auxvae"), "--base do not apply to auxvae"),
+    ],
+)
+def test_train_command_checks_options(data_file, tmp_path, capsys, extra, message):
+    out = tmp_path / "out" / "g"
+    assert _train(data_file, out, *extra) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("invprior train: error: ") and message in err
+    assert not out.parent.exists()
+
+
+def test_train_command_refuses_bad_data_files(tmp_path, capsys):
+    out = tmp_path / "out" / "g"
+    assert _train(tmp_path / "missing.npz", out) == 2
+    assert "missing.npz: no such file" in capsys.readouterr().err
+    (tmp_path / "text.npz").write_text("x0,y0\n0.5,0.5\n")
+    assert _train(tmp_path / "text.npz", out) == 2
+    err = capsys.readouterr().err
+    assert "text.npz is not an .npz archive" in err and "pickled" not in err
+    assert not out.parent.exists()
+
+
+def test_train_command_writes_nothing_for_non_finite_data(data_file, tmp_path, capsys):
+    with np.load(data_file) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    arrays["fields"][3] = np.nan
+    np.savez(tmp_path / "nan.npz", **arrays)
+    out = tmp_path / "out" / "g"
+    assert _train(tmp_path / "nan.npz", out, "--no-rec-shift") == 2
+    assert "NaN or Inf values: fields in 1 of 64 samples (rows [3])" in capsys.readouterr().err
+    assert not out.parent.exists()
+
+
+def test_train_command_reports_divergence_and_writes_nothing(data_file, tmp_path, capsys):
+    out = tmp_path / "out" / "g"
+    assert _train(data_file, out, "--learning-rate", "1e6", "--no-rec-shift") == 2
+    err = capsys.readouterr().err
+    assert "training diverged: the loss became nan at epoch 1" in err
+    assert "lower learning_rate" in err and "nothing was written" in err
+    assert not out.parent.exists()
+
+
+def test_train_command_probes_the_output_folder_first(data_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(vae_module, "build_vae", lambda *a: pytest.fail("training started"))
+    (tmp_path / "file").write_text("")
+    assert _train(data_file, tmp_path / "file" / "g") == 2
+    assert "is a file, so the folder" in capsys.readouterr().err
+    assert _train(data_file, tmp_path) == 2
+    assert "is a folder; give a file path" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz", "file"]
+
+
+def test_train_command_evaluation_needs_a_known_simulator(data_file, tmp_path, capsys):
+    with np.load(data_file) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["recipe"]["simulator"] = "darcy"
+    np.savez(tmp_path / "other.npz", **{**arrays, "meta": np.array(json.dumps(meta))})
+    args = ["train", "auxvae", "--data", str(tmp_path / "other.npz"), "--out", str(tmp_path / "g")]
+    assert main([*args, "--eval-n", "5"]) == 2
+    assert "names simulator 'darcy'" in capsys.readouterr().err
