@@ -7,6 +7,9 @@ The DOLFINx-based names load on first access, so ``invprior.pde.errors`` and
 
 import importlib
 import importlib.util
+import signal
+import sys
+import threading
 
 from .base import ForwardModel, SolveCounter
 from .errors import PDESolveError, SensorOutsideMeshError
@@ -14,6 +17,34 @@ from .errors import PDESolveError, SensorOutsideMeshError
 # The PyPI wheel's bootstrap must run before mpi4py's, petsc4py's and DOLFINx's bindings.
 if importlib.util.find_spec("dolfinx_solver") is not None:
     importlib.import_module("dolfinx_solver")
+
+
+def _leave_signals_to_python() -> None:
+    """Keep PETSc's signal handler off, so SIGTERM and SIGINT reach Python's handlers.
+
+    PETSc's handler (installed by ``PetscInitialize``) answers SIGTERM with "Caught signal
+    number 15 ... -start_in_debugger" and ``MPI_Abort``: no ``finally`` block runs, nothing
+    is saved or cleaned up. Before PETSc starts, the option ``-no_signal_handler`` keeps it
+    from installing one; if PETSc was started elsewhere first, its handler is popped and
+    Python's handlers for SIGINT and SIGTERM are installed again (popping leaves the
+    signals' default actions).
+    """
+    import petsc4py
+
+    module = sys.modules.get("petsc4py.PETSc")
+    if module is None or not module.Sys.isInitialized():
+        petsc4py.init(["-no_signal_handler"])
+        return
+    module.Sys.popSignalHandler()
+    if threading.current_thread() is threading.main_thread():
+        for number in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(number)  # None: not installed from Python
+            if handler is not None:
+                signal.signal(number, handler)
+
+
+if importlib.util.find_spec("petsc4py") is not None:
+    _leave_signals_to_python()
 
 _LAZY = {
     "ConductivityProblem": "conductivity",

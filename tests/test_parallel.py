@@ -139,7 +139,7 @@ def test_run_command_sets_chains_and_rank_groups(tmp_path, monkeypatch, capsys):
 
     seen = []
 
-    def fake_run_study(config: object, comm: object) -> dict:
+    def fake_run_study(config: object, comm: object, **options: object) -> dict:
         seen.append(config)
         Path(config.folder).mkdir(parents=True)
         (Path(config.folder) / "summary.txt").write_text("")

@@ -3,14 +3,19 @@ r"""Hamiltonian Monte Carlo and NUTS over the unconstrained latent of an inverse
 
 Both wrap Pyro's kernels around :class:`invprior.potential.PotentialEnergy`: step size
 adaptation by dual averaging and mass matrix adaptation during warm-up, a dense mass
-matrix for small latents. Chains run one after another in this process (one
-``MCMC(num_chains=1)`` each), never through Pyro's multiprocessing: the forward model may
-hold MPI communicators and PETSc objects. Chain :math:`c` of ``num_chains`` always starts
-at the :math:`c`-th start and draws from the :math:`c`-th of ``child_seeds(seed,
-num_chains)``, so a process may run any subset ``chains`` of them and the subsets of
-several MPI rank groups, gathered (:func:`invprior.parallel.gather_chains`), are the full
-run. Each chain starts at the MAP unless told otherwise. A PDE solver failure becomes a
-divergence.
+matrix for small latents. Chains run one after another in this process, each driven
+iteration by iteration as Pyro's ``MCMC(num_chains=1)`` drives it (same draws), never
+through Pyro's multiprocessing: the forward model may hold MPI communicators and PETSc
+objects. Chain :math:`c` of ``num_chains`` always starts at the :math:`c`-th start and
+draws from the :math:`c`-th of ``child_seeds(seed, num_chains)``, so a process may run any
+subset ``chains`` of them and the subsets of several MPI rank groups, gathered
+(:func:`invprior.parallel.gather_chains`), are the full run. Each chain starts at the MAP
+unless told otherwise. A PDE solver failure becomes a divergence.
+
+With a :class:`~invprior.infer.checkpoint.SamplingCheckpoint` every chain is saved as it
+goes, and on SIGINT (or SIGTERM turned into ``KeyboardInterrupt``) once more before
+:class:`~invprior.infer.checkpoint.SamplingInterrupted` is raised; a run resumed from the
+checkpoint gives the draws of an uninterrupted one, bit for bit.
 
 Per draw the result keeps ``diverging``, ``step_size``, ``n_steps`` (leapfrog steps),
 ``accept_prob`` and, for NUTS, ``tree_depth`` (:math:`\lceil \log_2(n_{steps} + 1) \rceil`,
@@ -26,6 +31,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -33,13 +39,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyro
 import torch
-from pyro.infer.mcmc import HMC, MCMC, NUTS
+from pyro import poutine
+from pyro.infer.mcmc import HMC, NUTS
+from pyro.infer.mcmc.logger import ProgressBar
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
 from ..model import InverseProblem
 from ..potential import PotentialEnergy
 from ..sites import FIELD
+from ..validation import InputError, check_field_types
+from .checkpoint import (
+    ChainState,
+    ChainStore,
+    SamplingCheckpoint,
+    SamplingInterrupted,
+    config_hash,
+    kernel_state,
+    restore_kernel,
+    restore_rng,
+    rng_state,
+    signals_held,
+)
 from .common import child_seeds, is_root, seeded, solve_counts, solves_since
 from .gaussian import laplace
 from .mode import MapResult, find_map
@@ -47,12 +69,17 @@ from .mode import MapResult, find_map
 __all__ = ["MCMCConfig", "MCMCResult", "hmc", "nuts"]
 
 
+#: Fewest draws per chain :class:`MCMCConfig` accepts.
+MIN_DRAWS_PER_CHAIN = 4
+
+
 @dataclass(frozen=True)
 class MCMCConfig:
     """Settings of :func:`hmc` and :func:`nuts` (Pyro's names).
 
     Attributes:
-        num_samples: Draws kept per chain.
+        num_samples: Draws kept per chain, at least :data:`MIN_DRAWS_PER_CHAIN` (Pyro's
+            split R-hat, computed for every chain, halves it and needs 2 per half).
         warmup_steps: Adaptation steps per chain (discarded).
         num_chains: Chains, run one after another (or split over MPI rank groups, see
             :mod:`invprior.parallel`).
@@ -86,19 +113,21 @@ class MCMCConfig:
     disable_progbar: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("num_samples", "num_chains", "max_tree_depth", "num_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        check_field_types(self)
+        minimum = {"num_samples": MIN_DRAWS_PER_CHAIN, "num_chains": 1, "max_tree_depth": 1}
+        minimum |= {"num_steps": 1, "warmup_steps": 0, "max_dense_dim": 0}
+        for name, least in minimum.items():
+            if getattr(self, name) < least:
+                why = " (split R-hat halves each chain)" if name == "num_samples" else ""
+                raise InputError(f"{name} must be >= {least}{why}, got {getattr(self, name)}")
         if not 0 < self.target_accept_prob < 1:
-            raise ValueError(
+            raise InputError(
                 f"target_accept_prob must lie in (0, 1), got {self.target_accept_prob}"
             )
         if not self.step_size > 0:
-            raise ValueError(f"step_size must be positive, got {self.step_size}")
+            raise InputError(f"step_size must be > 0, got {self.step_size}")
         if self.init_mass not in ("laplace", "identity"):
-            raise ValueError(f"init_mass must be 'laplace' or 'identity', got {self.init_mass!r}")
+            raise InputError(f"init_mass must be 'laplace' or 'identity', got {self.init_mass!r}")
 
 
 @dataclass(frozen=True)
@@ -173,7 +202,7 @@ class _HMC(_InitialMass, HMC):
 
 
 class _DrawRecorder:
-    """MCMC ``hook_fn`` recording per-draw statistics after warm-up."""
+    """Per-draw statistics after warm-up, recorded after every iteration."""
 
     def __init__(self, potential: PotentialEnergy, num_samples: int, nuts: bool) -> None:
         self.potential = potential
@@ -197,6 +226,109 @@ class _DrawRecorder:
             if self.nuts:
                 self.stats["tree_depth"][i] = math.ceil(math.log2(n_steps + 1))
         self._mean_accept = mean_accept
+
+    def running(self) -> dict[str, float]:
+        """The running values a checkpoint needs besides the statistics themselves."""
+        return {
+            "pending_evals": self.potential.num_evals - self._evals,
+            "mean_accept": self._mean_accept,
+        }
+
+    def restore(self, tensors: dict[str, torch.Tensor], running: dict[str, float]) -> None:
+        """Continue from the statistics ``stats/*`` of the first draws and :meth:`running`."""
+        for key, values in self.stats.items():
+            saved = tensors[f"stats/{key}"].numpy()
+            values[: len(saved)] = saved
+        self._evals = self.potential.num_evals - running["pending_evals"]
+        self._mean_accept = running["mean_accept"]
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """A chain after a completed iteration (tensors cloned), not yet written."""
+
+    iteration: int
+    kernel_tensors: dict[str, torch.Tensor]
+    kernel_scalars: dict[str, object]
+    rng: dict[str, torch.Tensor]
+    counters: dict[str, object]
+    running: dict[str, float]
+
+
+class _ChainSaver:
+    """Snapshots of one chain after every iteration, written as its checkpoint says.
+
+    A snapshot is taken only after a completed iteration, so an interrupt in the middle of
+    one loses that iteration alone: the chain continues from the snapshot before it. Where
+    this process does not write, only the count of iterations is kept.
+    """
+
+    def __init__(
+        self,
+        store: ChainStore,
+        chain: int,
+        recorder: _DrawRecorder,
+        draws: list[torch.Tensor],
+        warmup_steps: int,
+        saved: int,
+    ) -> None:
+        self.store, self.chain, self.recorder, self.draws = store, chain, recorder, draws
+        self.warmup_steps = warmup_steps
+        self.saved = saved  # iterations in the file
+        self._saved_at = time.monotonic()
+        self._snapshot: _Snapshot | None = None
+
+    def take(
+        self,
+        kernel: MCMCKernel,
+        iteration: int,
+        counters: dict[str, object],
+        device: torch.device,
+    ) -> None:
+        """Snapshot the chain after ``iteration`` iterations; write it if a save is due.
+
+        Args:
+            kernel: The set-up kernel.
+            iteration: Iterations done (warm-up included).
+            counters: The chain's counters so far.
+            device: The device the chain runs on (whose generator is saved).
+        """
+        if not self.store.writes:
+            self.saved = iteration
+            return
+        tensors, scalars = kernel_state(kernel)
+        rng = rng_state(device)
+        self._snapshot = _Snapshot(
+            iteration, tensors, scalars, rng, counters, self.recorder.running()
+        )
+        every = self.store.checkpoint
+        since = time.monotonic() - self._saved_at
+        if iteration - self.saved >= every.every or since >= every.every_s:
+            self.save()
+
+    def save(self) -> int:
+        """Write the latest snapshot if it is newer than the file; returns its iterations."""
+        snap = self._snapshot
+        if snap is None or snap.iteration <= self.saved:
+            return self.saved
+        num_draws = max(snap.iteration - self.warmup_steps, 0)
+        draws = self.draws[:num_draws]
+        stats = self.recorder.stats
+        tensors = {
+            **{f"kernel/{k}": v for k, v in snap.kernel_tensors.items()},
+            **snap.rng,
+            **{f"stats/{k}": torch.from_numpy(v[:num_draws].copy()) for k, v in stats.items()},
+            "draws": torch.stack(draws) if draws else torch.zeros(0, 0),
+        }
+        scalars = {
+            "iteration": snap.iteration,
+            "kernel": snap.kernel_scalars,
+            "chain": snap.counters,
+            "recorder": snap.running,
+        }
+        self.store.save_chain(self.chain, ChainState(tensors, scalars))
+        self.saved, self._saved_at = snap.iteration, time.monotonic()
+        return snap.iteration
 
 
 def _initial_latents(
@@ -246,6 +378,62 @@ def _chain_indices(chains: Sequence[int] | None, num_chains: int) -> tuple[int, 
     return indices
 
 
+class _ChainInterrupted(KeyboardInterrupt):
+    """A chain stopped by an interrupt after ``saved`` iterations were saved."""
+
+    def __init__(self, saved: int) -> None:
+        super().__init__(saved)
+        self.saved = saved
+
+
+def _chain_counters(
+    potential: PotentialEnergy, saved: ChainState | None
+) -> Callable[[], dict[str, object]]:
+    """A function giving the chain's wall time, evaluations and PDE solves so far.
+
+    Counted from now on and added to those of the ``saved`` chain, so a resumed chain
+    reports the evaluations and solves of an uninterrupted one (and the wall time of all
+    its sessions).
+    """
+    forward = potential.problem.forward
+    before, tic = solve_counts(forward), time.perf_counter()
+    past = saved.scalars["chain"] if saved is not None else None
+
+    def counters() -> dict[str, object]:
+        solves = solves_since(before, forward)
+        wall_s, num_evals = time.perf_counter() - tic, potential.num_evals
+        if past is not None:
+            wall_s, num_evals = wall_s + past["wall_s"], num_evals + past["num_evals"]
+            if solves is not None:
+                solves = {key: solves[key] + past["pde_solves"][key] for key in solves}
+        return {"wall_s": wall_s, "num_evals": num_evals, "pde_solves": solves}
+
+    return counters
+
+
+def _resume_chain(
+    kernel: MCMCKernel,
+    recorder: _DrawRecorder,
+    saved: ChainState,
+    start: torch.Tensor,
+) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+    """Put a saved chain back into ``kernel``, torch's generators and ``recorder``.
+
+    Returns:
+        The current latent (the ``params`` of the next iteration) and the draws so far,
+        each of shape ``(dim,)``.
+    """
+    kernel_tensors = {
+        key.removeprefix("kernel/"): value
+        for key, value in saved.tensors.items()
+        if key.startswith("kernel/")
+    }
+    params = restore_kernel(kernel, kernel_tensors, saved.scalars["kernel"], start)
+    restore_rng(saved.tensors, start.device)
+    recorder.restore(saved.tensors, saved.scalars["recorder"])
+    return params, list(saved.tensors["draws"].to(start.device).unbind())
+
+
 def _run_chain(
     kernel: MCMCKernel,
     potential: PotentialEnergy,
@@ -253,23 +441,119 @@ def _run_chain(
     seed: int,
     config: MCMCConfig,
     recorder: _DrawRecorder,
-) -> tuple[torch.Tensor, np.ndarray]:
-    """One chain from ``start`` ``(dim,)``: latent draws ``(draw, dim)`` and divergences."""
-    with seeded(seed, start.device):
-        mcmc = MCMC(
-            kernel,
-            num_samples=config.num_samples,
-            warmup_steps=config.warmup_steps,
-            initial_params=potential.layout.unpack(start),
-            num_chains=1,
-            disable_progbar=config.disable_progbar or not is_root(),
-            hook_fn=recorder,
-            transforms={},
-        )
-        mcmc.run()
+    store: ChainStore | None,
+    chain: int,
+) -> tuple[torch.Tensor, np.ndarray, dict[str, object]]:
+    """One chain from ``start`` ``(dim,)``, or from where ``store`` saved it.
+
+    Drives the kernel as Pyro's ``MCMC`` does (``setup``, then ``sample`` per iteration
+    under ``poutine.block`` with validation off, seeded with ``seed``), so the draws are
+    those of ``MCMC(kernel, ...).run()``; with a ``store`` the chain is snapshotted after
+    every iteration and saved as its checkpoint says.
+
+    Returns:
+        Latent draws ``(draw, dim)``, divergences ``(draw,)`` and the chain's counters
+        (``wall_s``, ``num_evals``, ``pde_solves``).
+
+    Raises:
+        KeyboardInterrupt: On SIGINT (or SIGTERM turned into it); with a ``store``, a
+            ``_ChainInterrupted`` raised once the latest snapshot is saved.
+    """
+    total = config.warmup_steps + config.num_samples
+    saved = store.load_chain(chain) if store is not None and store.checkpoint.resume else None
+    counters = _chain_counters(potential, saved)
+    draws: list[torch.Tensor] = []
+    saver = None
+    if store is not None:
+        done = saved.iteration if saved is not None else 0
+        saver = _ChainSaver(store, chain, recorder, draws, config.warmup_steps, done)
+    progress = ProgressBar(
+        config.warmup_steps, config.num_samples, disable=config.disable_progbar or not is_root()
+    )
+    with seeded(seed, start.device), poutine.block(), pyro.validation_enabled(False):
+        try:
+            if saved is None:
+                kernel.initial_params = potential.layout.unpack(start)
+                kernel.setup(config.warmup_steps)
+                params, done = kernel.initial_params, 0
+            else:
+                params, loaded = _resume_chain(kernel, recorder, saved, start)
+                draws.extend(loaded)
+                done = saved.iteration
+            if saver is not None:
+                saver.take(kernel, done, counters(), start.device)
+            progress.update(done)
+            for i in range(done, total):
+                params = kernel.sample(params)
+                warm = i < config.warmup_steps
+                stage = "Warmup" if warm else "Sample"
+                recorder(kernel, params, stage, i if warm else i - config.warmup_steps)
+                if not warm:
+                    draws.append(potential.layout.pack(params).detach())
+                progress.set_description(stage, refresh=False)
+                progress.set_postfix(kernel.logging(), refresh=False)
+                progress.update()
+                if saver is not None:
+                    saver.take(kernel, i + 1, counters(), start.device)
+            if saver is not None:
+                saver.save()
+        except KeyboardInterrupt as err:
+            if saver is None:
+                raise
+            with signals_held():  # a second interrupt waits until the file is written
+                saved_iterations = saver.save()
+            raise _ChainInterrupted(saved_iterations) from err
+        finally:
+            progress.close()
     diverging = np.zeros(config.num_samples, dtype=bool)
-    diverging[np.asarray(mcmc.diagnostics()["divergences"]["chain 0"], dtype=int)] = True
-    return potential.layout.pack(mcmc.get_samples()).detach(), diverging
+    diverging[np.asarray(kernel.diagnostics()["divergences"], dtype=int)] = True
+    kernel.cleanup()
+    return torch.stack(draws), diverging, counters()
+
+
+def _identity(
+    config: MCMCConfig, kernel_name: str, seed: int, obs: torch.Tensor, full_mass: bool
+) -> dict[str, str]:
+    """Digests a checkpoint must match: sampler settings (not the display ones) and data."""
+    settings = dataclasses.replace(config, disable_progbar=False, store_field=True)
+    data = obs.detach().to("cpu").contiguous()
+    return {
+        "sampler": config_hash(kernel_name, seed, settings, full_mass),
+        "data": config_hash(str(data.dtype), tuple(data.shape), data.numpy().tobytes()),
+    }
+
+
+def _starts_and_mass(
+    problem: InverseProblem,
+    obs: torch.Tensor,
+    config: MCMCConfig,
+    init: MapResult | torch.Tensor | None,
+    seed: int,
+    full_mass: bool,
+    store: ChainStore | None,
+    indices: tuple[int, ...],
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Starts ``(num_chains, dim)`` and initial inverse mass ``(dim, dim)`` (or None).
+
+    Computed (and saved in ``store``, for the chains ``indices`` run here) for a new run;
+    read from ``store`` on resume.
+    """
+    if store is not None and store.checkpoint.resume:
+        starts, inverse_mass = store.load_run()
+        return starts.to(obs), None if inverse_mass is None else inverse_mass.to(obs)
+    dim = PotentialEnergy(problem, obs).layout.dim
+    starts = _initial_latents(problem, obs, init, config.num_chains, seed)
+    if starts.shape[-1] != dim:
+        raise ValueError(
+            f"initial latent has {starts.shape[-1]} coordinates but the problem has "
+            f"{dim}; pass the MAP of this problem or a latent of that size"
+        )
+    inverse_mass = None
+    if full_mass and config.init_mass == "laplace":
+        inverse_mass = _initial_inverse_mass(problem, obs, starts[0])
+    if store is not None:
+        store.save_run(starts, inverse_mass, indices)
+    return starts, inverse_mass
 
 
 def _run_chains(
@@ -281,6 +565,7 @@ def _run_chains(
     seed: int,
     kernel_name: str,
     chains: Sequence[int] | None,
+    checkpoint: SamplingCheckpoint | None,
 ) -> MCMCResult:
     """Run the chains ``chains`` (default all) one after another and collect the results.
 
@@ -292,32 +577,39 @@ def _run_chains(
     full_mass = (
         config.full_mass if config.full_mass is not None else (layout.dim <= config.max_dense_dim)
     )
-    starts = _initial_latents(problem, obs, init, config.num_chains, seed)
-    if starts.shape[-1] != layout.dim:
-        raise ValueError(
-            f"initial latent has {starts.shape[-1]} coordinates but the problem has "
-            f"{layout.dim}; pass the MAP of this problem or a latent of that size"
-        )
-    inverse_mass = None
-    if full_mass and config.init_mass == "laplace":
-        inverse_mass = _initial_inverse_mass(problem, obs, starts[0])
+    store = None
+    if checkpoint is not None:
+        writes = checkpoint.write if checkpoint.write is not None else is_root()
+        identity = _identity(config, kernel_name, seed, obs, full_mass)
+        store = ChainStore(checkpoint, identity, writes)
+    starts, inverse_mass = _starts_and_mass(
+        problem, obs, config, init, seed, full_mass, store, indices
+    )
     seeds = child_seeds(seed, config.num_chains)
+    total = config.warmup_steps + config.num_samples
     latents, stats, chain_stats = [], [], []
-    for chain in indices:
+    for n, chain in enumerate(indices):
         potential = PotentialEnergy(problem, obs)
         recorder = _DrawRecorder(potential, config.num_samples, kernel_name == "NUTS")
         kernel = make_kernel(potential, full_mass, inverse_mass)
-        before, tic = solve_counts(problem.forward), time.perf_counter()
         start = starts[chain].to(potential.obs)
-        latent, diverging = _run_chain(kernel, potential, start, seeds[chain], config, recorder)
+        try:
+            latent, diverging, counters = _run_chain(
+                kernel, potential, start, seeds[chain], config, recorder, store, chain
+            )
+        except KeyboardInterrupt as err:
+            if store is None:
+                raise
+            done = n * total + (err.saved if isinstance(err, _ChainInterrupted) else 0)
+            raise SamplingInterrupted(done, len(indices) * total, store.folder) from None
         latents.append(latent)
         stats.append({**recorder.stats, "diverging": diverging})
         chain_stats.append(
             {
                 "chain": chain,
-                "wall_s": time.perf_counter() - tic,
-                "pde_solves": solves_since(before, problem.forward),
-                "num_evals": potential.num_evals,
+                "wall_s": counters["wall_s"],
+                "pde_solves": counters["pde_solves"],
+                "num_evals": counters["num_evals"],
                 "num_divergences": int(diverging.sum()),
                 "step_size": float(kernel.step_size),
             }
@@ -357,6 +649,7 @@ def nuts(
     seed: int = 0,
     config: MCMCConfig | None = None,
     chains: Sequence[int] | None = None,
+    checkpoint: SamplingCheckpoint | None = None,
     **kwargs: object,
 ) -> MCMCResult:
     """Sample the posterior with the No-U-Turn Sampler [1].
@@ -373,6 +666,11 @@ def nuts(
             of ``child_seeds(seed, num_chains)`` whichever subset it is run in, so the
             chains of MPI rank groups (:func:`invprior.parallel.split_chains`), gathered,
             are those of the full run.
+        checkpoint: Save the chains as they go (a
+            :class:`~invprior.infer.checkpoint.SamplingCheckpoint`), and with its
+            ``resume`` continue the saved ones: the starts and initial mass matrix are then
+            the saved ones (``init`` is not used) and the result is bit for bit that of an
+            uninterrupted run. None (the default) saves nothing.
         **kwargs: Fields of :class:`MCMCConfig`.
 
     Returns:
@@ -381,6 +679,10 @@ def nuts(
     Raises:
         ValueError: If ``chains`` are not distinct indices below ``num_chains``, or the
             initial latent does not fit the problem.
+        InputError: With ``checkpoint.resume``, if there is no checkpoint or it was made
+            with other sampler settings, data or ``checkpoint.settings``.
+        SamplingInterrupted: With a ``checkpoint``, on SIGINT (or SIGTERM turned into
+            ``KeyboardInterrupt``) during sampling, once the progress is saved.
 
     Example:
         >>> result = nuts(problem, obs, num_samples=500, warmup_steps=500)  # doctest: +SKIP
@@ -401,7 +703,7 @@ def nuts(
             max_tree_depth=config.max_tree_depth,
         )
 
-    return _run_chains(make_kernel, problem, obs, config, init, seed, "NUTS", chains)
+    return _run_chains(make_kernel, problem, obs, config, init, seed, "NUTS", chains, checkpoint)
 
 
 def hmc(
@@ -412,6 +714,7 @@ def hmc(
     seed: int = 0,
     config: MCMCConfig | None = None,
     chains: Sequence[int] | None = None,
+    checkpoint: SamplingCheckpoint | None = None,
     **kwargs: object,
 ) -> MCMCResult:
     """Sample the posterior with Hamiltonian Monte Carlo, ``config.num_steps`` per draw [2].
@@ -432,4 +735,4 @@ def hmc(
             target_accept_prob=config.target_accept_prob,
         )
 
-    return _run_chains(make_kernel, problem, obs, config, init, seed, "HMC", chains)
+    return _run_chains(make_kernel, problem, obs, config, init, seed, "HMC", chains, checkpoint)

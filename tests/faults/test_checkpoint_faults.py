@@ -8,7 +8,7 @@ writing anything.
 import json
 
 import pytest
-from conftest import assert_input_error, listing, run_cli
+from fault_cli import assert_input_error, listing, run_cli
 from tiny_study import study_toml, tiny_auxvae
 
 from invprior.priors import save

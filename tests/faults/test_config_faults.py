@@ -15,7 +15,7 @@ import types
 import numpy as np
 import pytest
 import torch
-from conftest import assert_input_error, listing, run_cli
+from fault_cli import assert_input_error, listing, run_cli
 from tiny_study import study_toml, tiny_auxvae
 
 from invprior.cli import main

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import assert_input_error, listing, run_cli
+from fault_cli import assert_input_error, listing, run_cli
 
 from invprior.priors.simulate import simulate
 

@@ -1,5 +1,10 @@
 # SPDX-License-Identifier: MIT
-"""HMC and NUTS: closed-form posterior, reproducibility, statistics, solver failures."""
+"""HMC and NUTS: closed-form posterior, reproducibility, statistics, solver failures, resume."""
+
+import itertools
+import os
+import signal
+import time
 
 import arviz_stats
 import numpy as np
@@ -12,10 +17,29 @@ from linear_gaussian import (
     make_problem,
     synthetic_obs,
 )
+from pyro.infer.mcmc import HMC, MCMC
+from pyro.infer.mcmc.adaptation import BlockMassMatrix, WarmupAdapter
+from pyro.ops.dual_averaging import DualAveraging
+from pyro.ops.welford import WelfordCovariance
 
 from invprior import infer
+from invprior.infer.checkpoint import (
+    PYRO_ATTRIBUTES,
+    SamplingCheckpoint,
+    SamplingInterrupted,
+    check_resumable,
+    kernel_state,
+    prepare_checkpoint,
+    restore_kernel,
+    sampling_folder,
+    signals_held,
+)
+from invprior.infer.common import child_seeds, seeded
+from invprior.infer.mcmc import _NUTS
 from invprior.model import InverseProblem
+from invprior.potential import PotentialEnergy
 from invprior.sites import AUX_NOISE, FIELD, Z_AUX, Z_REC
+from invprior.validation import InputError
 
 TINY = {
     "num_samples": 10,
@@ -142,3 +166,212 @@ def test_laplace_warm_start_takes_fewer_leapfrog_steps():
         for init_mass in ("laplace", "identity")
     }  # fmt: skip
     assert steps["laplace"] < 0.5 * steps["identity"], steps
+
+
+# Checkpoints: interrupted chains continue bit for bit -------------------------------------
+
+RESUMABLE = {
+    "num_samples": 8,
+    "warmup_steps": 20,
+    "max_tree_depth": 3,
+    "num_steps": 4,
+    "disable_progbar": True,
+}
+
+
+@pytest.fixture(scope="module")
+def resumable():
+    """A small problem, its data and its MAP."""
+    problem = make_problem(aux_dim=1, rec_dim=2)
+    obs = synthetic_obs(problem)
+    return problem, obs, infer.map(problem, obs, num_restarts=1)
+
+
+def _interrupt_at(monkeypatch, evaluation):
+    """The ``evaluation``-th potential evaluation from now raises KeyboardInterrupt.
+
+    That is in the middle of a kernel iteration, as a real SIGINT would be.
+    """
+    call = PotentialEnergy.__call__
+    count = itertools.count(1)
+
+    def interrupting(self, params):
+        if next(count) == evaluation:
+            raise KeyboardInterrupt
+        return call(self, params)
+
+    monkeypatch.setattr(PotentialEnergy, "__call__", interrupting)
+
+
+def _assert_same_run(result, reference):
+    torch.testing.assert_close(result.latent, reference.latent, rtol=0, atol=0)
+    assert set(result.sample_stats) == set(reference.sample_stats)
+    for key, values in reference.sample_stats.items():
+        np.testing.assert_array_equal(result.sample_stats[key], values, err_msg=key)
+    keys = ("chain", "num_evals", "pde_solves", "num_divergences", "step_size")
+    assert [{k: c[k] for k in keys} for c in result.chain_stats] == [
+        {k: c[k] for k in keys} for c in reference.chain_stats
+    ]
+
+
+def test_driver_gives_the_draws_of_pyro_mcmc(resumable):
+    """The chain loop reproduces ``pyro.infer.MCMC(...).run()``, the former implementation."""
+    problem, obs, start = resumable
+    potential = PotentialEnergy(problem, obs)
+    kernel = _NUTS(
+        potential_fn=potential,
+        inverse_mass_matrix=infer.laplace(problem, obs, start.latent).cov,
+        full_mass=True,
+        max_tree_depth=3,
+    )
+    with seeded(child_seeds(7, 1)[0], torch.device("cpu")):
+        mcmc = MCMC(
+            kernel,
+            num_samples=8,
+            warmup_steps=20,
+            initial_params=potential.layout.unpack(start.latent),
+            disable_progbar=True,
+            transforms={},
+        )
+        mcmc.run()
+    expected = potential.layout.pack(mcmc.get_samples())
+    result = infer.nuts(problem, obs, init=start, seed=7, num_chains=1, **RESUMABLE)
+    torch.testing.assert_close(result.latent[0], expected, rtol=0, atol=0)
+    assert result.chain_stats[0]["step_size"] == kernel.step_size
+
+
+@pytest.mark.parametrize(
+    ("sampler", "num_chains", "stops"),
+    [
+        ("nuts", 1, (25, 80, 60)),  # during setup, in a mass matrix window, among the draws
+        ("nuts", 2, (150, 60)),  # just after chain 0 ended, then in chain 1
+        ("hmc", 1, (60, 60)),
+        ("hmc", 2, (110, 120)),
+    ],
+)
+def test_interrupted_chains_resume_bit_for_bit(
+    resumable, tmp_path, monkeypatch, sampler, num_chains, stops
+):
+    problem, obs, start = resumable
+    sample = getattr(infer, sampler)
+    options = {"init": start, "seed": 7, "num_chains": num_chains, **RESUMABLE}
+    reference = sample(problem, obs, **options)  # no checkpoint
+    folder = tmp_path / "sampling"
+    done = []
+    for stop in stops:
+        with monkeypatch.context() as patch:
+            _interrupt_at(patch, stop)
+            checkpoint = SamplingCheckpoint(folder, every=3, resume=bool(done))
+            with pytest.raises(SamplingInterrupted) as info:
+                sample(problem, obs, checkpoint=checkpoint, **options)
+        total = num_chains * 28
+        assert str(info.value) == f"{info.value.done} of {total} iterations saved in {folder}"
+        done.append(info.value.done)
+    assert done == sorted(done) and done[-1] < num_chains * 28, done
+    if sampler == "nuts" and num_chains == 1:
+        assert done[0] == 0 and 3 < done[1] < 20 < done[2], done  # setup, warm-up, draws
+    if num_chains == 2:
+        assert done[-1] > 28, done  # chain 1 was begun
+    resumed = sample(problem, obs, checkpoint=SamplingCheckpoint(folder, resume=True), **options)
+    _assert_same_run(resumed, reference)
+    checkpointed = sample(problem, obs, checkpoint=SamplingCheckpoint(tmp_path / "new"), **options)
+    _assert_same_run(checkpointed, reference)  # saving changes nothing either
+
+
+def test_checkpoint_of_another_run_is_refused(resumable, tmp_path, monkeypatch):
+    problem, obs, start = resumable
+    options = {"init": start, "num_chains": 1, **RESUMABLE}
+    folder = tmp_path / "sampling"
+    settings = {"[mesh] n": "8", "[prior] name": "'a'"}
+    with monkeypatch.context() as patch, pytest.raises(SamplingInterrupted):
+        _interrupt_at(patch, 80)
+        infer.nuts(
+            problem, obs, checkpoint=SamplingCheckpoint(folder, settings=settings), **options
+        )
+
+    def resume(obs=obs, seed=0, **changes):
+        checkpoint = SamplingCheckpoint(folder, resume=True, settings={**settings, **changes})
+        return infer.nuts(problem, obs, seed=seed, checkpoint=checkpoint, **options)
+
+    with pytest.raises(InputError, match=r"another sampler settings \(kernel"):
+        resume(seed=1)
+    with pytest.raises(InputError, match="another observed data"):
+        resume(obs=obs + 0.1)
+    with pytest.raises(InputError, match=r"\[mesh\] n 16 here, 8 in the checkpoint"):
+        resume(**{"[mesh] n": "16"})
+    with pytest.raises(InputError, match=r"\[mesh\] n 16 here, 8 in the checkpoint"):
+        check_resumable(folder, {**settings, "[mesh] n": "16"})
+    check_resumable(folder, settings)  # the same settings pass
+    with pytest.raises(InputError, match="no checkpoint of an interrupted run"):
+        infer.nuts(
+            problem, obs, checkpoint=SamplingCheckpoint(tmp_path / "none", resume=True), **options
+        )
+
+
+def test_a_new_run_discards_an_old_checkpoint(tmp_path):
+    output = tmp_path / "study"
+    folder = sampling_folder(output)
+    assert folder == tmp_path / ".study.sampling"
+    folder.mkdir()
+    (folder / "run.safetensors").write_text("left by a killed run")
+    with pytest.raises(InputError, match=r"cannot be read"):
+        prepare_checkpoint(output, {}, resume=True)
+    with pytest.warns(RuntimeWarning, match="discarding the checkpoint"):
+        checkpoint = prepare_checkpoint(output, {"seed": "0"}, resume=False)
+    assert not folder.exists() and checkpoint.folder == folder and not checkpoint.resume
+
+
+def test_pyro_kernel_attributes_used_by_checkpoints_still_exist(resumable):
+    """The private Pyro attributes the checkpoint shim reads and sets, and a round trip."""
+    problem, obs, start = resumable
+
+    def kernel():
+        made = _NUTS(potential_fn=PotentialEnergy(problem, obs), full_mass=True)
+        made.initial_params = made.potential_fn.layout.unpack(start.latent)
+        return made
+
+    first = kernel()
+    with seeded(3, torch.device("cpu")):
+        first.setup(warmup_steps=20)
+        params = first.initial_params
+        for _ in range(6):  # into the first mass matrix window
+            params = first.sample(params)
+    adapter = first._adapter
+    mass = adapter.mass_matrix_adapter
+    objects = {
+        HMC: first,
+        WarmupAdapter: adapter,
+        DualAveraging: adapter._step_size_adapt_scheme,
+        BlockMassMatrix: mass,
+        WelfordCovariance: next(iter(mass._adapt_scheme.values())),
+    }
+    missing = [
+        f"{kind.__name__}.{name}"
+        for kind, names in PYRO_ATTRIBUTES.items()
+        for name in names
+        if not hasattr(objects[kind], name)
+    ]
+    assert missing == []
+    assert objects[WelfordCovariance].n_samples > 0
+    tensors, scalars = kernel_state(first)
+    second = kernel()
+    restored = restore_kernel(second, tensors, scalars, start.latent)
+    tensors_again, scalars_again = kernel_state(second)
+    assert scalars_again == scalars
+    assert tensors_again.keys() == tensors.keys()
+    assert all(torch.equal(tensors[k], tensors_again[k]) for k in tensors)
+    draws = []
+    for made, start_params in ((first, params), (second, restored)):
+        with seeded(5, torch.device("cpu")):
+            draws.append(made.sample(start_params))
+    assert all(torch.equal(draws[0][k], draws[1][k]) for k in draws[0])
+
+
+def test_signals_held_defers_sigint():
+    reached = False
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            reached = True
+    assert reached
