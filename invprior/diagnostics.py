@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from .fileio import atomic_path
+from .fileio import atomic_path, json_text
 from .infer.common import seeded
 from .infer.mcmc import MCMCResult
 from .model import InverseProblem
@@ -168,7 +168,7 @@ def to_arviz(
         "kernel": result.kernel,
         "aux_names": json.dumps(names),
         "aux_units": json.dumps(list(getattr(prior.generator, "aux_units", ()))),
-        "chain_stats": json.dumps(result.chain_stats),
+        "chain_stats": json_text(result.chain_stats),  # strict: a NaN step size is null
         "num_divergences": result.num_divergences,
     }
     coords = {**_grid_coords(problem), "xy": ["x", "y"], **({"aux": names} if names else {})}

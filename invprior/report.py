@@ -19,6 +19,10 @@ Metrics, with :math:`\bar x` the posterior mean field and :math:`x^\star` the tr
   whole study, see :func:`invprior.study.run_study`);
 - ``gp_rel_l2_error`` and ``gp_coverage_90``: the same two field scores of the Gaussian
   baseline, when the tree has a ``baseline`` group (see :func:`invprior.study.gp_baseline`).
+
+The metrics are written as strict JSON (:func:`invprior.fileio.json_text`): a metric that
+is not finite, such as ``rhat_max`` of a single chain, is ``null``, and a sibling
+``<metric>_note`` says why (``"rhat_max_note": "not finite: nan"``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from .diagnostics import field_summary, summarize_named, summarize_residual
-from .fileio import save_figure, write_text
+from .fileio import json_text, save_figure, write_json, write_text
 from .sites import FIELD, OBS, Z_REC
 
 __all__ = [
@@ -162,7 +166,7 @@ def text_summary(tree: xr.DataTree) -> str:
             f"{attrs['num_fields']} draws of the {attrs['simulator']!r} simulator, seed "
             f"{attrs['seed']} ({attrs.get('seed_source', 'given')}); {attrs['method']}.",
         ]
-    parts += ["", "Metrics:", json.dumps(study_metrics(tree), indent=2)]
+    parts += ["", "Metrics:", json_text(study_metrics(tree), indent=2)]
     return "\n".join(parts)
 
 
@@ -253,6 +257,11 @@ def write_report(tree: xr.DataTree, out: str | os.PathLike) -> dict[str, Path]:
     """Write the figures, ``summary.txt`` and ``metrics.json`` into ``out``, each atomically.
 
     Figures: ``fields.png``, ``traces.png`` and, with named variables, ``pair.png``.
+    ``metrics.json`` is strict JSON (:func:`invprior.fileio.json_text`): a metric that is
+    not finite (``rhat_max`` of a single chain, say) is ``null``, and a sibling
+    ``<metric>_note`` says why. :func:`invprior.study.run_study` calls this inside the
+    partial folder it swaps in whole; ``invprior report`` rewrites the files of a finished
+    study in place, each one atomically.
 
     Args:
         tree: A DataTree from :func:`invprior.diagnostics.to_arviz` with field draws.
@@ -268,6 +277,5 @@ def write_report(tree: xr.DataTree, out: str | os.PathLike) -> dict[str, Path]:
         figures["pair"] = plot_pair(tree)
     written = {name: save_figure(fig, out / f"{name}.png") for name, fig in figures.items()}
     written["summary"] = write_text(out / "summary.txt", text_summary(tree))
-    metrics = json.dumps(study_metrics(tree), indent=2)
-    written["metrics"] = write_text(out / "metrics.json", metrics)
+    written["metrics"] = write_json(out / "metrics.json", study_metrics(tree), indent=2)
     return written

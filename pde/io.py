@@ -8,8 +8,6 @@ The only module of :mod:`invprior.pde` that writes files (as DOLFINx keeps its o
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,6 +16,9 @@ from mpi4py import MPI
 import dolfinx.fem
 import dolfinx.io
 import numpy as np
+
+from invprior.collective import on_root, raise_together
+from invprior.fileio import discard, partial_folder
 
 from .transfer import GridTransfer
 
@@ -36,14 +37,17 @@ def write_grid_functions(
     interpolated with the bilinear transfer :math:`T` (exact at the grid nodes, bilinear in
     between), so ParaView shows the same values as a plot of the grid.
 
-    The write is atomic per file: both files are written into a temporary folder next to
-    ``path`` and then renamed onto ``path`` (``.xdmf``) and ``path`` with suffix ``.h5``, the
-    ``.h5`` first. The ``.xdmf`` refers to the ``.h5`` by its bare file name, which the
-    rename keeps valid. A reader that opens the pair between the two renames may see a new
-    ``.h5`` with the previous ``.xdmf``; an interrupted write leaves the previous pair.
+    The write is atomic per file: both files are written into a hidden partial folder next
+    to ``path`` (:func:`invprior.fileio.partial_folder`) and then renamed onto ``path``
+    (``.xdmf``) and ``path`` with suffix ``.h5``, the ``.h5`` first. The ``.xdmf`` refers to
+    the ``.h5`` by its bare file name, which the rename keeps valid. A reader that opens the
+    pair between the two renames may see a new ``.h5`` with the previous ``.xdmf``; an
+    interrupted write leaves the previous pair and no temporary files.
 
     Collective on ``transfer.comm``: every rank passes the same (replicated) fields; the
-    path must lie on a file system all ranks see.
+    path must lie on a file system all ranks see. Rank 0 alone makes the partial folder
+    and renames the files; an error there is raised on every rank
+    (:mod:`invprior.collective`), so no rank is left waiting.
 
     Args:
         space: The scalar P1 space whose owned dofs are the rows of ``transfer`` (for a
@@ -58,6 +62,8 @@ def write_grid_functions(
     Raises:
         ValueError: If the space does not match the transfer, there are no fields, a field
             has the wrong shape, or ``path`` does not end in ``.xdmf``.
+        OSError, RuntimeError: If rank 0 cannot make the partial folder or rename the
+            files (on rank 0; a ``RuntimeError`` naming it on the other ranks).
 
     Example:
         >>> import tempfile
@@ -86,22 +92,21 @@ def write_grid_functions(
                 f"{transfer.grid_shape}; pass arrays of shape {transfer.grid_shape}"
             )
     comm: MPI.Comm = transfer.comm
-    tmp = None
-    if comm.rank == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)
-    tmp = Path(comm.bcast(tmp, root=0))
+    tmp = on_root(comm, partial_folder, path)
     try:
-        _write(space, transfer, fields, tmp / path.name)
-        comm.Barrier()
-        if comm.rank == 0:
-            os.replace(tmp / path.with_suffix(".h5").name, path.with_suffix(".h5"))
-            os.replace(tmp / path.name, path)
+        with raise_together(comm):  # also waits until every rank has written
+            _write(space, transfer, fields, tmp / path.name)
+        on_root(comm, _move_pair, tmp, path)
     finally:
-        comm.Barrier()
         if comm.rank == 0:
-            shutil.rmtree(tmp, ignore_errors=True)
+            discard(tmp)
     return path
+
+
+def _move_pair(tmp: Path, path: Path) -> None:
+    """Rename the ``.h5`` and then the ``.xdmf`` written into ``tmp`` onto ``path``."""
+    os.replace(tmp / path.with_suffix(".h5").name, path.with_suffix(".h5"))
+    os.replace(tmp / path.name, path)
 
 
 def _write(

@@ -1,12 +1,38 @@
 # SPDX-License-Identifier: MIT
-"""Atomic writes: complete files or the previous one, never a half-written file."""
+"""Atomic writes (a file, or a whole folder as one unit) and strict JSON."""
 
 import json
+import math
+import os
+import tempfile
 
 import numpy as np
 import pytest
 
-from invprior.fileio import atomic_path, write_json
+from invprior.fileio import (
+    atomic_path,
+    check_output_folder,
+    json_text,
+    partial_folder,
+    swap_folder,
+    write_json,
+)
+from invprior.validation import InputError
+
+WHERE = "[output] folder or --out"
+
+
+def _strict_load(text):
+    """json.loads that rejects NaN and Infinity, as strict parsers do."""
+
+    def reject(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    return json.loads(text, parse_constant=reject)
+
+
+def _names(folder):
+    return sorted(p.name for p in folder.iterdir())
 
 
 def test_write_json_round_trips_numpy_numbers(tmp_path):
@@ -25,3 +51,164 @@ def test_an_interrupted_write_keeps_the_previous_file(tmp_path):
         raise RuntimeError("interrupted")
     assert json.loads(path.read_text()) == {"old": True}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
+def test_json_is_strict_with_notes_for_non_finite_numbers(tmp_path):
+    metrics = {
+        "rhat_max": float("nan"),
+        "ess_min": np.float32(12.5),
+        "wall_s": np.float64("inf"),
+        "divergences": np.int64(3),
+        "named": {"x0": -math.inf, "x1": 0.25},
+        "trace": [1.0, float("nan"), np.float32("-inf")],
+        "flag": np.bool_(True),
+        "zero_d": np.array(float("nan")),
+        "kept": float("nan"),
+        "kept_note": "set by the caller",
+    }
+    text = json_text(metrics)
+    assert "NaN" not in text and "Infinity" not in text
+    loaded = _strict_load(text)
+    assert loaded["rhat_max"] is None and loaded["rhat_max_note"] == "not finite: nan"
+    assert loaded["ess_min"] == 12.5 and loaded["divergences"] == 3
+    assert isinstance(loaded["divergences"], int)
+    assert loaded["wall_s"] is None and loaded["wall_s_note"] == "not finite: inf"
+    assert loaded["named"] == {"x0": None, "x0_note": "not finite: -inf", "x1": 0.25}
+    assert loaded["trace"] == [1.0, None, None]  # list items: null, no note
+    assert loaded["flag"] == 1.0 and loaded["zero_d"] is None
+    assert loaded["kept"] is None and loaded["kept_note"] == "set by the caller"
+    assert list(loaded)[:2] == ["rhat_max", "rhat_max_note"]  # the note follows its key
+    path = write_json(tmp_path / "metrics.json", metrics, indent=2)
+    assert _strict_load(path.read_text()) == loaded
+    with pytest.raises(TypeError, match="object"):
+        json_text({"a": object()})
+
+
+def test_partial_folder_is_a_hidden_sibling_swapped_in_as_a_unit(tmp_path):
+    out = tmp_path / "results" / "study"
+    partial = partial_folder(out)  # parents created
+    assert partial.parent == out.parent and partial.name.startswith(".study.partial-")
+    assert partial.is_dir() and not out.exists()
+    assert partial.stat().st_mode & 0o777 == 0o777 & ~_umask()
+    (partial / "posterior.nc").write_text("first")
+    assert swap_folder(partial, out) == out
+    assert _names(out) == ["posterior.nc"] and _names(out.parent) == ["study"]
+    # a rerun: files of the earlier run that the new one does not write are gone
+    (out / "stale.png").write_text("figure of the previous prior")
+    partial = partial_folder(out)
+    (partial / "posterior.nc").write_text("second")
+    (partial / "sub").mkdir()
+    swap_folder(partial, out)
+    assert _names(out) == ["posterior.nc", "sub"]
+    assert (out / "posterior.nc").read_text() == "second"
+    assert _names(out.parent) == ["study"]  # no partial, no old folder left
+
+
+def _umask():
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def test_an_interrupted_swap_restores_the_previous_folder(tmp_path, monkeypatch):
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "posterior.nc").write_text("old")
+    partial = partial_folder(out)
+    (partial / "posterior.nc").write_text("new")
+    rename = os.rename
+
+    def interrupted(src, dst):
+        if str(src) == str(partial):
+            raise KeyboardInterrupt  # between renaming the old folder aside and the new in
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        swap_folder(partial, out)
+    monkeypatch.undo()
+    assert (out / "posterior.nc").read_text() == "old"
+    assert _names(tmp_path) == [partial.name, "study"]  # no old folder aside
+    partial_folder(out)  # the next run removes the partial folder left behind
+    assert [p for p in _names(tmp_path) if p != "study"][0].startswith(".study.partial-")
+    assert partial.name not in _names(tmp_path)
+
+
+def test_leftovers_of_a_killed_run_are_cleared_by_the_next(tmp_path):
+    out = tmp_path / "study"
+    killed = tmp_path / ".study.partial-killed"
+    killed.mkdir()
+    (killed / "posterior.nc").write_text("half" * 1000)
+    aside = tmp_path / ".study.old-killed"  # killed between the two renames of a swap
+    aside.mkdir()
+    (aside / "posterior.nc").write_text("complete")
+    (tmp_path / ".other.partial-x").mkdir()  # another folder's: kept
+    partial = partial_folder(out)
+    assert (out / "posterior.nc").read_text() == "complete"  # restored
+    assert _names(tmp_path) == sorted([".other.partial-x", partial.name, "study"])
+
+
+def test_a_symlinked_folder_keeps_its_link(tmp_path):
+    target = tmp_path / "scratch" / "study"
+    target.mkdir(parents=True)
+    (target / "stale.txt").write_text("old")
+    link = tmp_path / "study"
+    link.symlink_to(target)
+    check_output_folder(link, WHERE)
+    partial = partial_folder(link)
+    assert partial.parent == target.parent
+    (partial / "new.txt").write_text("new")
+    swap_folder(partial, link)
+    assert link.is_symlink() and _names(link) == ["new.txt"] and _names(target) == ["new.txt"]
+
+
+def test_check_output_folder_accepts_new_empty_and_earlier_results(tmp_path):
+    check_output_folder(tmp_path / "a" / "b" / "new", WHERE, "posterior.nc")
+    (tmp_path / "empty").mkdir()
+    check_output_folder(tmp_path / "empty", WHERE, "posterior.nc")
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / "posterior.nc").write_text("x")
+    (tmp_path / "earlier" / "stale.png").write_text("x")
+    check_output_folder(tmp_path / "earlier", WHERE, "posterior.nc")
+    assert _names(tmp_path) == ["earlier", "empty"]  # no probe file, no folder made
+    assert _names(tmp_path / "earlier") == ["posterior.nc", "stale.png"]
+
+
+def test_check_output_folder_names_the_folder_and_the_fix(tmp_path, monkeypatch):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    with pytest.raises(InputError, match=r"notes.txt' \(\[output\] folder or --out\) is a file"):
+        check_output_folder(afile, WHERE)
+    with pytest.raises(InputError, match=r"lies under .*notes.txt', which is a file"):
+        check_output_folder(afile / "out", WHERE)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep")
+    with pytest.raises(InputError, match="holds 1 entries but no posterior.nc"):
+        check_output_folder(mine, WHERE, "posterior.nc")
+    monkeypatch.chdir(mine)
+    with pytest.raises(InputError, match="is or holds the working folder"):
+        check_output_folder(".", WHERE, "posterior.nc")
+    with pytest.raises(InputError, match="is or holds the working folder"):
+        check_output_folder(tmp_path, WHERE)
+    assert afile.read_text() == "mine" and _names(mine) == ["thesis.tex"]
+
+
+def test_check_output_folder_rejects_a_parent_it_cannot_write(tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    if os.access(locked, os.W_OK):  # root: permissions do not stop it, so refuse the probe
+
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied", str(locked))
+
+        monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    try:
+        with pytest.raises(InputError, match=r"cannot be written: .*Permission denied"):
+            check_output_folder(locked / "out", WHERE)
+        with pytest.raises(InputError, match=r"locked/a/b' .* cannot be written"):
+            check_output_folder(locked / "a" / "b", WHERE)
+    finally:
+        locked.chmod(0o700)
+    assert _names(locked) == []

@@ -13,8 +13,6 @@ column per study) and ``comparison.json``; the last line printed is one JSON obj
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 __all__ = ["add_parser", "comparison_table", "data_differences"]
@@ -77,41 +75,54 @@ def comparison_table(results: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the studies; 2 with a message on stderr for bad or incomparable configurations."""
+    """Run the studies; returns 0.
+
+    Every configuration is read and checked (as ``invprior run`` checks one, prior
+    checkpoints included), and so is the sameness of their data, on every rank before the
+    first study starts.
+
+    Raises:
+        InputError: Bad input: fewer than two files or two with the same name, a bad file
+            or value (the message names the file, table and key), or configurations that
+            would not see the same data (``invprior`` prints it and exits with status 2).
+    """
     import dataclasses
-    import tomllib
 
     from mpi4py import MPI
 
     import torch
 
-    from invprior.fileio import write_json, write_text
+    from invprior.fileio import json_text, write_json, write_text
     from invprior.study import StudyConfig, run_study
+    from invprior.study.setup import check_study
+    from invprior.validation import InputError
 
-    def fail(message: str) -> int:
-        print(f"invprior compare: error: {message}", file=sys.stderr)
-        return 2
-
+    comm = MPI.COMM_WORLD
     names = [path.stem for path in args.configs]
     if len(args.configs) < 2 or len(set(names)) != len(names):
-        return fail("give at least two configuration files with distinct names")
+        raise InputError(
+            f"give at least two configuration files with distinct names (each names its "
+            f"sub-folder of --out), got {[str(p) for p in args.configs]}"
+        )
     if args.threads < 1:
-        return fail(f"--threads must be >= 1, got {args.threads}")
+        raise InputError(f"--threads must be >= 1, got {args.threads}")
     configs = {}
     for name, path in zip(names, args.configs, strict=True):
+        config = StudyConfig.from_toml(path)
+        config = dataclasses.replace(config, folder=args.out / name)
         try:
-            configs[name] = StudyConfig.from_toml(path)
-        except (OSError, tomllib.TOMLDecodeError, TypeError, ValueError) as err:
-            return fail(f"{path}: {err}")
+            check_study(config, comm)
+        except InputError as err:
+            raise InputError(f"{path}: {err}") from err
+        configs[name] = config
     problems = data_differences(configs)
     if problems:
-        return fail("the studies would not see the same data: " + "; ".join(problems))
+        raise InputError(
+            "the studies would not see the same data: " + "; ".join(problems) + "; make "
+            "those tables agree, or compare the studies separately"
+        )
     torch.set_num_threads(args.threads)
-    comm = MPI.COMM_WORLD
-    results = {}
-    for name, config in configs.items():
-        config = dataclasses.replace(config, folder=args.out / name)
-        results[name] = run_study(config, comm)
+    results = {name: run_study(config, comm) for name, config in configs.items()}
     if comm.rank == 0:
         table = comparison_table(results)
         sources = ", ".join(f"`{p}`" for p in args.configs)
@@ -119,5 +130,5 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.out / "comparison.json", results)
         print(table)
         print(f"report: {args.out}")
-        print(json.dumps(results))
+        print(json_text(results))
     return 0

@@ -9,14 +9,21 @@ object with the study's metrics. Runs under ``mpiexec`` too (rank 0 prints): by 
 the mesh is distributed over all ranks and the chains run one after another; with
 ``--parallel-chains`` (or ``[mcmc] parallel_chains = true``) C chains on N ranks run on
 min(C, N) rank groups at once, each with its own mesh (:mod:`invprior.parallel`).
+
+The sampling is checkpointed in ``.<name>.sampling`` beside the output folder
+(:mod:`invprior.infer.checkpoint`), which is deleted once the results are written. SIGINT
+or SIGTERM stops the run with status 130 and one line saying how many iterations were
+saved; ``invprior run --resume CONFIG.toml`` continues them and gives the draws an
+uninterrupted run would have given.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+import shlex
 from pathlib import Path
+
+from invprior.fileio import discard, json_text
 
 __all__ = ["add_parser"]
 
@@ -60,48 +67,86 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="torch threads per process (default 1: the generators are small, so more "
         "threads only add synchronisation; use MPI ranks for parallel work)",
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the sampling of an interrupted run of the same configuration from "
+        "its checkpoint, the hidden folder .<name>.sampling beside the output folder "
+        "(without --resume a run starts afresh and discards that checkpoint)",
+    )
     p.set_defaults(func=run)
 
 
+def _resume_command(args: argparse.Namespace) -> str:
+    """The command line that continues this run from its checkpoint."""
+    words = ["invprior", "run", "--resume", str(args.config)]
+    if args.out is not None:
+        words += ["--out", str(args.out)]
+    if args.chains is not None:
+        words += ["--chains", str(args.chains)]
+    if args.parallel_chains is not None:
+        words.append("--parallel-chains" if args.parallel_chains else "--no-parallel-chains")
+    if args.threads != 1:
+        words += ["--threads", str(args.threads)]
+    return shlex.join(words)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the study; returns 0, or 2 with a message on stderr for a bad configuration."""
+    """Run the study; returns 0.
+
+    The whole configuration (the file, every value, the command-line overrides, the prior
+    checkpoint and the split of the ranks into chain groups) is checked on every rank
+    before the mesh, the PDE or the MAP is built.
+
+    Raises:
+        InputError: Bad input: the message names the file, or the TOML table and key, or
+            the option (``invprior`` prints it and exits with status 2).
+    """
     import dataclasses
-    import tomllib
 
     from mpi4py import MPI
 
     import torch
 
-    from invprior.parallel import chain_group
+    from invprior.infer.checkpoint import SamplingInterrupted, prepare_checkpoint, settings_of
     from invprior.study import StudyConfig, run_study
-
-    if args.threads < 1:
-        print(f"invprior run: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
-        return 2
-    torch.set_num_threads(args.threads)
+    from invprior.study.setup import check_study
+    from invprior.validation import InputError
 
     comm = MPI.COMM_WORLD
-    try:
-        config = StudyConfig.from_toml(args.config)
-    except (OSError, tomllib.TOMLDecodeError, TypeError, ValueError) as err:
-        print(f"invprior run: error: {args.config}: {err}", file=sys.stderr)
-        return 2
+    if args.threads < 1:
+        raise InputError(f"--threads must be >= 1, got {args.threads}")
+    if args.chains is not None and args.chains < 1:
+        raise InputError(
+            f"--chains sets [mcmc] num_chains, and num_chains must be >= 1, got {args.chains}"
+        )
+    config = StudyConfig.from_toml(args.config)
+    overrides = [f"--chains {args.chains}"] if args.chains is not None else []
+    if args.parallel_chains is not None:
+        overrides.append(f"--{'' if args.parallel_chains else 'no-'}parallel-chains")
+    where = f"{args.config} with {' '.join(overrides)}" if overrides else str(args.config)
     try:
         if args.chains is not None:
             mcmc = dataclasses.replace(config.mcmc, num_chains=args.chains)
             config = dataclasses.replace(config, mcmc=mcmc)
         if args.parallel_chains is not None:
             config = dataclasses.replace(config, parallel_chains=args.parallel_chains)
-        if config.parallel_chains:
-            chain_group(comm.rank, comm.size, config.mcmc.num_chains)  # raises if no split
-    except ValueError as err:
-        print(f"invprior run: error: {err}", file=sys.stderr)
-        return 2
-    if args.out is not None:
-        config = dataclasses.replace(config, folder=args.out)
-    metrics = run_study(config, comm)
+        if args.out is not None:
+            config = dataclasses.replace(config, folder=args.out)
+        check_study(config, comm)
+    except InputError as err:
+        raise InputError(f"{where}: {err}") from err
+    settings = settings_of(config, ignore=("folder", "[mcmc] disable_progbar"))
+    checkpoint = prepare_checkpoint(config.folder, settings, resume=args.resume, comm=comm)
+    torch.set_num_threads(args.threads)
+    try:
+        metrics = run_study(config, comm, checkpoint=checkpoint)
+    except SamplingInterrupted as err:
+        raise KeyboardInterrupt(f"{err}; continue with {_resume_command(args)}") from None
+    if comm.rank == 0:  # the results are written: the sampling is not needed any more
+        discard(checkpoint.folder)
     if comm.rank == 0:
         print((Path(config.folder) / "summary.txt").read_text())
         print(f"report: {config.folder}")
-        print(json.dumps(metrics))
+        print(json_text(metrics))
     return 0

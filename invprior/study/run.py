@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 from .. import infer, linearised
+from ..collective import on_root, staged_folder
 from ..diagnostics import save_datatree, to_arviz
+from ..fileio import check_output_folder
 from ..parallel import gather_chains, split_chains
 from ..report import BASELINE, field_maps, study_metrics, write_report
 from ..sites import FIELD
@@ -16,10 +18,22 @@ from .baseline import baseline_seed, gp_baseline
 from .config import StudyConfig
 from .setup import build_study
 
-__all__ = ["run_study"]
+__all__ = ["OUTPUT_SOURCE", "run_study"]
+
+OUTPUT_SOURCE = "[output] folder or --out"
+"""Where the user gives the output folder, as named in error messages."""
+
+MARKER = "posterior.nc"
+"""A file every written study holds: an existing folder without it is not replaced."""
 
 
-def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[str, object]:
+def run_study(
+    config: StudyConfig,
+    comm: object,
+    *,
+    write: bool = True,
+    checkpoint: infer.checkpoint.SamplingCheckpoint | None = None,
+) -> dict[str, object]:
     """Run a study: truth, data, MAP, MCMC, the Gaussian baseline, DataTree and report.
 
     Collective on ``comm``. With ``config.parallel_chains`` off, the mesh is distributed
@@ -30,15 +44,25 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
     (predictive checks, baseline) is repeated on every group, so every rank returns the
     same metrics. When ``write`` is set, rank 0 writes ``posterior.nc`` (with the baseline
     as the group ``baseline``), the report and the linearised-prior figures
-    (:mod:`invprior.linearised`, at the MAP) into ``config.folder``, and the ranks of the
-    mesh that holds rank 0 write ``fields.xdmf`` (+ ``fields.h5``): the posterior mean,
-    std, 5%/95% quantiles, the truth and the baseline's summaries as P1 functions for
-    ParaView.
+    (:mod:`invprior.linearised`, at the MAP), and the ranks of the mesh that holds rank 0
+    write ``fields.xdmf`` (+ ``fields.h5``): the posterior mean, std, 5%/95% quantiles,
+    the truth and the baseline's summaries as P1 functions for ParaView.
+
+    The output folder ``config.folder`` is written as one unit: it is checked first,
+    before the mesh (:func:`invprior.fileio.check_output_folder`: not a file, writable,
+    and new, empty or holding an earlier study's ``posterior.nc``), and the results are
+    written into a hidden partial sibling that replaces the folder only once complete
+    (:func:`invprior.collective.staged_folder`). So an interrupted or failed run leaves
+    the previous folder as it was and no partial files, and a rerun leaves no file of the
+    previous run behind. Errors of one rank are raised on every rank.
 
     Args:
         config: The study.
         comm: MPI communicator of all ranks (of the PDE, unless the chains run on groups).
         write: Write the DataTree, the report and the XDMF fields.
+        checkpoint: Save the sampling as it goes, or resume it
+            (:class:`invprior.infer.checkpoint.SamplingCheckpoint`); with chains on rank
+            groups each group's root writes its own chains.
 
     Returns:
         The metrics of :func:`invprior.report.study_metrics` (with ``gp_rel_l2_error`` and
@@ -50,12 +74,17 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
         residual coordinate) and, when written, ``folder``.
 
     Raises:
+        InputError: With ``write``, if the output folder cannot be written or replaced
+            (on every rank, before any work).
         ValueError: With ``config.parallel_chains``, if the ranks cannot be split into
             groups (see :func:`invprior.parallel.chain_group`).
     """
     from ..pde import write_grid_functions
 
     tic = time.perf_counter()
+    folder = Path(config.folder)
+    if write:  # before any work: a bad folder must not cost the whole run
+        on_root(comm, check_output_folder, folder, OUTPUT_SOURCE, MARKER)
     mesh_comm, chains = comm, None  # chains None: all of them, on this one mesh
     if config.parallel_chains:
         mesh_comm, chains = split_chains(comm, config.mcmc.num_chains)
@@ -66,7 +95,17 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
     if chains is not None:
         start = comm.bcast(start, root=0)  # one start for all groups, as in one run
     sampler = infer.nuts if config.kernel == "nuts" else infer.hmc
-    result = sampler(problem, obs, init=start, seed=config.seed, config=config.mcmc, chains=chains)
+    if checkpoint is not None and chains is not None:
+        checkpoint = dataclasses.replace(checkpoint, write=mesh_comm.rank == 0)
+    result = sampler(
+        problem,
+        obs,
+        init=start,
+        seed=config.seed,
+        config=config.mcmc,
+        chains=chains,
+        checkpoint=checkpoint,
+    )
     if chains is not None:
         result = gather_chains(result, comm, mesh_comm)
     tree = to_arviz(
@@ -109,15 +148,16 @@ def run_study(config: StudyConfig, comm: object, *, write: bool = True) -> dict[
         pde_solves=comm.allreduce(model.counter.total) // mesh_comm.size,
     )
     if write:
-        folder = Path(config.folder)
-        if chains is None or 0 in chains:  # the mesh that holds rank 0
-            write_grid_functions(model.Q, model.transfer, field_maps(tree), folder / "fields.xdmf")
-        if comm.rank == 0:
-            save_datatree(tree, folder / "posterior.nc")
-            write_report(tree, folder)
-            if correlation is not None:  # the linearised prior at the MAP, block structure
-                induced = linearised.induced_covariance(problem.prior, start.sites)
-                linearised.write_figures(folder, induced, correlation)
+        maps = field_maps(tree)
+        with staged_folder(comm, folder) as out:  # all of it, or the previous folder
+            if chains is None or 0 in chains:  # the mesh that holds rank 0
+                write_grid_functions(model.Q, model.transfer, maps, out / "fields.xdmf")
+            if comm.rank == 0:
+                save_datatree(tree, out / MARKER)
+                write_report(tree, out)
+                if correlation is not None:  # the linearised prior at the MAP, block structure
+                    induced = linearised.induced_covariance(problem.prior, start.sites)
+                    linearised.write_figures(out, induced, correlation)
         metrics["folder"] = str(folder)
     metrics["wall_s"] = time.perf_counter() - tic
     return metrics
