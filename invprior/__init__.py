@@ -19,6 +19,7 @@ _SUBMODULES = (
     "approximation_error",
     "bridge",
     "calibration",
+    "collective",
     "diagnostics",
     "fileio",
     "infer",
@@ -32,6 +33,7 @@ _SUBMODULES = (
     "report",
     "sites",
     "study",
+    "validation",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

@@ -44,6 +44,7 @@ __all__ = [
     "NOTE_SUFFIX",
     "atomic_path",
     "check_output_folder",
+    "check_writable",
     "discard",
     "json_text",
     "partial_folder",
@@ -214,6 +215,51 @@ def _probe(folder: Path) -> None:
     fd, name = tempfile.mkstemp(prefix=".probe-", dir=folder)
     os.close(fd)
     os.unlink(name)
+
+
+def check_writable(path: str | os.PathLike, option: str, *, folder: bool = False) -> None:
+    """Check, before any expensive work, that the output ``path`` can be written.
+
+    The folder that will hold ``path`` (``path`` itself when ``folder``) may not exist
+    yet; then its nearest existing ancestor must be a folder. That folder is probed by
+    creating and removing a temporary file, so nothing is left behind.
+
+    Args:
+        path: The file (or, with ``folder``, the folder) the command will write.
+        option: The command-line option that gave ``path``, for messages.
+        folder: Whether ``path`` is a folder to write files into.
+
+    Raises:
+        InputError: ``path`` is a folder where a file is expected (or a file where a
+            folder is), a parent is a file, or the folder cannot be written.
+    """
+    path = Path(path)
+    where = path if folder else path.parent
+    try:
+        if folder and path.exists() and not path.is_dir():
+            raise InputError(f"{option} {path} is a file; give a folder for the output")
+        if not folder and path.is_dir():
+            raise InputError(f"{option} {path} is a folder; give a file path for the output")
+        existing = where
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+    except OSError as err:
+        raise InputError(
+            f"{option} {path}: cannot inspect {where} ({err.strerror or err}); choose "
+            "another output path"
+        ) from err
+    if not existing.is_dir():
+        raise InputError(
+            f"{option} {path}: {existing} is a file, so the folder {where} cannot be made; "
+            "choose another output path"
+        )
+    try:
+        _probe(existing)
+    except OSError as err:
+        raise InputError(
+            f"{option} {path}: cannot write in {existing} ({err.strerror or err}); choose a "
+            "folder you can write to"
+        ) from err
 
 
 def check_output_folder(folder: str | os.PathLike, where: str, marker: str | None = None) -> None:

@@ -92,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from invprior.fileio import json_text, write_json, write_text
+    from invprior.collective import on_root
+    from invprior.fileio import check_output_folder, json_text, write_json, write_text
     from invprior.study import StudyConfig, run_study
+    from invprior.study.run import MARKER
     from invprior.study.setup import check_study
     from invprior.validation import InputError
 
@@ -114,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
             check_study(config, comm)
         except InputError as err:
             raise InputError(f"{path}: {err}") from err
+        on_root(comm, check_output_folder, config.folder, "--out", MARKER)
         configs[name] = config
     problems = data_differences(configs)
     if problems:

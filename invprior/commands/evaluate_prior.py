@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from invprior.validation import InputError
 
-from .train import check_writable
+from ..fileio import check_writable
 
 if TYPE_CHECKING:
     from invprior.priors import Generator

@@ -8,7 +8,7 @@ import json
 
 from invprior.validation import InputError
 
-from .train import check_writable
+from ..fileio import check_writable
 
 __all__ = ["add_parser"]
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import tempfile
-from pathlib import Path
 
+from invprior.fileio import check_writable
 from invprior.validation import InputError
 
-__all__ = ["add_parser", "check_writable"]
+__all__ = ["add_parser"]
 
 # Options shared by VAETrainConfig and DLCFMTrainConfig.
 _SHARED = {"epochs": int, "seed": int, "batch_size": int, "learning_rate": float, "device": str}
@@ -80,53 +78,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
-
-
-def check_writable(path: str | os.PathLike, option: str, *, folder: bool = False) -> None:
-    """Check, before any expensive work, that the output ``path`` can be written.
-
-    The folder that will hold ``path`` (``path`` itself when ``folder``) may not exist
-    yet; then its nearest existing ancestor must be a folder. That folder is probed by
-    creating and removing a temporary file, so nothing is left behind.
-
-    Args:
-        path: The file (or, with ``folder``, the folder) the command will write.
-        option: The command-line option that gave ``path``, for messages.
-        folder: Whether ``path`` is a folder to write files into.
-
-    Raises:
-        InputError: ``path`` is a folder where a file is expected (or a file where a
-            folder is), a parent is a file, or the folder cannot be written.
-    """
-    path = Path(path)
-    where = path if folder else path.parent
-    try:
-        if folder and path.exists() and not path.is_dir():
-            raise InputError(f"{option} {path} is a file; give a folder for the output")
-        if not folder and path.is_dir():
-            raise InputError(f"{option} {path} is a folder; give a file path for the output")
-        existing = where
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-    except OSError as err:
-        raise InputError(
-            f"{option} {path}: cannot inspect {where} ({err.strerror or err}); choose "
-            "another output path"
-        ) from err
-    if not existing.is_dir():
-        raise InputError(
-            f"{option} {path}: {existing} is a file, so the folder {where} cannot be made; "
-            "choose another output path"
-        )
-    try:
-        fd, probe = tempfile.mkstemp(dir=existing, prefix=".invprior-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise InputError(
-            f"{option} {path}: cannot write in {existing} ({err.strerror or err}); choose a "
-            "folder you can write to"
-        ) from err
 
 
 def _check_options(args: argparse.Namespace) -> dict:
