@@ -42,11 +42,13 @@ from pathlib import Path
 
 import numpy as np
 
+from invprior.cache import ResultCache
 from invprior.fileio import write_json, write_text
 from invprior.priors.metrics import evaluate_generator
 from invprior.priors.simulate import FieldDataset, simulate
-from invprior.priors.train import VAETrainConfig, train_vae
-from invprior.provenance import code_fingerprint
+from invprior.priors.train import VAETrainConfig
+from invprior.priors.train.evaluate import HELDOUT_SEED_OFFSET
+from invprior.priors.train.seeds import train_and_evaluate
 
 SHARED = {"positive": True, "batch_size": 128, "learning_rate": 2e-3, "patience": 100}
 MODELS = {
@@ -71,20 +73,28 @@ START, END = "<!-- disentanglement-table:start -->", "<!-- disentanglement-table
 # -
 
 
-def subset(data, n):
-    """The first ``n`` fields of ``data`` with their factors."""
-    return FieldDataset(
-        data.fields[:n], {k: v[:n] for k, v in data.factors.items()}, data.aux_names,
-        data.units, data.ranges, data.grid, data.recipe,
-    )  # fmt: skip
+# ## One run: train with a seed, score on the held-out set
+#
+# :func:`invprior.priors.train.seeds.train_and_evaluate` trains one model with one seed;
+# the scores are those of :func:`invprior.priors.metrics.evaluate_generator` on held-out
+# fields simulated with the training seed plus
+# :data:`invprior.priors.train.evaluate.HELDOUT_SEED_OFFSET`, as for the shipped priors.
+
+
+def disentanglement_scores(model, held, seed):
+    """The scores of the tables, from :func:`evaluate_generator`."""
+    out = evaluate_generator(model, held.fields, held.aux, held.aux_names, seed=seed)
+    return {k: float(out[k]) for k in SCORES}
 
 
 def score(config, train, held, seed, threads):
     """Train ``config`` with ``seed`` and return its held-out scores and wall time."""
     start = time.perf_counter()
-    model, _ = train_vae(replace(config, seed=seed), train, progress=False, num_threads=threads)
-    out = evaluate_generator(model.cpu(), held.fields, held.aux, held.aux_names, seed=seed)
-    return {**{k: float(out[k]) for k in SCORES}, "train_s": time.perf_counter() - start}
+    scores = train_and_evaluate(config, train, held, seed, disentanglement_scores, threads)
+    return {**scores, "train_s": time.perf_counter() - start}
+
+
+# ## Tables
 
 
 def summary(runs):
@@ -139,45 +149,79 @@ def write_block(path, block):
     write_text(path, text)
 
 
-def run(args):
-    """Train every model over the seeds, then the 0% / 1% labelled study."""
-    data = FieldDataset.load(args.train)
-    train = subset(data, args.n_train)
-    heldout_seed = int(data.recipe["seed"]) + 1_000_003
-    held = simulate(data.recipe["simulator"], args.n_heldout, heldout_seed, data.grid)
+# ## The study
+#
+# Every finished run is kept in `OUT/runs/` (:class:`invprior.cache.ResultCache`, keyed
+# on the run's settings and the package's code), so a rerun resumes where it stopped and
+# a run the two tables share (the 1% semi-supervised VAE) is trained once.
+
+
+def run(
+    train="data/source-train.npz",
+    out="results/compare_disentanglement",
+    n_train=5000,
+    n_heldout=10000,
+    epochs=8,
+    batch_size=128,
+    seeds=(0, 1, 2),
+    ssvae_seeds=(0, 1, 2, 3, 4),
+    fractions=(0.0, 0.01),
+    gamma=1.0,
+    threads=1,
+    write=None,
+):
+    """Train every model over the seeds, then the 0% / 1% labelled study; write the tables.
+
+    Returns:
+        ``{"settings", "models": {name: [scores per seed]}, "labelled": {fraction: [scores
+        per seed]}, "command"}``; written to ``out/disentanglement.json``, the tables to
+        ``out/disentanglement.md`` and, if given, into the marked block of ``write``.
+    """
+    options = {k: list(v) if isinstance(v, tuple) else v for k, v in locals().items()}
+    data = FieldDataset.load(train)
+    training = data.subset(slice(0, n_train))
+    heldout_seed = int(data.recipe["seed"]) + HELDOUT_SEED_OFFSET
+    held = simulate(data.recipe["simulator"], n_heldout, heldout_seed, data.grid)
     result = {
         "settings": {
-            "train": args.train, "n_train": len(train), "epochs": args.epochs,
-            "seeds": args.seeds, "ssvae_seeds": args.ssvae_seeds, "n_heldout": args.n_heldout,
-            "heldout_seed": heldout_seed, "gamma": args.gamma,
+            "train": train, "n_train": len(training), "epochs": epochs, "seeds": list(seeds),
+            "ssvae_seeds": list(ssvae_seeds), "n_heldout": n_heldout,
+            "heldout_seed": heldout_seed, "gamma": gamma,
         },
         "models": {}, "labelled": {},
     }  # fmt: skip
-    cache = Path(args.out) / "runs"  # one file per finished run: a rerun resumes
-    code = code_fingerprint()
+    cache = ResultCache(Path(out) / "runs", {"train": train, "n_train": len(training),
+                                             "n_heldout": n_heldout})  # fmt: skip
 
     def scores(config, seed):
-        """Scores of one run, from the cache when the same run with the same code has
-        finished before."""
-        key = repr((config, seed, args.train, len(train), args.n_heldout, code))
-        path = cache / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
-        if not path.is_file():
-            write_json(path, score(config, train, held, seed, args.threads), indent=None)
-        return json.loads(path.read_text())
+        key = hashlib.sha1(repr((config, seed)).encode()).hexdigest()[:16]
+        return cache.fetch(key, score, config, training, held, seed, threads)
 
-    budget = {"epochs": args.epochs, "batch_size": args.batch_size}
+    budget = {"epochs": epochs, "batch_size": batch_size}
     for name, config in MODELS.items():
-        config = replace(config, **budget, **({"gamma": args.gamma} if name == "ssvae" else {}))
-        result["models"][name] = [scores(config, s) for s in args.seeds]
+        config = replace(config, **budget, **({"gamma": gamma} if name == "ssvae" else {}))
+        result["models"][name] = [scores(config, s) for s in seeds]
         print(name, summary(result["models"][name])["lds_all"], flush=True)
-    for frac in args.fractions:
-        config = replace(MODELS["ssvae"], **budget, gamma=args.gamma, labelled_fraction=frac)
-        result["labelled"][str(frac)] = [scores(config, s) for s in args.ssvae_seeds]
+    for frac in fractions:
+        config = replace(MODELS["ssvae"], **budget, gamma=gamma, labelled_fraction=frac)
+        result["labelled"][str(frac)] = [scores(config, s) for s in ssvae_seeds]
         print(f"ssvae {frac:.0%}", summary(result["labelled"][str(frac)])["lds_all"], flush=True)
+    result["command"] = "python examples/compare_disentanglement.py " + " ".join(
+        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in options.items()
+        if k not in ("out", "write") and v is not None
+    )
+    write_json(Path(out) / "disentanglement.json", result)
+    block = markdown(result)
+    write_text(Path(out) / "disentanglement.md", block)
+    if write:
+        write_block(write, block)
     return result
 
 
-def main():
+# ## Command line
+
+if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Disentanglement of four VAEs over seeds")
     parser.add_argument("--train", default="data/source-train.npz", help="training data")
     parser.add_argument("--n-train", type=int, default=5000, help="training fields used")
@@ -200,20 +244,6 @@ def main():
     args = parser.parse_args()
     if not Path(args.train).is_file():
         parser.error(f"{args.train} not found; make it with `invprior simulate source ...`")
-    result = run(args)
-    result["command"] = "python examples/compare_disentanglement.py " + " ".join(
-        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-        for k, v in vars(args).items()
-        if k not in ("out", "write") and v is not None
-    )
-    write_json(Path(args.out) / "disentanglement.json", result)
-    block = markdown(result)
-    write_text(Path(args.out) / "disentanglement.md", block)
-    if args.write:
-        write_block(args.write, block)
+    result = run(**vars(args))
     summaries = {k: summary(v)["lds_all"]["mean"] for k, v in result["models"].items()}
     print(json.dumps({"lds_all_mean": summaries, "out": args.out}))
-
-
-if __name__ == "__main__":
-    main()

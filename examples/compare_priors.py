@@ -20,7 +20,7 @@
 #   training-distribution draws (as :func:`invprior.study.gp_baseline`);
 # - **matern-gp**: $f \sim N(\bar f, \sigma^2 K_\nu(\ell))$, the training mean and a Matern
 #   covariance whose $(\sigma^2, \ell, \nu)$ maximise the Gaussian likelihood of training
-#   draws (:func:`fit_matern`);
+#   draws (:func:`invprior.priors.matern.fit_matern`);
 # - **dl-cfm** (with `--dlcfm source-dlcfm`): the DL-CFM prior over the same latent, its
 #   flow's noise $\varepsilon$ a latent site, so the prior models the decoder's residual
 #   itself and no approximation-error model is added.
@@ -50,14 +50,16 @@ from matplotlib.figure import Figure
 from invprior import infer, priors
 from invprior.approximation_error import ApproximationError
 from invprior.bridge import TorchForward
+from invprior.cache import ResultCache
 from invprior.diagnostics import field_summary
 from invprior.fileio import save_figure, write_json, write_text
 from invprior.model import DisentangledPrior, InverseProblem
 from invprior.pde import SourceProblem, grid_sensors, rectangle
-from invprior.priors import GaussianFieldPrior, GridSpec
+from invprior.priors import DLCFMGenerator, GaussianFieldPrior
+from invprior.priors.matern import fit_matern
 from invprior.priors.simulate import simulate, simulate_misspecified_sources
-from invprior.provenance import code_fingerprint
 from invprior.report import field_scores
+from invprior.scores import crps
 from invprior.sites import FIELD
 
 PRIORS = ("aux-vae", "oracle-gp", "matern-gp", "dl-cfm")
@@ -66,28 +68,12 @@ REGIMES = ("in_distribution", "misspecified")
 
 # ## Scores
 #
-# With posterior draws $X_1, \dots, X_n$ of the field and the truth $x^\star$, per grid
-# node the continuous ranked probability score is estimated without bias by
-#
-# $$
-# \mathrm{CRPS} = \frac1n \sum_i |X_i - x^\star| - \frac{1}{2 n (n-1)} \sum_{i \ne j}
-#     |X_i - X_j|,
-# $$
-#
-# (lower is better; it rewards a sharp and calibrated distribution at once) and averaged
-# over the grid. The relative L2 error of the posterior mean and the 90% coverage are the
-# definitions of :func:`invprior.report.study_metrics`.
-
-
-def crps(draws, truth):
-    """Grid-averaged sample CRPS of ``draws`` ``(n, ny, nx)`` against ``truth`` ``(ny, nx)``."""
-    x = np.sort(np.asarray(draws, dtype=np.float64).reshape(len(draws), -1), axis=0)
-    n = len(x)
-    skill = np.abs(x - np.asarray(truth).reshape(-1)).mean(0)
-    # sum_{i != j} |X_i - X_j| = 2 sum_i (2i - n - 1) X_(i) over the sorted draws
-    weights = (2 * np.arange(1, n + 1) - n - 1)[:, None]
-    spread = 2 * (weights * x).sum(0) / (n * (n - 1))
-    return float((skill - 0.5 * spread).mean())
+# Every prior is scored on its posterior draws of the field: the relative L2 error of
+# their mean and the 90% coverage of their pointwise band
+# (:func:`invprior.report.field_scores`), and the CRPS (:func:`invprior.scores.crps`),
+# which rewards a sharp and calibrated distribution at once. The named variables of the
+# deep priors get the absolute error of their posterior mean and whether the truth lies
+# in the 5-95% interval.
 
 
 def draw_scores(draws, truth):
@@ -110,50 +96,15 @@ def named_scores(sites, truth, names):
     return out
 
 
-# ## The Matern prior's hyperparameters
-#
-# The draws $f_1, \dots, f_m$ minus their mean $\bar f$ are taken as independent
-# $N(0, \sigma^2 (K_\nu(\ell) + \delta I))$ on every ``stride``-th grid node (a Matern
-# kernel is stationary, so a sub-grid sees the same covariance, at a fraction of the
-# cost). For fixed $(\ell, \nu)$ the maximising variance is closed form,
-# $\hat\sigma^2 = \sum_i r_i^T (K + \delta I)^{-1} r_i / (m P)$ with $P$ sub-grid nodes, and
-# the profile log-likelihood $-\tfrac{m}{2}(P \log\hat\sigma^2 + \log\det(K + \delta I))$
-# (up to constants) is maximised over a log-spaced grid of $\ell$ and $\nu \in \{3/2, 5/2\}$.
-# The jitter $\delta$ keeps $K$ invertible: the smooth fields would otherwise push the
-# likelihood onto the kernel's numerically null directions.
-
-
-def fit_matern(fields, grid, length_scales=None, stride=None, jitter=1e-4):
-    """Maximum-likelihood ``{"variance", "length_scale", "nu", "log_likelihood"}``."""
-    ny, nx = grid.shape
-    stride = stride or max(1, -(-max(ny, nx) // 16))
-    (x0, y0), (x1, y1) = grid.bbox
-    xs, ys = np.linspace(x0, x1, nx)[::stride], np.linspace(y0, y1, ny)[::stride]
-    sub = GridSpec((len(ys), len(xs)), ((xs[0], ys[0]), (xs[-1], ys[-1])))
-    r = np.asarray(fields, dtype=np.float64)[:, ::stride, ::stride].reshape(len(fields), -1)
-    r = r - r.mean(0)
-    m, p = r.shape
-    side = np.sqrt((x1 - x0) * (y1 - y0))
-    best = None
-    for nu in (1.5, 2.5):
-        for ell in length_scales if length_scales is not None else np.geomspace(0.02, 0.6, 15):
-            unit = GaussianFieldPrior.matern(sub, 1.0, ell * side, nu, variance_fraction=1.0)
-            basis = unit.basis.double().numpy()
-            lam, vec = np.linalg.eigh(basis @ basis.T + jitter * np.eye(p))
-            quad = ((r @ vec) ** 2 / lam).sum()
-            variance = quad / (m * p)
-            loglik = -0.5 * m * (p * np.log(variance) + np.log(lam).sum())
-            if best is None or loglik > best["log_likelihood"]:
-                best = {"variance": variance, "length_scale": ell * side, "nu": nu}
-                best["log_likelihood"] = float(loglik)
-    return best
-
-
 # ## Building the shared parts once
 #
 # The mesh, the sensors, the approximation error's moments and the two Gaussian priors do
 # not depend on the truth, so they are built once; only the noise std
-# ($1\%$ of $\max|F(x^\star)|$) and the data change from truth to truth.
+# ($1\%$ of $\max|F(x^\star)|$) and the data change from truth to truth. The oracle
+# Gaussian is :meth:`~invprior.priors.GaussianFieldPrior.from_samples` of simulator draws,
+# the construction :func:`invprior.study.gp_baseline` uses; the Matern prior takes the
+# same mean and the covariance whose hyperparameters maximise the likelihood of (fewer)
+# draws.
 
 
 def build_priors(generator, forward, *, gp_fields, matern_fields, approx_fields, data_seed):
@@ -189,6 +140,12 @@ def held_out_truths(num, grid, truth_seed, misspecified_seed):
 
 
 # ## One truth, one prior: MAP, Laplace, draws
+#
+# Every prior goes the same way: :func:`invprior.infer.map`, :func:`invprior.infer.laplace`
+# and draws of the Laplace Gaussian, scored as draws. For the oracle Gaussian this is
+# the posterior :func:`invprior.study.gp_baseline` summarises in closed form (same prior,
+# same MAP and Laplace); the comparison takes draws instead, so that the CRPS and the
+# coverage of every prior come from the same finite-sample estimators.
 
 
 def infer_one(name, prior, forward, approx, data, std, config):
@@ -224,35 +181,12 @@ def run_truth(truth, factors, priors_, pde, forward, approx, noise, rng_seed, co
     return rows
 
 
-# Every truth's scores are kept on disk as soon as they exist, so an interrupted run picks
-# up where it stopped, and runs of different regimes (`--regimes`) or shards of the truths
-# (`--shard K/N`: every N-th truth from the K-th) sharing one `--out` can work side by
-# side; a final run without them reads everything back. A change of any other argument of
-# :func:`run`, or of the package's code, starts afresh.
-
-
-class TruthCache:
-    """Per-truth score records under ``folder``, valid only for identical ``settings``."""
-
-    def __init__(self, folder, settings):
-        self.folder = Path(folder)
-        self.settings = settings
-
-    def _path(self, regime, index):
-        return self.folder / f"{regime}-{index:03d}.json"
-
-    def get(self, regime, index):
-        """The cached scores of one truth, or None when absent or made with other settings."""
-        path = self._path(regime, index)
-        if not path.exists():
-            return None
-        entry = json.loads(path.read_text())
-        return entry["rows"] if entry.get("settings") == self.settings else None
-
-    def put(self, regime, index, rows):
-        self.folder.mkdir(parents=True, exist_ok=True)
-        entry = {"settings": self.settings, "rows": rows}
-        write_json(self._path(regime, index), entry, indent=None)
+# Every truth's scores are kept on disk as soon as they exist
+# (:class:`invprior.cache.ResultCache`), so an interrupted run picks up where it stopped,
+# and runs of different regimes (`--regimes`) or shards of the truths (`--shard K/N`:
+# every N-th truth from the K-th) sharing one `--out` can work side by side; a final run
+# without them reads everything back. A change of any other argument of :func:`run`, or
+# of the package's code, starts afresh.
 
 
 # ## Aggregates and output
@@ -368,7 +302,6 @@ def run(
         fitted hyperparameters, "setup_s": shared set-up time, "wall_s": total}``.
     """
     settings = {k: v for k, v in locals().items() if k not in ("out", "regimes", "shard")}
-    settings["code"] = code_fingerprint()
     tic = time.perf_counter()
     generator = priors.load(prior)
     grid = generator.grid
@@ -377,14 +310,14 @@ def run(
         grid_sensors(grid.bbox, sensors), grid.shape, grid.bbox,
     )  # fmt: skip
     forward = TorchForward(pde)
-    data_seed = int(getattr(generator, "metadata", {}).get("data", {}).get("seed", 1))
+    data_seed = int(generator.metadata.get("data", {}).get("seed", 1))
     approx, priors_, hyper = build_priors(
         generator, forward, gp_fields=gp_fields, matern_fields=matern_fields,
         approx_fields=approx_fields, data_seed=data_seed,
     )  # fmt: skip
     if dlcfm is not None:
         flow = priors.load(dlcfm)
-        if flow.grid != grid or getattr(flow, "eps_shape", None) is None:
+        if flow.grid != grid or not isinstance(flow, DLCFMGenerator):
             raise ValueError(f"{dlcfm} must be a DL-CFM generator on the grid of {prior}")
         flow.steps = flow_steps
         priors_["dl-cfm"] = DisentangledPrior(flow)
@@ -392,8 +325,7 @@ def run(
     map_config = infer.MapConfig(num_restarts=num_restarts, num_steps=num_steps)
     gp_map = dataclasses.replace(map_config, num_restarts=1, num_steps=gp_steps)
     config = {"map": map_config, "gp_map": gp_map, "seed": seed, "num_draws": num_draws}
-    folder = Path(out)
-    cache = TruthCache(folder / "truths", settings)
+    cache = ResultCache(Path(out) / "truths", settings)
     records = []
     for j, (regime, (fields, factors, kinds)) in enumerate(
         held_out_truths(truths, grid, truth_seed, misspecified_seed).items()
@@ -401,19 +333,18 @@ def run(
         if regime not in regimes:
             continue
         for i in range(shard[0], truths, shard[1]):
-            rows = cache.get(regime, i)
-            if rows is None:
-                truth_factors = None if factors is None else {k: v[i] for k, v in factors.items()}
-                truth = fields[i].astype(np.float64)
-                rows = run_truth(truth, truth_factors, priors_, pde, forward, approx, noise,
-                                 [j, i], config)  # fmt: skip
-                cache.put(regime, i, rows)
+            truth_factors = None if factors is None else {k: v[i] for k, v in factors.items()}
+            rows = cache.fetch(
+                f"{regime}-{i:03d}", run_truth, fields[i].astype(np.float64), truth_factors,
+                priors_, pde, forward, approx, noise, [j, i], config,
+            )  # fmt: skip
             records.append({"regime": regime, "kind": kinds[i], "index": i, **rows})
             print(f"{regime} truth {i + 1}/{truths} done", flush=True)
     table = aggregate(records)
     wall_s = time.perf_counter() - tic
     result = {"table": table, "truths": records, "matern": hyper, "setup_s": setup_s}
     result["wall_s"] = wall_s
+    folder = Path(out)
     write_text(folder / "comparison.md", markdown(table, truths))
     write_json(folder / "comparison.json", result)
     save_figure(figure(records), folder / "comparison.png")
