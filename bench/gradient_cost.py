@@ -32,8 +32,9 @@ transfer_s - pde_forward_s - pde_adjoint_s) / gradient_s``, clipped at 0
 (``overhead_fraction_raw`` unclipped, ``overhead_fraction_iqr`` its interquartile range): the
 share of the framework (bijections, prior and likelihood densities, the torch bridge's
 copies, autograd). The target is at most 0.25 on a CPU. The source problem is also
-timed with the dense observation map (``dense_*`` keys; ``model.dense = True``, built
-once, ``dense_build_s``): the torch forward applies the ``n_obs x (ny nx)`` matrix, which
+timed with the dense observation map (``dense_*`` keys; the same problem with the forward
+model ``invprior.bridge.DenseObservationMap`` built beside the solving one,
+``dense_build_s``): the torch forward applies the ``n_obs x (ny nx)`` matrix, which
 contains :math:`T`, so ``dense_transfer_s`` is 0 and no solve runs. Keys of the conductivity
 problem carry the prefix ``conductivity_``; ``pde_solves_per_gradient`` checks that a
 gradient costs one forward and one adjoint solve.
@@ -50,7 +51,9 @@ from mpi4py import MPI
 import numpy as np
 import torch
 
+from invprior.bridge import DenseObservationMap
 from invprior.infer.common import prior_latents
+from invprior.model import InverseProblem
 from invprior.potential import PotentialEnergy
 from invprior.study import PDEConfig, PriorConfig, StudyConfig, build_study
 
@@ -96,11 +99,11 @@ class InPlaceTimers:
 
     Wraps, on the instances only and until the block ends, the generator's ``decode`` and
     either ``model.forward``, ``model.vjp`` and the transfer's ``apply`` and
-    ``apply_transpose`` (subtracted from the PDE part they run in) or, with the dense map,
-    the torch forward's affine map. The backward of an operation that autograd runs (the
-    decoder's; the affine map's) is timed from the hook on its output's gradient, called
-    just before that backward starts, to the hooks on its inputs' gradients, called when
-    it ends.
+    ``apply_transpose`` (subtracted from the PDE part they run in) or, with a
+    :class:`DenseObservationMap`, its affine map. The backward of an operation that
+    autograd runs (the decoder's; the affine map's) is timed from the hook on its output's
+    gradient, called just before that backward starts, to the hooks on its inputs'
+    gradients, called when it ends.
     """
 
     def __init__(self, generator, forward):
@@ -110,7 +113,7 @@ class InPlaceTimers:
         self._started = {}
         model = forward.model
         self._patches = [(generator, "decode", "generator", "generator")]
-        if getattr(model, "dense", False):
+        if isinstance(forward, DenseObservationMap):
             self._patches += [(forward, "_affine", "forward", "adjoint")]
         else:
             self._patches += [
@@ -202,9 +205,9 @@ def _problem_result(config, repeats, comm, dense):
     info = {"ndofs": model.V.dofmap.index_map.size_global, "n_obs": model.n_obs}
     info["latent_dim"] = latents.shape[-1]
     if dense:
-        build_s, _ = timed(comm, model.observation_matrix)
-        model.dense = True
-        dense_result = measure(problem, obs, latents, comm) | {"build_s": build_s}
+        build_s, forward = timed(comm, DenseObservationMap, model)
+        dense_problem = InverseProblem(problem.prior, forward, problem.likelihood)
+        dense_result = measure(dense_problem, obs, latents, comm) | {"build_s": build_s}
         result |= {f"dense_{key}": value for key, value in dense_result.items()}
     model.destroy()
     return result, info

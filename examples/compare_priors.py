@@ -319,8 +319,7 @@ def run(
         flow = priors.load(dlcfm)
         if flow.grid != grid or not isinstance(flow, DLCFMGenerator):
             raise ValueError(f"{dlcfm} must be a DL-CFM generator on the grid of {prior}")
-        flow.steps = flow_steps
-        priors_["dl-cfm"] = DisentangledPrior(flow)
+        priors_["dl-cfm"] = DisentangledPrior(flow.with_steps(flow_steps))
     setup_s = time.perf_counter() - tic
     map_config = infer.MapConfig(num_restarts=num_restarts, num_steps=num_steps)
     gp_map = dataclasses.replace(map_config, num_restarts=1, num_steps=gp_steps)

@@ -50,7 +50,7 @@ import torch
 
 from .infer.common import seeded
 from .likelihood import CorrelatedGaussianLikelihood
-from .priors.base import Generator
+from .priors.base import Encoder, Generator
 from .priors.metrics import decode_latents, encode_means
 
 __all__ = ["ApproximationError"]
@@ -141,8 +141,8 @@ class ApproximationError:
         communicator).
 
         Args:
-            generator: A generator with ``encode(x) -> (mu, logvar)`` (an Aux-VAE or
-                beta-VAE).
+            generator: A generator with an encoder (an :class:`~invprior.priors.Encoder`:
+                an Aux-VAE, beta-VAE or DL-CFM generator).
             fields: Simulator draws on the generator's grid, shape ``(n, ny, nx)``, n >= 2.
             forward: Torch forward model, fields ``(*batch, ny, nx)`` to ``(*batch, n_obs)``.
             batch_size: Fields per batch.
@@ -158,10 +158,11 @@ class ApproximationError:
             TypeError: If the generator has no encoder.
             ValueError: On fewer than two fields, a wrong grid or non-finite values.
         """
-        if not callable(getattr(generator, "encode", None)):
+        if not isinstance(generator, Encoder):
             raise TypeError(
                 f"{type(generator).__name__} has no encoder, so its approximation error "
-                "cannot be estimated; use an Aux-VAE or beta-VAE generator"
+                "cannot be estimated; use a generator with an encoder (an Aux-VAE, beta-VAE "
+                "or DL-CFM generator)"
             )
         x = np.asarray(torch.as_tensor(fields).detach().cpu(), dtype=np.float64)
         if x.ndim != 3 or x.shape[0] < 2 or x.shape[1:] != tuple(generator.grid.shape):

@@ -26,7 +26,8 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import pyro
@@ -39,7 +40,10 @@ from .priors.arrays import reference_tensor
 from .priors.base import Generator
 from .sites import AUX_NOISE, EPS, FIELD, OBS, Z_AUX, Z_REC
 
-__all__ = ["DisentangledPrior", "InverseProblem"]
+if TYPE_CHECKING:
+    from .pde.base import SolveCounter
+
+__all__ = ["DisentangledPrior", "ForwardMap", "InverseProblem"]
 
 
 def _standard_normal_log_prob(value: torch.Tensor) -> torch.Tensor:
@@ -54,7 +58,7 @@ class DisentangledPrior:
     ``e_aux`` (shape ``(d,)``), the deterministic ``z_aux = a(u) + tau * e_aux``, ``z_rec``
     (shape ``(r,)``) and the deterministic ``field`` (shape ``(ny, nx)``). With ``d = 0``
     (beta-VAE, Gaussian-field baselines) only ``z_rec`` and ``field`` remain. A generator
-    with an ``eps_shape`` (:class:`invprior.priors.DLCFMGenerator`) gets one more site,
+    whose ``eps_shape`` is not None (:class:`invprior.priors.DLCFMGenerator`) gets one more site,
     ``eps`` of that shape, after ``z_rec``, passed to ``generator.decode(..., eps=eps)``.
 
     The generator is put in eval mode with gradients off and is never registered with
@@ -66,7 +70,7 @@ class DisentangledPrior:
         aux_priors: Optional prior per named variable, in physical units, each a scalar Pyro
             distribution; names left out get ``Uniform(*generator.aux_ranges[name])``.
         tau: Scale :math:`\tau > 0` of :math:`z_{aux} \mid u \sim N(a(u), \tau^2 I)`; None
-            means the generator's own ``tau`` (the value it was trained with), else 0.1.
+            means ``generator.tau`` (the value it was trained with).
         fixed_eps: Leave out the ``eps`` site of a flow generator and decode the
             conditional mean path (:math:`\varepsilon = 0`): far fewer latents for a fast
             MAP, an approximation to the prior (see ``DLCFMGenerator.decode``).
@@ -88,11 +92,11 @@ class DisentangledPrior:
         tau: float | None = None,
         fixed_eps: bool = False,
     ) -> None:
-        tau = float(getattr(generator, "tau", 0.1)) if tau is None else tau
+        tau = float(generator.tau) if tau is None else tau
         if not (isinstance(tau, int | float) and np.isfinite(tau) and tau > 0):
             raise ValueError(f"tau must be a finite positive number, got {tau!r}")
         aux_priors = dict(aux_priors or {})
-        names = tuple(getattr(generator, "aux_names", ()))
+        names = generator.aux_names
         unknown = sorted(set(aux_priors) - set(names))
         if unknown:
             raise ValueError(
@@ -115,13 +119,13 @@ class DisentangledPrior:
         self.generator = generator.eval().requires_grad_(False)
         self.aux_priors = aux_priors
         self.tau = float(tau)
-        shape = getattr(generator, "eps_shape", None)
+        shape = generator.eps_shape
         self.eps_shape = None if fixed_eps or shape is None else torch.Size(shape)
 
     @property
     def aux_names(self) -> tuple[str, ...]:
         """Names of the physical sites, in the generator's order."""
-        return tuple(getattr(self.generator, "aux_names", ()))
+        return self.generator.aux_names
 
     @property
     def latent_shapes(self) -> dict[str, torch.Size]:
@@ -228,6 +232,32 @@ class DisentangledPrior:
         return {name: site["value"] for name, site in nodes if site["type"] == "sample"}
 
 
+@runtime_checkable
+class ForwardMap(Protocol):
+    """What :class:`InverseProblem` needs of a forward model, on the torch side.
+
+    A callable from fields ``(*batch, ny, nx)`` to observations ``(*batch, n_obs)`` that
+    records the grid it expects and counts its PDE solves.
+    :class:`invprior.bridge.TorchForward` implements it for every
+    :class:`invprior.pde.ForwardModel`.
+
+    Attributes:
+        n_obs: Number of observations.
+        grid_shape: ``(ny, nx)`` of the input fields.
+        grid_bbox: ``((xmin, ymin), (xmax, ymax))`` of the input grid.
+        counter: Forward and adjoint solves so far (:class:`invprior.pde.SolveCounter`).
+    """
+
+    n_obs: int
+    grid_shape: tuple[int, int]
+    grid_bbox: tuple[tuple[float, float], tuple[float, float]]
+    counter: SolveCounter
+
+    def __call__(self, field: torch.Tensor) -> torch.Tensor:
+        """Observations of ``field`` (shape ``(*batch, ny, nx)``), shape ``(*batch, n_obs)``."""
+        ...
+
+
 class InverseProblem:
     r"""The Pyro model :math:`p(y, z) = p(y \mid F(G(z)))\, p(z)` of an inverse problem.
 
@@ -236,15 +266,13 @@ class InverseProblem:
 
     Args:
         prior: A :class:`DisentangledPrior` (a bare generator is wrapped with default priors).
-        forward: Torch callable mapping fields ``(*batch, ny, nx)`` to observations
-            ``(*batch, n_obs)``, exposing ``n_obs`` (and optionally ``grid_shape``,
-            ``grid_bbox`` and a ``counter`` of PDE solves), e.g.
-            :class:`invprior.bridge.TorchForward`.
+        forward: A :class:`ForwardMap`, e.g. :class:`invprior.bridge.TorchForward`: fields
+            ``(*batch, ny, nx)`` to observations ``(*batch, n_obs)``.
         noise: Noise standard deviation (scalar or shape ``(n_obs,)``) or a
             :class:`invprior.likelihood.Likelihood`.
 
     Raises:
-        TypeError: If ``forward`` has no ``n_obs``.
+        TypeError: If ``forward`` is not a :class:`ForwardMap` with an integer ``n_obs``.
         ValueError: If the noise is not positive or the generator's grid differs from the
             grid the forward model expects.
     """
@@ -252,14 +280,15 @@ class InverseProblem:
     def __init__(
         self,
         prior: DisentangledPrior | Generator,
-        forward: Callable[[torch.Tensor], torch.Tensor],
+        forward: ForwardMap,
         noise: float | torch.Tensor | Likelihood,
     ) -> None:
         self.prior = prior if isinstance(prior, DisentangledPrior) else DisentangledPrior(prior)
-        if not isinstance(getattr(forward, "n_obs", None), int | np.integer):
+        if not isinstance(forward, ForwardMap) or not isinstance(forward.n_obs, int | np.integer):
             raise TypeError(
-                f"forward must expose an integer n_obs (number of observations), got "
-                f"{type(forward).__name__}; wrap a pde model with invprior.bridge.TorchForward"
+                "forward must be a ForwardMap: a callable exposing an integer n_obs (number "
+                f"of observations), grid_shape, grid_bbox and counter; got "
+                f"{type(forward).__name__}. Wrap a pde model with invprior.bridge.TorchForward"
             )
         self.forward = forward
         self.likelihood = noise if isinstance(noise, Likelihood) else GaussianLikelihood(noise)
@@ -272,15 +301,15 @@ class InverseProblem:
 
     def _check_grid(self) -> None:
         grid = self.prior.generator.grid
-        shape = getattr(self.forward, "grid_shape", None)
-        if shape is not None and tuple(shape) != tuple(grid.shape):
+        shape = self.forward.grid_shape
+        if tuple(shape) != tuple(grid.shape):
             raise ValueError(
                 f"the generator's grid has shape {tuple(grid.shape)} but the forward model "
                 f"expects fields of shape {tuple(shape)}; build the forward model on the "
                 f"generator's grid"
             )
-        bbox = getattr(self.forward, "grid_bbox", None)
-        if bbox is not None and not np.allclose(np.asarray(bbox), np.asarray(grid.bbox)):
+        bbox = self.forward.grid_bbox
+        if not np.allclose(np.asarray(bbox), np.asarray(grid.bbox)):
             raise ValueError(
                 f"the generator's grid covers {grid.bbox} but the forward model's grid is "
                 f"{tuple(map(tuple, bbox))}; the field must cover the same domain as the mesh"

@@ -14,30 +14,28 @@ what Pyro's ``initialize_model`` builds for ``HMC``/``NUTS`` given these transfo
 it is a picklable class, usable as ``NUTS(potential_fn=PotentialEnergy(problem, obs))``
 with ``initial_params`` (a closure cannot be sent to another process).
 
-By default :math:`U` is evaluated directly: the prior's
-:meth:`~invprior.model.DisentangledPrior.log_prob` and
+It is evaluated directly, without tracing ``problem.model`` with :mod:`pyro.poutine`
+(building a trace at every leapfrog step would dominate the cost for small generators and
+fast forward models): the prior terms in closed form, the prior's
 :meth:`~invprior.model.DisentangledPrior.decode`, then the likelihood of
-``problem.forward(field)``. This computes the same number as tracing ``problem.model``
-with :mod:`pyro.poutine` (``traced=True``, kept as the reference) without the cost of
-building a trace at every leapfrog step, which dominates for small generators and fast
-forward models.
+``problem.forward(field)``.
 
 A site with a ``Uniform(l, h)`` prior is unconstrained by the probit map
 :math:`u = l + (h - l)\,\Phi(\zeta)` (:math:`\Phi` the standard normal CDF) instead of
 ``biject_to``'s logistic one. Then :math:`\log p(u) + \log|du/d\zeta| = \log
-\varphi(\zeta)`: a priori :math:`\zeta \sim N(0, 1)`, like ``e_aux`` and ``z_rec``, so the
-whole latent is standard normal under the prior (the non-centred form of [2]). A posterior
-pressed against a bound of the prior box, which weakly identified parameters often are,
-then has a Gaussian tail in :math:`\zeta` where the logistic map gives an exponential
-one, and NUTS mixes faster along it (the demo's effective sample sizes in both coordinates
-are in ``docs/results.md``). When every named
-variable has its default Uniform prior, the named block is handled as one vector, a
-handful of tensor operations instead of a distribution, a transform and a Jacobian per
-site.
+\varphi(\zeta)`: a priori :math:`\zeta \sim N(0, 1)`, like ``e_aux``, ``z_rec`` and
+``eps``, so the whole latent is standard normal under the prior (the non-centred form of
+[2]). A posterior pressed against a bound of the prior box, which weakly identified
+parameters often are, then has a Gaussian tail in :math:`\zeta` where the logistic map
+gives an exponential one, and NUTS mixes faster along it (the demo's effective sample
+sizes in both coordinates are in ``docs/results.md``). The sites that are standard normal
+in :math:`\zeta` contribute :math:`-\tfrac12 \sum \zeta^2` and a constant, a handful of
+tensor operations; only a named variable with another prior (a ``LogNormal``, say) costs
+its density, bijection and log-Jacobian.
 
 A PDE solver failure (:class:`invprior.pde.errors.PDESolveError`) raised while evaluating
-:math:`U` is registered with :func:`pyro.ops.integrator.register_exception_handler`, so HMC
-and NUTS see a NaN energy and count a divergence instead of crashing.
+:math:`U` becomes a divergence in HMC and NUTS through the forward model itself: the torch
+bridge (:mod:`invprior.bridge`) registers it with Pyro's integrator.
 
 References:
     [1] M. D. Hoffman, A. Gelman, "The No-U-Turn Sampler", JMLR 15 (2014),
@@ -53,8 +51,6 @@ import math
 from collections.abc import Mapping
 
 import torch
-from pyro import poutine
-from pyro.ops.integrator import register_exception_handler
 from torch.distributions import Normal, Transform, biject_to
 from torch.distributions.transforms import (
     AffineTransform,
@@ -63,7 +59,7 @@ from torch.distributions.transforms import (
 )
 
 from .model import InverseProblem
-from .sites import AUX_NOISE, EPS, Z_REC
+from .sites import EPS
 
 __all__ = ["LatentLayout", "PotentialEnergy", "is_pde_failure", "probit_interval"]
 
@@ -88,9 +84,6 @@ def is_pde_failure(err: BaseException) -> bool:
     except ImportError:
         return False
     return isinstance(err, PDESolveError)
-
-
-register_exception_handler("pde", is_pde_failure, warn_on_overwrite=False)
 
 
 class LatentLayout:
@@ -141,9 +134,6 @@ class PotentialEnergy:
     Args:
         problem: The inverse problem.
         obs: Observed data, shape ``(n_obs,)``.
-        traced: Evaluate :math:`U` by tracing the Pyro model (``poutine.trace``), the
-            reference implementation; the default evaluates the same sum directly, which
-            saves the cost of a trace per call.
 
     Attributes:
         transforms: ``{site: T_k}`` from unconstrained to constrained values.
@@ -155,45 +145,32 @@ class PotentialEnergy:
         >>> kernel = NUTS(potential_fn=potential)  # doctest: +SKIP
     """
 
-    def __init__(self, problem: InverseProblem, obs: torch.Tensor, traced: bool = False) -> None:
+    def __init__(self, problem: InverseProblem, obs: torch.Tensor) -> None:
         self.problem = problem
         self.obs = problem.check_obs(obs)
-        self.traced = bool(traced)
         self.layout = LatentLayout(problem.prior.latent_shapes)
         self.transforms: dict[str, Transform] = {
             name: self._transform(name) for name in self.layout.names
         }
         self.num_evals = 0
-        self._bounds = None if self.traced else self._uniform_bounds()
-
-    def _uniform_bounds(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """``(low, high)`` of the named sites when all have default Uniform priors, else None.
-
-        None too with an ``eps`` site: the flow solve then dominates the cost, and the
-        generic path handles the site.
-        """
-        prior = self.problem.prior
-        names = prior.aux_names
-        if not names or prior.eps_shape is not None or any(n in prior.aux_priors for n in names):
-            return None
-        ranges = torch.tensor([prior.generator.aux_ranges[n] for n in names]).to(self.obs)
-        return ranges[:, 0], ranges[:, 1]
-
-    def _uniform_energy(
-        self, params: Mapping[str, torch.Tensor], likelihood: bool
-    ) -> torch.Tensor:
-        """:math:`U` with all named priors Uniform, the named block as one vector."""
-        problem, (low, high) = self.problem, self._bounds
-        zeta = torch.stack([params[name] for name in problem.prior.aux_names], -1)
-        u = low + (high - low) * torch.special.ndtr(zeta)
-        e, z_rec = params[AUX_NOISE], params[Z_REC]
-        squares = zeta.square().sum() + e.square().sum() + z_rec.square().sum()
-        log_joint = -0.5 * squares - (zeta.numel() + e.numel() + z_rec.numel()) * _HALF_LOG_2PI
-        if likelihood:
-            field = problem.prior.generator.decode(problem.prior.aux_latent(u, e), z_rec)
-            prediction = problem.forward(field)
-            log_joint = log_joint + problem.likelihood.log_prob(prediction, self.obs)
-        return -log_joint
+        prior = problem.prior
+        uniform = {
+            name: d
+            for name in prior.aux_names
+            if isinstance(d := prior.aux_distribution(name), torch.distributions.Uniform)
+        }
+        # Named sites under the probit map, their bounds, the other named sites, and the
+        # unnamed sites (standard normal and unconstrained).
+        self._probit = tuple(uniform)
+        self._bounds = (
+            (torch.stack([d.low for d in uniform.values()]).to(self.obs),
+             torch.stack([d.high for d in uniform.values()]).to(self.obs))
+            if uniform else None
+        )  # fmt: skip
+        self._other = tuple(name for name in prior.aux_names if name not in uniform)
+        self._unnamed = tuple(name for name in self.layout.names if name not in prior.aux_names)
+        standard = self._probit + self._unnamed
+        self._num_standard = sum(self.layout.sizes[name] for name in standard)
 
     def _transform(self, name: str) -> Transform:
         """:func:`probit_interval` for a Uniform site, else ``biject_to`` of its support."""
@@ -218,26 +195,34 @@ class PotentialEnergy:
         """Physical site values to unconstrained values, same shapes."""
         return {name: self.transforms[name].inv(values[name]) for name in self.layout.names}
 
-    def _log_density(self, values: Mapping[str, torch.Tensor], likelihood: bool) -> torch.Tensor:
-        """Log prior (and, with ``likelihood``, log likelihood) of constrained values."""
-        problem = self.problem
-        if self.traced:
-            fn, args = (problem.model, (self.obs,)) if likelihood else (problem.prior, ())
-            trace = poutine.trace(poutine.condition(fn, data=dict(values))).get_trace(*args)
-            return trace.log_prob_sum()
-        log_p = problem.prior.log_prob(values).sum()
-        if likelihood:
-            prediction = problem.forward(problem.prior.decode(values))
-            log_p = log_p + problem.likelihood.log_prob(prediction, self.obs).sum()
-        return log_p
-
     def _energy(self, params: Mapping[str, torch.Tensor], likelihood: bool) -> torch.Tensor:
+        r""":math:`U`, or its prior part without ``likelihood``, a scalar tensor.
+
+        The probit-mapped named sites and the unnamed sites are standard normal in
+        :math:`\zeta`: :math:`-\tfrac12 \sum \zeta^2` minus a constant. Each other named
+        site adds its prior density at :math:`T_k(\zeta_k)` and its log-Jacobian.
+        """
+        prior, values = self.problem.prior, dict(params)
+        blocks = [params[name] for name in self._unnamed]
         if self._bounds is not None:
-            return self._uniform_energy(params, likelihood)
-        values = self.constrain(params)
-        log_joint = self._log_density(values, likelihood)
-        for name, t in self.transforms.items():
-            log_joint = log_joint + t.log_abs_det_jacobian(params[name], values[name]).sum()
+            low, high = self._bounds
+            zeta = torch.stack([params[name] for name in self._probit], -1)
+            u = low + (high - low) * torch.special.ndtr(zeta)
+            values.update(zip(self._probit, u.unbind(-1), strict=True))
+            blocks.insert(0, zeta)
+        squares = blocks[0].square().sum()
+        for block in blocks[1:]:
+            squares = squares + block.square().sum()
+        log_joint = -0.5 * squares - self._num_standard * _HALF_LOG_2PI
+        for name in self._other:
+            t = self.transforms[name]
+            values[name] = t(params[name])
+            log_prior = prior.aux_distribution(name).log_prob(values[name])
+            log_jacobian = t.log_abs_det_jacobian(params[name], values[name])
+            log_joint = log_joint + (log_prior + log_jacobian).sum()
+        if likelihood:
+            prediction = self.problem.forward(prior.decode(values))
+            log_joint = log_joint + self.problem.likelihood.log_prob(prediction, self.obs)
         return -log_joint
 
     def __call__(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -14,6 +14,10 @@ Metrics, with :math:`\bar x` the posterior mean field and :math:`x^\star` the tr
 - ``named_abs_error``: :math:`|E[u_j \mid y] - u_j^\star|` per named variable, and
   ``named_in_hdi90``: whether :math:`u_j^\star` lies in the 90% HDI;
 - ``ess_min`` (bulk) and ``rhat_max`` over the named variables and ``z_rec``;
+- ``checks``: each of ArviZ's recommended sampling checks
+  (:func:`invprior.diagnostics.sampling_checks`: ``rhat``, ``ess_bulk``, ``ess_tail``,
+  ``divergences``, ``bfmi``), with its value, threshold, whether it passed and the worst
+  variable;
 - ``divergences``, and the sampling's ``sampling_pde_solves`` and ``sampling_wall_s``,
   summed over the chains (a study's JSON line adds ``pde_solves`` and ``wall_s`` of the
   whole study, see :func:`invprior.study.run_study`);
@@ -35,7 +39,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from .diagnostics import field_summary, summarize_named, summarize_residual
+from .diagnostics import field_summary, sampling_checks, summarize_named, summarize_residual
 from .fileio import json_text, save_figure, write_json, write_text
 from .sites import FIELD, OBS, Z_REC
 
@@ -133,6 +137,7 @@ def study_metrics(tree: xr.DataTree) -> dict[str, object]:
             None if None in solves else sum(s["forward"] + s["adjoint"] for s in solves)
         ),
         "sampling_wall_s": sum(c["wall_s"] for c in chains),
+        "checks": sampling_checks(tree),
     }
     maps = field_maps(tree)
     if "truth" in maps:

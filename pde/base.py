@@ -15,10 +15,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["ForwardModel", "SolveCounter"]
+if TYPE_CHECKING:
+    from mpi4py import MPI
+
+__all__ = ["AffineForwardModel", "ForwardModel", "SolveCounter"]
 
 
 @dataclass
@@ -47,12 +51,20 @@ class SolveCounter:
 class ForwardModel(ABC):
     """A PDE solve followed by point observations, with its adjoint.
 
-    Subclasses set ``comm``, ``n_obs``, ``grid_shape`` ``(ny, nx)``, ``grid_bbox``
-    ``((xmin, ymin), (xmax, ymax))`` and ``counter`` (a :class:`SolveCounter`).
-    Every method is collective on ``comm``: all ranks pass the same replicated field
-    and receive the same replicated result.
+    Subclasses set every attribute below in their constructor; the torch bridge
+    (``invprior.bridge.TorchForward``) and the inverse problem read them directly. Every
+    method is collective on ``comm``: all ranks pass the same replicated field and
+    receive the same replicated result.
+
+    Attributes:
+        comm: The MPI communicator of the mesh.
+        n_obs: Number of observations.
+        grid_shape: ``(ny, nx)`` of the input field.
+        grid_bbox: ``((xmin, ymin), (xmax, ymax))`` of the input grid.
+        counter: Forward and adjoint solves so far.
     """
 
+    comm: MPI.Comm
     n_obs: int
     grid_shape: tuple[int, int]
     grid_bbox: tuple[tuple[float, float], tuple[float, float]]
@@ -79,4 +91,21 @@ class ForwardModel(ABC):
 
         Returns:
             Cotangent of the field, shape ``grid_shape``.
+        """
+
+
+class AffineForwardModel(ForwardModel):
+    r"""A forward model affine in the field, :math:`F(m) = F m + c`.
+
+    Its dense map can stand in for the solves
+    (``invprior.bridge.DenseObservationMap``).
+    """
+
+    @abstractmethod
+    def affine_map(self) -> tuple[np.ndarray, np.ndarray]:
+        r"""``(F, c)`` with ``forward(m)`` :math:`= F m + c`, replicated on every rank.
+
+        Returns:
+            The matrix :math:`F`, shape ``(n_obs, ny * nx)`` (the field flattened row by
+            row), and the offset :math:`c`, shape ``(n_obs,)``.
         """

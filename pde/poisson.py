@@ -13,6 +13,7 @@ import dolfinx.mesh
 import numpy as np
 import ufl
 
+from .base import AffineForwardModel
 from .boundary import Marker, Value, as_coefficient
 from .compat import create_vector
 from .mesh import BBox
@@ -22,7 +23,7 @@ from .problem import EllipticProblem
 __all__ = ["SourceProblem"]
 
 
-class SourceProblem(EllipticProblem):
+class SourceProblem(EllipticProblem, AffineForwardModel):
     r"""Observations of :math:`-\nabla\cdot(\kappa\nabla u) = f` with :math:`f` from the grid.
 
     With :math:`f_h = T m \in Q` (bilinear transfer of the grid field :math:`m`), find
@@ -44,9 +45,10 @@ class SourceProblem(EllipticProblem):
 
     one back-substitution with the factorisation of :math:`A` (assembled and factorised
     once; :math:`A` is symmetric; with ``solver="iterative"`` its multigrid hierarchy is
-    built once instead and each solve is a preconditioned CG). With ``dense=True``, forward
-    and vjp use the dense map :math:`F = B A^{-1} P M T` (:meth:`observation_matrix`, built
-    from ``n_obs`` adjoint solves) and the offset :math:`c = B A^{-1} b_0`.
+    built once instead and each solve is a preconditioned CG). The problem is affine in the
+    field: :meth:`affine_map` gives the dense map :math:`F = B A^{-1} P M T` and the offset
+    :math:`c = B A^{-1} b_0` (``invprior.bridge.DenseObservationMap`` applies them in
+    place of the solves).
 
     Collective on the mesh's communicator (every method).
 
@@ -65,7 +67,6 @@ class SourceProblem(EllipticProblem):
         solver: ``"direct"`` (MUMPS Cholesky, the default) or ``"iterative"`` (CG with
             algebraic multigrid, for meshes too large to factorise); see
             :mod:`invprior.pde.solver`.
-        dense: Use the dense observation map in :meth:`forward` and :meth:`vjp`.
 
     Raises:
         ValueError: A number ``kappa`` that is not finite and positive.
@@ -94,7 +95,6 @@ class SourceProblem(EllipticProblem):
         petsc_options: Mapping[str, object] | None = None,
         petsc_options_prefix: str = "invprior_source_",
         solver: str = "direct",
-        dense: bool = False,
     ) -> None:
         if isinstance(kappa, int | float | np.integer | np.floating) and not (
             np.isfinite(kappa) and kappa > 0
@@ -119,8 +119,6 @@ class SourceProblem(EllipticProblem):
         self._solver = self._make_solver(self.A)
         self._solver.set_up()
         self._q = create_vector(Q)
-        self.dense = bool(dense)
-        self._dense_map: tuple[np.ndarray, np.ndarray] | None = None
 
     def _boundary_rhs(self, a: dolfinx.fem.Form) -> PETSc.Vec:
         """:math:`b_0`: Neumann data, Dirichlet lifting and the Dirichlet values."""
@@ -156,9 +154,6 @@ class SourceProblem(EllipticProblem):
 
     def forward(self, field: np.ndarray) -> np.ndarray:
         """Predicted observations, shape ``(n_obs,)``, for a source of shape ``grid_shape``."""
-        if self.dense:
-            F, c = self._dense()
-            return F @ self.check_field(field).ravel() + c
         return self.sensors.observe(self.solve_forward(field))
 
     def vjp(self, field: np.ndarray, obs_cotangent: np.ndarray) -> np.ndarray:
@@ -167,41 +162,24 @@ class SourceProblem(EllipticProblem):
         The problem is linear in the field, so ``field`` is only validated.
         """
         self.check_field(field)
-        if self.dense:
-            F, _ = self._dense()
-            return (F.T @ self.check_cotangent(obs_cotangent)).reshape(self.grid_shape)
         return self._field_cotangent(self.solve_adjoint(obs_cotangent))
 
     def _field_cotangent(self, lam: dolfinx.fem.Function) -> np.ndarray:
         self.M.multTranspose(lam.x.petsc_vec, self._q)
         return self.transfer.apply_transpose(self._q.array)
 
-    def observation_matrix(self) -> np.ndarray:
-        r"""The dense map :math:`F = B A^{-1} P M T`, shape ``(n_obs, ny * nx)``.
-
-        Built once from ``n_obs`` adjoint solves (row :math:`k` is
-        :math:`T^T M^T A^{-T} P B^T e_k`) and cached; replicated on every rank.
-        """
-        return self._dense()[0]
-
     def affine_map(self) -> tuple[np.ndarray, np.ndarray]:
         r"""``(F, c)`` with forward(m) :math:`= F m + c`, replicated on every rank.
 
-        :math:`F` is :meth:`observation_matrix`, :math:`c` the observations of a zero
-        source (the boundary data's share).
+        :math:`F = B A^{-1} P M T`, shape ``(n_obs, ny * nx)``, from ``n_obs`` adjoint
+        solves (row :math:`k` is :math:`T^T M^T A^{-T} P B^T e_k`); :math:`c` the
+        observations of a zero source (the boundary data's share), one forward solve. Each
+        call solves again: keep the result (``invprior.bridge.DenseObservationMap`` does).
         """
-        F, c = self._dense()
-        return F, c.copy()
-
-    def _dense(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._dense_map is None:
-            rows = [
-                self._field_cotangent(self.solve_adjoint(e)).ravel() for e in np.eye(self.n_obs)
-            ]
-            self._b0.copy(self._rhs)
-            offset = self.sensors.observe(self._solve_state(self._rhs))
-            self._dense_map = (np.stack(rows), offset)
-        return self._dense_map
+        rows = [self._field_cotangent(self.solve_adjoint(e)).ravel() for e in np.eye(self.n_obs)]
+        self._b0.copy(self._rhs)
+        offset = self.sensors.observe(self._solve_state(self._rhs))
+        return np.stack(rows), offset
 
     def destroy(self) -> None:
         """Free the PETSc objects. Collective on ``comm``."""

@@ -2,7 +2,7 @@
 """Generative priors (torch), installed as :mod:`invprior.priors`."""
 
 from .anomaly import rank_anomalies, residual_tail_probability
-from .base import Generator, GridSpec, resolve_device
+from .base import Encoder, Generator, GridSpec, resolve_device
 from .checkpoint import load, pretrained_names, save
 from .dirty_regression import dirty_block_sparse_regression
 from .dlcfm import DLCFMGenerator, VelocityUNet
@@ -32,6 +32,7 @@ __all__ = [
     "AuxVAE",
     "BetaVAE",
     "DLCFMGenerator",
+    "Encoder",
     "FieldDataset",
     "GaussianFieldPrior",
     "Generator",

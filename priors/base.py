@@ -16,11 +16,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
-__all__ = ["Generator", "GridSpec", "resolve_device"]
+__all__ = ["Encoder", "Generator", "GridSpec", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -71,9 +72,13 @@ class GridSpec:
 class Generator(nn.Module, ABC):
     r"""A frozen map from a split latent to a field on a grid.
 
-    Subclasses call :meth:`_init_aux` with the named variables' training statistics
-    and set ``rec_dim`` and ``grid``. The standardisation lives in buffers, so
-    ``.to(device)`` moves it with the network.
+    Subclasses call ``super().__init__()`` and :meth:`_init_aux` with the named variables'
+    training statistics, and set ``rec_dim`` and ``grid``. The standardisation lives in
+    buffers, so ``.to(device)`` moves it with the network. Optional capabilities are
+    declared here with their neutral values, so callers read them without probing: a flow
+    generator overrides :attr:`eps_shape`, one trained with another width sets ``tau``, and
+    :func:`invprior.priors.load` fills ``metadata``. A generator with an encoder satisfies
+    the :class:`Encoder` protocol.
 
     Attributes:
         aux_names: Names of the physical variables tied to ``z_aux``, one coordinate each.
@@ -81,6 +86,12 @@ class Generator(nn.Module, ABC):
         aux_ranges: Physical training range ``(low, high)`` of each variable.
         rec_dim: Size of the residual block ``z_rec``.
         grid: The grid the fields live on.
+        tau: Standard deviation :math:`\tau` of :math:`z_{aux} \mid u` the generator was
+            trained with; 0.1 for generators that record none (it plays no part without
+            named variables).
+        metadata: The checkpoint sidecar of a loaded generator (architecture, training
+            data recipe, training settings, metrics, digests); ``{}`` for one built in
+            memory.
     """
 
     aux_names: tuple[str, ...]
@@ -88,6 +99,32 @@ class Generator(nn.Module, ABC):
     aux_ranges: dict[str, tuple[float, float]]
     rec_dim: int
     grid: GridSpec
+    tau: float = 0.1
+    metadata: dict
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.metadata = {}
+
+    @property
+    def eps_shape(self) -> torch.Size | None:
+        r"""Event shape of a base-noise latent :math:`\varepsilon` of ``decode``, else None.
+
+        None here: ``decode(z_aux, z_rec)`` takes no noise. A flow generator
+        (:class:`~invprior.priors.DLCFMGenerator`) returns the grid shape and its ``decode``
+        takes ``eps`` of that event shape.
+        """
+        return None
+
+    @property
+    def training_data(self) -> dict:
+        """The recipe of the training data recorded in :attr:`metadata` (``"data"``).
+
+        The ``recipe`` of the :class:`~invprior.priors.FieldDataset` it was trained on
+        (``simulator``, ``n``, ``seed``, ``parameters``); ``{}`` when it records none.
+        """
+        recipe = self.metadata.get("data")
+        return dict(recipe) if isinstance(recipe, dict) else {}
 
     def _init_aux(
         self,
@@ -146,3 +183,26 @@ class Generator(nn.Module, ABC):
         Returns:
             Field, shape ``(*batch, ny, nx)``, on the inputs' device and dtype.
         """
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    r"""A generator with an amortised posterior :math:`q(z \mid x)` (the VAE family).
+
+    ``isinstance(generator, Encoder)`` is true for generators that define ``encode``
+    (:class:`~invprior.priors.AuxVAE`, :class:`~invprior.priors.BetaVAE`,
+    :class:`~invprior.priors.HierarchicalVAE`, :class:`~invprior.priors.SemiSupervisedVAE`
+    and :class:`~invprior.priors.DLCFMGenerator`, through its Aux-VAE), false for the
+    Gaussian field prior.
+    """
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Mean and log-variance of :math:`q(z \mid x)`, auxiliary block first.
+
+        Args:
+            x: Fields, shape ``(*batch, ny, nx)``.
+
+        Returns:
+            ``(mu, logvar)``, each shape ``(*batch, aux_dim + rec_dim)``.
+        """
+        ...

@@ -45,7 +45,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -53,6 +52,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as serialise
 
+from ..fileio import atomic_path
 from ..validation import InputError
 from .base import Generator, GridSpec
 from .dlcfm import DLCFMGenerator
@@ -131,17 +131,9 @@ def _signed_text(sidecar: dict) -> str:
 
 
 def _write_atomic(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``payload`` to ``path`` through :func:`invprior.fileio.atomic_path`."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
 
 
 def _non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
@@ -193,8 +185,8 @@ def save(generator: Generator, path: str | os.PathLike, metadata: dict | None = 
             :class:`GaussianFieldPrior`.
         path: Destination; a ``.safetensors`` or ``.json`` suffix is dropped.
         metadata: Extra sidecar entries (JSON-ready), e.g. ``{"data": recipe,
-            "training": ..., "metrics": ...}``; merged over ``generator.metadata`` when
-            that exists.
+            "training": ..., "metrics": ...}``; merged over ``generator.metadata`` (the
+            sidecar it was loaded with, if any).
 
     Returns:
         The path of the sidecar.
@@ -216,7 +208,7 @@ def save(generator: Generator, path: str | os.PathLike, metadata: dict | None = 
         )
     weights = serialise(tensors)
     sidecar = {
-        **getattr(generator, "metadata", {}),
+        **generator.metadata,
         **(metadata or {}),
         "format_version": FORMAT_VERSION,
         **_describe(generator),

@@ -142,7 +142,7 @@ def prior_draws(generator: Generator, n: int, seed: int = 0, batch_size: int = 1
     r"""Fields drawn from the generator's prior, shape ``(n, ny, nx)``.
 
     Named variables uniform on their recorded ranges, :math:`z_{aux} = a(u) + \tau e`,
-    :math:`z_{rec} \sim N(0, I)` and, for generators with ``eps_shape``,
+    :math:`z_{rec} \sim N(0, I)` and, for a generator whose ``eps_shape`` is not None,
     :math:`\varepsilon \sim N(0, I)` (the default priors of
     :class:`invprior.model.DisentangledPrior`).
 
@@ -161,7 +161,7 @@ def prior_draws(generator: Generator, n: int, seed: int = 0, batch_size: int = 1
     u = low + (high - low) * torch.rand(n, generator.aux_dim, generator=rng, dtype=torch.float64)
     e = torch.randn(n, generator.aux_dim, generator=rng, dtype=torch.float64)
     z_rec = torch.randn(n, generator.rec_dim, generator=rng, dtype=torch.float64)
-    eps_shape = getattr(generator, "eps_shape", None)
+    eps_shape = generator.eps_shape
     eps = None if eps_shape is None else torch.randn(n, *eps_shape, generator=rng)
     out = []
     with torch.no_grad():

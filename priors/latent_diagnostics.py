@@ -29,10 +29,12 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from types import MethodType
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from torch import nn
 
 from .arrays import MIN_SAMPLES, as_matrix, reference_tensor
 
@@ -53,9 +55,8 @@ def _decode(
     decode: Callable, z: np.ndarray, batch_size: int, like: torch.Tensor | None
 ) -> np.ndarray:
     """Decode NumPy latents ``(m, d)`` in batches without gradients; float64 NumPy out."""
-    owner = getattr(decode, "__self__", None)
-    if like is None and isinstance(owner, torch.nn.Module):
-        like = reference_tensor(owner)
+    if like is None and isinstance(decode, MethodType) and isinstance(decode.__self__, nn.Module):
+        like = reference_tensor(decode.__self__)
     out = []
     with torch.no_grad():
         for start in range(0, z.shape[0], batch_size):

@@ -27,15 +27,12 @@ References:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .arrays import as_matrix, check_pair, reference_tensor
-
-if TYPE_CHECKING:
-    from .base import Generator
+from .base import Encoder, Generator
 
 __all__ = [
     "abs_correlation",
@@ -354,7 +351,7 @@ def encode_means(generator: Generator, fields: np.ndarray, batch_size: int = 256
     r"""Encoder means :math:`\mu` of NumPy fields in batches, without gradients.
 
     Args:
-        generator: A generator with ``encode(x) -> (mu, logvar)``, in its current mode.
+        generator: A generator with an encoder (an :class:`Encoder`), in its current mode.
         fields: Fields on the generator's grid, shape ``(n, ny, nx)``.
         batch_size: Samples encoded at once.
 
@@ -451,7 +448,8 @@ def evaluate_generator(
     (mind the finite-sample floor of :func:`lds`, which grows with the number of latents).
 
     Args:
-        generator: A :class:`Generator` with an ``encode`` method; not modified.
+        generator: A :class:`Generator` with an encoder (an :class:`Encoder`); not
+            modified.
         dataset_fields: Held-out fields on the generator's grid, shape ``(n, ny, nx)``.
         dataset_aux: Their named factors :math:`u`, shape ``(n, K)``; for a generator with
             ``aux_dim > 0`` they must be its ``aux_names`` in order (``K = aux_dim``).
@@ -470,10 +468,10 @@ def evaluate_generator(
         All values are JSON-ready.
 
     Raises:
-        TypeError: The generator has no ``encode`` method.
+        TypeError: The generator is not an :class:`Encoder`.
         ValueError: Shapes or names that do not match the generator, or see :func:`lds`.
     """
-    if not callable(getattr(generator, "encode", None)):
+    if not isinstance(generator, Encoder):
         raise TypeError(
             f"{type(generator).__name__} has no `encode(x) -> (mu, logvar)`; held-out "
             "metrics need an encoder (a VAE-type generator)."

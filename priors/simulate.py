@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import atomic_path
 from ..validation import InputError
 from .base import GridSpec
 
@@ -246,15 +246,8 @@ class FieldDataset:
             "recipe": self.recipe,
         }
         arrays = {f"factor__{k}": v for k, v in self.factors.items()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, fields=self.fields, meta=np.array(json.dumps(meta)), **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, tmp.open("wb") as fh:
+            np.savez(fh, fields=self.fields, meta=np.array(json.dumps(meta)), **arrays)
         return path
 
     @classmethod

@@ -14,6 +14,7 @@ from __future__ import annotations
 import pyro.distributions as dist
 import torch
 
+import invprior.bridge  # noqa: F401  (makes PDESolveError a divergence, as a real forward does)
 from invprior.model import DisentangledPrior, InverseProblem
 from invprior.pde.base import SolveCounter
 from invprior.priors.base import Generator, GridSpec

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from invprior.bridge import TorchForward
+from invprior.bridge import DenseObservationMap, TorchForward
 from invprior.pde import ForwardModel, PDESolveError, SolveCounter
 
 
@@ -75,6 +75,8 @@ def test_bad_inputs(field, error, match):
 def test_model_type_is_checked():
     with pytest.raises(TypeError, match="ForwardModel"):
         TorchForward(lambda m: m)
+    with pytest.raises(TypeError, match="AffineForwardModel .* got LinearModel"):
+        DenseObservationMap(LinearModel())  # no affine_map: not declared affine
 
 
 @pytest.mark.dolfinx
@@ -92,28 +94,44 @@ def test_gradcheck_through_pde(comm, kind):
 
 @pytest.mark.dolfinx
 @pytest.mark.mpi
-def test_dense_source_map_runs_in_torch(comm, device):
-    """With ``model.dense`` the affine map F m + c is applied in torch, on the field's device,
-    and agrees with the solve path in value and gradient."""
+def test_dense_observation_map_runs_in_torch(comm, device):
+    """The dense map F m + c is applied in torch, on the field's device, and agrees with the
+    solve path in value and gradient; it solves only when it is built."""
     from invprior.pde import SourceProblem, grid_sensors, unit_square
 
-    def build(dense):  # non-zero Dirichlet data: the map is affine
-        return SourceProblem(
-            unit_square(comm, 6), grid_sensors(((0, 0), (1, 1)), 3), (5, 5),
-            dirichlet=[(None, lambda x: x[1])], dense=dense,
-        )  # fmt: skip
-
-    solve, dense = TorchForward(build(False)), TorchForward(build(True))
+    # non-zero Dirichlet data: the map is affine
+    model = SourceProblem(
+        unit_square(comm, 6), grid_sensors(((0, 0), (1, 1)), 3), (5, 5),
+        dirichlet=[(None, lambda x: x[1])],
+    )  # fmt: skip
+    solve, dense = TorchForward(model), DenseObservationMap(model)
+    assert (model.counter.forward, model.counter.adjoint) == (1, 9)
+    assert (dense.n_obs, dense.grid_shape, dense.counter) == (9, (5, 5), model.counter)
+    assert repr(dense) == "DenseObservationMap(SourceProblem, n_obs=9)"
     field = torch.randn(2, 5, 5, dtype=torch.float64, device=device, requires_grad=True)
     y_dense = dense(field)
     assert y_dense.device == field.device and y_dense.dtype == torch.float64
     (g_dense,) = torch.autograd.grad(y_dense.square().sum(), field)
-    solves = dense.counter.total
     dense(field).sum().backward()
-    assert dense.counter.total == solves  # no solve once the map is built
+    assert model.counter.total == 10  # no solve once the map is built
     cpu = field.detach().cpu().requires_grad_()
     y_solve = solve(cpu)
     (g_solve,) = torch.autograd.grad(y_solve.square().sum(), cpu)
     torch.testing.assert_close(y_dense.detach().cpu(), y_solve.detach(), rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(g_dense.cpu(), g_solve, rtol=1e-10, atol=1e-12)
     assert dense(field.float()).dtype == torch.float32
+    with pytest.raises(ValueError, match=r"expects \(\*batch, 5, 5\)"):
+        dense(torch.zeros(4, 4, dtype=torch.float64))
+
+
+@pytest.mark.dolfinx
+def test_dense_map_needs_an_affine_model():
+    from mpi4py import MPI
+
+    from invprior.pde import ConductivityProblem, grid_sensors, unit_square
+
+    model = ConductivityProblem(
+        unit_square(MPI.COMM_SELF, 2), grid_sensors(((0, 0), (1, 1)), 2), (3, 3)
+    )
+    with pytest.raises(TypeError, match="got ConductivityProblem; a nonlinear model"):
+        DenseObservationMap(model)

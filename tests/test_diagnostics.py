@@ -125,8 +125,12 @@ def test_report_from_a_synthetic_study(run, tmp_path):
         abs(result.samples["u0"].mean().item() - 0.1)
     )
     assert metrics["sampling_pde_solves"] == sum(result.pde_solves.values())
+    checks = metrics["checks"]
+    assert set(checks) == {"rhat", "ess_bulk", "ess_tail", "divergences", "bfmi"}
+    assert checks["ess_bulk"]["passed"] is False and checks["ess_bulk"]["threshold"] == 200
     assert "Named parameters" in text_summary(tree)
     written = write_report(tree, tmp_path)
     assert sorted(written) == ["fields", "metrics", "pair", "summary", "traces"]
     assert all(p.stat().st_size > 0 for p in written.values())
+    assert json.loads(written["metrics"].read_text())["checks"]["ess_bulk"]["passed"] is False
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written.values())

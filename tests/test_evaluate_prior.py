@@ -134,10 +134,14 @@ def test_real_checkpoint_round_trip(tmp_path, capsys):
     assert summary["n"] == 100 and set(summary["explicitness"]) == set(NAMES)
 
 
+class PCADecoder(PCAGenerator):
+    """The PCA generator without its encoder (not an ``Encoder``)."""
+
+    encode = None
+
+
 def test_prior_without_encoder_is_refused(loaded, capsys):
-    gen = PCAGenerator()
-    gen.encode = None
-    loaded(gen)
+    loaded(PCADecoder())
     assert main(["evaluate-prior", "gp", "--n", "50", "--seed", "5"]) == 2
     assert "has no `encode" in capsys.readouterr().err
 

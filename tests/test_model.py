@@ -11,7 +11,7 @@ from linear_gaussian import GRID, LinearForward, LinearGenerator, make_problem, 
 from pyro.infer import Predictive
 from pyro.infer.mcmc.util import initialize_model
 
-from invprior.model import DisentangledPrior, InverseProblem
+from invprior.model import DisentangledPrior, ForwardMap, InverseProblem
 from invprior.potential import PotentialEnergy
 from invprior.sites import AUX_NOISE, FIELD, OBS, Z_AUX, Z_REC
 
@@ -126,6 +126,23 @@ def test_forward_without_n_obs_is_rejected():
         InverseProblem(LinearGenerator(1, 2, torch.float64), lambda x: x, 0.1)
 
 
+@pytest.mark.parametrize("member", ["n_obs", "grid_shape", "grid_bbox", "counter"])
+def test_forward_must_be_a_forward_map(member):
+    forward = LinearForward(5, torch.float64)
+    assert isinstance(forward, ForwardMap)
+    delattr(forward, member)
+    assert not isinstance(forward, ForwardMap)
+    with pytest.raises(TypeError, match="must be a ForwardMap.*TorchForward"):
+        InverseProblem(LinearGenerator(1, 2, torch.float64), forward, 0.1)
+
+
+def test_forward_with_a_non_integer_n_obs_is_rejected():
+    forward = LinearForward(5, torch.float64)
+    forward.n_obs = 5.0
+    with pytest.raises(TypeError, match="integer n_obs"):
+        InverseProblem(LinearGenerator(1, 2, torch.float64), forward, 0.1)
+
+
 def test_bad_prior_arguments_are_rejected():
     gen = LinearGenerator(1, 2, torch.float64)
     with pytest.raises(ValueError, match="does not know"):
@@ -134,3 +151,10 @@ def test_bad_prior_arguments_are_rejected():
         DisentangledPrior(gen, {"u0": dist.Normal(torch.zeros(2), 1.0)})
     with pytest.raises(ValueError, match="tau must be"):
         DisentangledPrior(gen, tau=0.0)
+
+
+def test_tau_defaults_to_the_generators():
+    gen = LinearGenerator(1, 2, torch.float64)
+    assert DisentangledPrior(gen).tau == 0.1  # Generator.tau: no recorded width
+    gen.tau = 0.25
+    assert DisentangledPrior(gen).tau == 0.25 and DisentangledPrior(gen, tau=0.5).tau == 0.5

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The direct potential energy equals the traced one, in value and gradient."""
+"""The potential energy equals the traced reference, in value and gradient."""
 
 import pickle
 
@@ -7,12 +7,14 @@ import pyro.distributions as dist
 import pytest
 import torch
 from linear_gaussian import LinearForward, LinearGenerator
+from traced_potential import traced_flat
 
 from invprior.likelihood import GaussianLikelihood, Likelihood
 from invprior.model import DisentangledPrior, InverseProblem
 from invprior.potential import PotentialEnergy
 
 TOL = 1e-10
+F64 = torch.float64
 
 
 class StudentTLikelihood(Likelihood):
@@ -25,86 +27,63 @@ class StudentTLikelihood(Likelihood):
         return torch.diag_embed(torch.full_like(prediction, 5.0 / (7.0 * 0.04)))
 
 
-def _problem(aux_dim, noise):
-    f64 = torch.float64
-    gen = LinearGenerator(aux_dim, 3, f64)
-    # u0: Normal (identity transform); u1: the default Uniform of the training range.
-    named = {"u0": dist.Normal(torch.tensor(0.3, dtype=f64), torch.tensor(1.2, dtype=f64))}
-    prior = DisentangledPrior(gen, named if aux_dim else None, tau=0.3)
-    return InverseProblem(prior, LinearForward(5, f64), noise)
-
+NAMED = {  # named priors of two named variables; those left out get the default Uniform
+    "uniform": lambda: None,
+    "normal": lambda: {
+        "u0": dist.Normal(torch.tensor(0.3, dtype=F64), torch.tensor(1.2, dtype=F64))
+    },
+    "lognormal": lambda: {
+        "u1": dist.LogNormal(torch.tensor(0.1, dtype=F64), torch.tensor(0.5, dtype=F64))
+    },
+    "both_other": lambda: {
+        "u0": dist.Normal(torch.tensor(0.3, dtype=F64), torch.tensor(1.2, dtype=F64)),
+        "u1": dist.Gamma(torch.tensor(2.0, dtype=F64), torch.tensor(1.5, dtype=F64)),
+    },
+    "own_uniform": lambda: {
+        "u1": dist.Uniform(torch.tensor(-1.0, dtype=F64), torch.tensor(4.0, dtype=F64))
+    },
+}
 
 NOISE = {
     "scalar": lambda: 0.3,
-    "per_sensor": lambda: GaussianLikelihood(torch.linspace(0.1, 0.5, 5, dtype=torch.float64)),
+    "per_sensor": lambda: GaussianLikelihood(torch.linspace(0.1, 0.5, 5, dtype=F64)),
     "student_t": StudentTLikelihood,
 }
 
 
+def _problem(aux_dim, named, noise):
+    gen = LinearGenerator(aux_dim, 3, F64)
+    prior = DisentangledPrior(gen, NAMED[named]() if aux_dim else None, tau=0.3)
+    return InverseProblem(prior, LinearForward(5, F64), NOISE[noise]())
+
+
 @pytest.mark.parametrize("noise", sorted(NOISE))
-@pytest.mark.parametrize("aux_dim", [0, 2])
-def test_direct_equals_traced(aux_dim, noise):
-    problem = _problem(aux_dim, NOISE[noise]())
+@pytest.mark.parametrize(
+    ("aux_dim", "named"), [(0, "uniform"), *((2, named) for named in sorted(NAMED))]
+)
+def test_equals_traced(aux_dim, named, noise):
+    problem = _problem(aux_dim, named, noise)
     torch.manual_seed(1)
     obs = problem.model().detach()
-    direct = PotentialEnergy(problem, obs)
-    traced = PotentialEnergy(problem, obs, traced=True)
-    assert not direct.traced
+    potential = PotentialEnergy(problem, obs)
 
-    def prior_part(potential):
-        return lambda z: potential.prior_energy(potential.layout.unpack(z))
+    def prior_part(z):
+        return potential.prior_energy(potential.layout.unpack(z))
 
     for _ in range(3):
-        latent = torch.randn(direct.layout.dim, dtype=torch.float64, requires_grad=True)
-        for ours, ref in [(direct.flat, traced.flat), (prior_part(direct), prior_part(traced))]:
-            value, expected = ours(latent), ref(latent)
+        latent = torch.randn(potential.layout.dim, dtype=F64, requires_grad=True)
+        for likelihood, ours in [(True, potential.flat), (False, prior_part)]:
+            value, expected = ours(latent), traced_flat(potential, latent, likelihood)
             (grad,) = torch.autograd.grad(value, latent)
             (expected_grad,) = torch.autograd.grad(expected, latent)
             torch.testing.assert_close(value, expected, rtol=TOL, atol=TOL)
             torch.testing.assert_close(grad, expected_grad, rtol=TOL, atol=TOL)
-    assert direct.num_evals == traced.num_evals == 3
+    assert potential.num_evals == 3
 
 
-@pytest.mark.parametrize("noise", sorted(NOISE))
-def test_uniform_named_block_equals_traced(noise):
-    # every named prior the default Uniform: the vectorised path of the direct potential
-    gen = LinearGenerator(3, 2, torch.float64)
-    problem = InverseProblem(
-        DisentangledPrior(gen, tau=0.3), LinearForward(5, torch.float64), NOISE[noise]()
-    )
-    torch.manual_seed(2)
-    obs = problem.model().detach()
-    direct = PotentialEnergy(problem, obs)
-    traced = PotentialEnergy(problem, obs, traced=True)
-    assert direct._bounds is not None and traced._bounds is None
-    for _ in range(3):
-        latent = torch.randn(direct.layout.dim, dtype=torch.float64, requires_grad=True)
-        for likelihood in (True, False):
-            fn = (
-                direct.flat
-                if likelihood
-                else (lambda z: direct.prior_energy(direct.layout.unpack(z)))
-            )
-            ref = (
-                traced.flat
-                if likelihood
-                else (lambda z: traced.prior_energy(traced.layout.unpack(z)))
-            )
-            value, expected = fn(latent), ref(latent)
-            torch.testing.assert_close(value, expected, rtol=TOL, atol=TOL)
-            torch.testing.assert_close(
-                torch.autograd.grad(value, latent)[0],
-                torch.autograd.grad(expected, latent)[0],
-                rtol=TOL,
-                atol=TOL,
-            )
-
-
-def test_direct_potential_pickles():
-    problem = _problem(2, 0.3)
+def test_potential_pickles():
+    problem = _problem(2, "normal", "scalar")
     obs = problem.model().detach()
     potential = pickle.loads(pickle.dumps(PotentialEnergy(problem, obs)))
-    latent = torch.zeros(potential.layout.dim, dtype=torch.float64)
-    torch.testing.assert_close(
-        potential.flat(latent), PotentialEnergy(problem, obs, traced=True).flat(latent)
-    )
+    latent = torch.randn(potential.layout.dim, dtype=F64)
+    torch.testing.assert_close(potential.flat(latent), traced_flat(potential, latent))

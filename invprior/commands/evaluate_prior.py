@@ -50,12 +50,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _training_recipe(generator: Generator) -> dict:
-    """The training-data recipe in the checkpoint sidecar (``"data"``), ``{}`` if absent."""
-    recipe = getattr(generator, "metadata", {}).get("data")
-    return dict(recipe) if isinstance(recipe, dict) else {}
-
-
 def run(args: argparse.Namespace) -> int:
     """Evaluate ``args.prior``; returns 0.
 
@@ -77,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         generator = priors.load(args.prior)
     except (OSError, ValueError) as err:
         raise InputError(f"cannot load prior {args.prior!r}: {err}") from err
-    recipe = _training_recipe(generator)
+    recipe = generator.training_data
     simulator = args.simulator or recipe.get("simulator")
     if simulator not in _SIMULATORS:
         raise InputError(

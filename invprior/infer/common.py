@@ -11,6 +11,7 @@ import numpy as np
 import pyro
 import torch
 
+from ..model import ForwardMap
 from ..potential import PotentialEnergy
 
 __all__ = ["child_seeds", "is_root", "prior_latents", "seeded", "solve_counts", "solves_since"]
@@ -35,19 +36,15 @@ def child_seeds(seed: int, n: int) -> list[int]:
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
-def solve_counts(forward: object) -> dict[str, int] | None:
-    """Forward and adjoint PDE solves so far, or None when ``forward`` has no counter."""
-    counter = getattr(forward, "counter", None)
-    if counter is None:
-        return None
+def solve_counts(forward: ForwardMap) -> dict[str, int]:
+    """Forward and adjoint PDE solves of ``forward`` so far (its ``counter``)."""
+    counter = forward.counter
     return {"forward": int(counter.forward), "adjoint": int(counter.adjoint)}
 
 
-def solves_since(before: dict[str, int] | None, forward: object) -> dict[str, int] | None:
+def solves_since(before: dict[str, int], forward: ForwardMap) -> dict[str, int]:
     """Solves done since the snapshot ``before`` (from :func:`solve_counts`)."""
     after = solve_counts(forward)
-    if before is None or after is None:
-        return None
     return {key: after[key] - before[key] for key in after}
 
 

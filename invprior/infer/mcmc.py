@@ -18,15 +18,21 @@ goes, and on SIGINT (or SIGTERM turned into ``KeyboardInterrupt``) once more bef
 checkpoint gives the draws of an uninterrupted one, bit for bit.
 
 Per draw the result keeps ``diverging``, ``step_size``, ``n_steps`` (leapfrog steps),
-``accept_prob`` and, for NUTS, ``tree_depth`` (:math:`\lceil \log_2(n_{steps} + 1) \rceil`,
-exact for Pyro's doubling scheme); per chain it keeps its index, the PDE solves and the
-wall time.
+``accept_prob``, ``energy`` (the Hamiltonian :math:`U(\zeta) + K(p)` right after the
+momentum refresh that starts the transition, which the trajectory conserves up to its
+integration error: the energy that E-BFMI [3] reads), ``lp`` (:math:`-U(\zeta)` of the
+draw, the log density on the unconstrained space, Jacobian included) and, for NUTS,
+``tree_depth`` (:math:`\lceil \log_2(n_{steps} + 1) \rceil`, exact for Pyro's doubling
+scheme); ``n_steps`` and ``tree_depth`` are integers. Per chain it keeps its index, the
+PDE solves and the wall time.
 
 References:
     [1] M. D. Hoffman, A. Gelman, "The No-U-Turn Sampler: Adaptively Setting Path Lengths in
         Hamiltonian Monte Carlo", JMLR 15 (2014), https://arxiv.org/abs/1111.4246
     [2] M. Betancourt, "A Conceptual Introduction to Hamiltonian Monte Carlo" (2017),
         https://arxiv.org/abs/1701.02434
+    [3] M. Betancourt, "Diagnosing Suboptimal Cotangent Disintegrations in Hamiltonian
+        Monte Carlo" (2016), https://arxiv.org/abs/1604.00695
 """
 
 from __future__ import annotations
@@ -193,11 +199,27 @@ class _InitialMass:
             self._adapter.reset_step_size_adaptation(self._initial_params)
 
 
-class _NUTS(_InitialMass, NUTS):
+class _StartEnergy:
+    r"""Kernel mixin: keeps the Hamiltonian after each momentum refresh as ``start_energy``.
+
+    :math:`H = U(\zeta) + K(p)` at the start of the transition, computed from the fresh
+    momentum and the cached potential; nothing the kernel draws or computes changes.
+    """
+
+    start_energy = math.nan
+
+    def _sample_r(self, name: str) -> tuple[dict, dict]:
+        r, r_unscaled = super()._sample_r(name)
+        energy = self._kinetic_energy(r_unscaled) + self._potential_energy_last
+        self.start_energy = float(energy)
+        return r, r_unscaled
+
+
+class _NUTS(_InitialMass, _StartEnergy, NUTS):
     """NUTS whose warm-up may start from a given inverse mass matrix."""
 
 
-class _HMC(_InitialMass, HMC):
+class _HMC(_InitialMass, _StartEnergy, HMC):
     """HMC whose warm-up may start from a given inverse mass matrix."""
 
 
@@ -207,10 +229,10 @@ class _DrawRecorder:
     def __init__(self, potential: PotentialEnergy, num_samples: int, nuts: bool) -> None:
         self.potential = potential
         self.nuts = nuts
-        self.stats = {
-            key: np.zeros(num_samples)
-            for key in ("step_size", "n_steps", "accept_prob", *(("tree_depth",) * nuts))
-        }
+        floats = ("step_size", "accept_prob", "energy", "lp")
+        integers = ("n_steps", *(("tree_depth",) * nuts))
+        self.stats = {key: np.zeros(num_samples) for key in floats}
+        self.stats |= {key: np.zeros(num_samples, dtype=np.int64) for key in integers}
         self._evals = 0
         self._mean_accept = 0.0
 
@@ -223,6 +245,8 @@ class _DrawRecorder:
             self.stats["n_steps"][i] = n_steps
             accept = (i + 1) * mean_accept - i * self._mean_accept  # undo the running mean
             self.stats["accept_prob"][i] = min(max(accept, 0.0), 1.0)
+            self.stats["energy"][i] = kernel.start_energy
+            self.stats["lp"][i] = -float(kernel._potential_energy_last)
             if self.nuts:
                 self.stats["tree_depth"][i] = math.ceil(math.log2(n_steps + 1))
         self._mean_accept = mean_accept

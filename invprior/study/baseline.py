@@ -13,7 +13,7 @@ import xarray as xr
 from .. import infer
 from ..infer import MapConfig
 from ..model import DisentangledPrior, InverseProblem
-from ..priors import GaussianFieldPrior
+from ..priors import GaussianFieldPrior, Generator
 from ..priors.simulate import simulate
 from ..sites import FIELD
 from .config import BaselineConfig, StudyConfig
@@ -21,11 +21,16 @@ from .config import BaselineConfig, StudyConfig
 __all__ = ["baseline_seed", "gp_baseline"]
 
 
-def baseline_seed(config: StudyConfig, generator: object) -> tuple[int, str]:
-    """Seed of the baseline's simulator draws, and where it comes from."""
+def baseline_seed(config: StudyConfig, generator: Generator) -> tuple[int, str]:
+    """Seed of the baseline's simulator draws, and where it comes from.
+
+    ``[baseline] seed`` when set, else the seed of the generator's training data
+    (:attr:`~invprior.priors.Generator.training_data`) when it came from the study's
+    simulator, else 0.
+    """
     if config.baseline.seed is not None:
         return config.baseline.seed, "[baseline] seed"
-    data = getattr(generator, "metadata", {}).get("data", {})
+    data = generator.training_data
     if data.get("simulator") == config.truth.simulator and "seed" in data:
         return int(data["seed"]), "the generator's training data"
     return 0, "default: the generator records no training seed for this simulator"

@@ -10,7 +10,7 @@ import torch
 
 from .. import priors
 from ..approximation_error import ApproximationError
-from ..bridge import TorchForward
+from ..bridge import DenseObservationMap, TorchForward
 from ..model import DisentangledPrior, InverseProblem
 from ..parallel import chain_group
 from ..priors.simulate import simulate
@@ -20,8 +20,14 @@ from .config import StudyConfig
 __all__ = ["StudySetup", "build_study", "check_study", "load_generator", "synthetic_truth"]
 
 
-def _forward_model(config: StudyConfig, grid: object, comm: object) -> object:
-    """The PDE forward model on a mesh of the generator's bounding box."""
+def _forward_model(config: StudyConfig, grid: object, comm: object) -> tuple[object, object]:
+    """The PDE on a mesh of the generator's bounding box, and the forward model built on it.
+
+    Returns:
+        ``(model, forward)``: the PDE problem and, with ``[pde] dense``, its
+        :class:`~invprior.bridge.DenseObservationMap` (built here, ``n_obs`` adjoint
+        solves), else the :class:`~invprior.bridge.TorchForward` that solves at every call.
+    """
     from ..pde import ConductivityProblem, SourceProblem, grid_sensors, rectangle
 
     n = config.mesh.n
@@ -29,13 +35,14 @@ def _forward_model(config: StudyConfig, grid: object, comm: object) -> object:
     sensors = grid_sensors(grid.bbox, config.sensors.per_side)
     pde = config.pde
     if pde.kind == "source":
-        return SourceProblem(
-            mesh, sensors, grid.shape, grid.bbox, kappa=pde.kappa, dense=pde.use_dense,
-            solver=pde.solver,
-        )  # fmt: skip
-    return ConductivityProblem(
-        mesh, sensors, grid.shape, grid.bbox, source=pde.source, solver=pde.solver
-    )
+        model = SourceProblem(
+            mesh, sensors, grid.shape, grid.bbox, kappa=pde.kappa, solver=pde.solver
+        )
+    else:
+        model = ConductivityProblem(
+            mesh, sensors, grid.shape, grid.bbox, source=pde.source, solver=pde.solver
+        )
+    return model, DenseObservationMap(model) if pde.use_dense else TorchForward(model)
 
 
 def synthetic_truth(config: StudyConfig, generator: object) -> dict[str, np.ndarray]:
@@ -69,7 +76,9 @@ class StudySetup:
     Attributes:
         model: The PDE forward model (:class:`invprior.pde.SourceProblem` or
             :class:`invprior.pde.ConductivityProblem`) on the study's mesh.
-        forward: ``model`` as a torch callable (:class:`invprior.bridge.TorchForward`).
+        forward: The forward model on ``model`` as a torch callable
+            (:class:`invprior.bridge.TorchForward`, or with ``[pde] dense`` the
+            :class:`invprior.bridge.DenseObservationMap`).
         truth: The held-out truth (:func:`synthetic_truth`).
         noise_std: Measurement noise std.
         measured: The inverse problem with measurement noise only.
@@ -91,14 +100,18 @@ class StudySetup:
     obs: torch.Tensor
 
 
-def load_generator(config: StudyConfig) -> torch.nn.Module:
+def load_generator(config: StudyConfig) -> priors.Generator:
     """The ``[prior]`` generator on its device, with the DL-CFM settings applied.
+
+    ``[prior] flow_steps`` gives a DL-CFM generator that solves its flow in that many
+    steps (:meth:`invprior.priors.DLCFMGenerator.with_steps`); the loaded checkpoint
+    itself is not modified.
 
     Args:
         config: The study.
 
     Returns:
-        The loaded, frozen generator.
+        The loaded, frozen generator (or, with ``flow_steps``, its copy with those steps).
 
     Raises:
         InputError: ``[prior] name`` is neither a shipped name nor a readable, intact
@@ -116,7 +129,7 @@ def load_generator(config: StudyConfig) -> torch.nn.Module:
         generator = priors.load(settings.name, map_location=device)
     except (OSError, ValueError) as err:
         raise InputError(f"[prior] name = {settings.name!r}: {err}") from err
-    flow = getattr(generator, "eps_shape", None) is not None
+    flow = isinstance(generator, priors.DLCFMGenerator)
     if not flow and (settings.fixed_eps or settings.flow_steps is not None):
         raise InputError(
             f"[prior] fixed_eps and flow_steps apply to DL-CFM generators only, and "
@@ -129,7 +142,7 @@ def load_generator(config: StudyConfig) -> torch.nn.Module:
             "fixed_eps = true or disable [approximation_error]"
         )
     if settings.flow_steps is not None:
-        generator.steps = settings.flow_steps
+        return generator.with_steps(settings.flow_steps)
     return generator
 
 
@@ -177,10 +190,9 @@ def build_study(config: StudyConfig, comm: object) -> StudySetup:
         InputError: A bad ``[prior]`` (see :func:`load_generator`).
     """
     generator = load_generator(config)
-    model = _forward_model(config, generator.grid, comm)
-    forward = TorchForward(model)
+    model, forward = _forward_model(config, generator.grid, comm)
     truth = synthetic_truth(config, generator)
-    clean = model.forward(truth["field"])
+    clean = forward(torch.as_tensor(truth["field"])).numpy()
     std = config.noise.std or config.noise.relative * float(np.abs(clean).max())
     noise = np.random.default_rng(config.noise.seed).standard_normal(clean.shape)
     prior = DisentangledPrior(generator, tau=config.prior.tau, fixed_eps=config.prior.fixed_eps)

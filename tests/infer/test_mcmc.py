@@ -85,6 +85,8 @@ def test_same_seed_same_chains_and_shapes():
         "n_steps",
         "accept_prob",
         "tree_depth",
+        "energy",
+        "lp",
     }
     assert all(v.shape == (2, 10) for v in a.sample_stats.values())
     n_steps, depth = a.sample_stats["n_steps"], a.sample_stats["tree_depth"]

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
 import json
+import os
 
 import numpy as np
 import pytest
@@ -95,6 +96,9 @@ def test_save_load_round_trip(tmp_path):
     np.testing.assert_array_equal(back.aux, data.aux)
     assert back.units == data.units
     assert list(tmp_path.iterdir()) == [path]  # no temporary files left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # the usual permissions
 
 
 def test_bad_arguments():

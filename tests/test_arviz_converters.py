@@ -1,0 +1,233 @@
+# SPDX-License-Identifier: MIT
+"""Every converter gives a DataTree that ArviZ's LOO, BFMI, energy and prior plots accept."""
+
+import math
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import arviz as az
+import matplotlib
+import numpy as np
+import pyro
+import pytest
+import torch
+from linear_gaussian import make_problem, synthetic_obs
+from pyro.infer import MCMC, NUTS, SVI, Trace_ELBO
+from pyro.infer.autoguide import AutoNormal
+
+from invprior import infer
+from invprior.diagnostics import (
+    PyroSampleStats,
+    SamplingWarning,
+    from_pyro_mcmc,
+    from_svi,
+    sampling_checks,
+    to_arviz,
+)
+from invprior.sites import OBS
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    problem = make_problem(aux_dim=2, rec_dim=2)
+    obs = synthetic_obs(problem)
+    return problem, obs, infer.map(problem, obs, num_restarts=1)
+
+
+def _ours(problem, obs, start):
+    result = infer.nuts(
+        problem, obs, init=start, num_samples=100, warmup_steps=50, disable_progbar=True
+    )
+    return to_arviz(result, problem, obs, num_prior_draws=50, warn=False)
+
+
+def _pyro_mcmc(problem, obs, start):
+    stats = PyroSampleStats(num_samples=100)
+    mcmc = MCMC(
+        NUTS(problem.model), num_samples=100, warmup_steps=50, hook_fn=stats,
+        disable_progbar=True,
+    )  # fmt: skip
+    pyro.set_rng_seed(1)
+    mcmc.run(obs)
+    return from_pyro_mcmc(mcmc, stats=stats, problem=problem, num_prior_draws=50, warn=False)
+
+
+def _svi(problem, obs, start):
+    pyro.clear_param_store()
+    pyro.set_rng_seed(2)
+    guide = AutoNormal(problem.model)
+    svi = SVI(problem.model, guide, pyro.optim.Adam({"lr": 0.05}), Trace_ELBO())
+    for _ in range(50):
+        svi.step(obs)
+    return from_svi(guide, problem.model, obs, num_draws=200, problem=problem, num_prior_draws=50)
+
+
+def _laplace(problem, obs, start):
+    result = infer.laplace(problem, obs, start)
+    return to_arviz(result, problem, obs, num_draws=200, num_prior_draws=50)
+
+
+KINDS = {"ours": _ours, "pyro_mcmc": _pyro_mcmc, "svi": _svi, "laplace": _laplace}
+
+
+@pytest.fixture(scope="module", params=sorted(KINDS))
+def tree(request, setup):
+    return request.param, KINDS[request.param](*setup)
+
+
+@pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto")  # few draws here
+def test_arviz_functions_run_on_every_kind(tree):
+    kind, tree = tree
+    assert {
+        "posterior", "sample_stats", "log_likelihood", "posterior_predictive", "prior",
+        "prior_predictive", "observed_data", "constant_data",
+    } <= set(tree.children)  # fmt: skip
+    stats = tree["sample_stats"]
+    assert {"diverging", "energy", "lp", "n_steps", "tree_depth", "step_size",
+            "acceptance_rate"} <= set(stats.data_vars)  # fmt: skip
+    assert stats["n_steps"].dtype == np.int64 and stats["tree_depth"].dtype == np.int64
+    assert stats["diverging"].dtype == bool
+    assert tree["log_likelihood"][OBS].dims[-1] == "sensor"
+    assert tree["posterior"]["z_rec"].dims == ("chain", "draw", "rec")
+    assert {"u0", "u1", "z_rec"} <= set(tree["prior"].data_vars)
+    loo = az.loo(tree)
+    assert np.isfinite(loo.elpd) and loo.n_data_points == 5
+    bfmi = az.bfmi(tree)["energy"].values
+    assert np.isfinite(bfmi).all()
+    az.plot_energy(tree)
+    az.plot_prior_posterior(tree, var_names=["u0", "u1"])
+    summary = az.summary(tree, var_names=["u0", "u1", "z_rec"])
+    assert len(summary) == 4
+    if kind in ("svi", "laplace"):
+        np.testing.assert_array_equal(stats["energy"].values, -stats["lp"].values)
+    else:
+        assert (stats["n_steps"].values >= 1).all()
+        # energy of draw i: U of draw i - 1 plus the refreshed momentum's K >= 0
+        energy, lp = stats["energy"].values, stats["lp"].values
+        assert (energy[:, 1:] >= -lp[:, :-1]).all()
+
+
+def test_log_likelihood_is_the_gaussian_density_by_hand(tree, setup):
+    kind, tree = tree
+    problem, obs, _ = setup
+    post = tree["posterior"]
+    u = np.stack([post["u0"].values, post["u1"].values], -1)
+    gen = problem.prior.generator
+    z_aux = (u - gen.aux_mean.numpy()) / gen.aux_std.numpy() + 0.3 * post["e_aux"].values
+    z_rec = post["z_rec"].values
+    field = gen.m.numpy() + z_aux @ gen.a_aux.numpy().T + z_rec @ gen.a_rec.numpy().T
+    pred = field @ problem.forward.b.numpy().T
+    y = obs.numpy()
+    by_hand = -0.5 * ((y - pred) / 0.3) ** 2 - math.log(0.3) - 0.5 * math.log(2 * math.pi)
+    np.testing.assert_allclose(tree["log_likelihood"][OBS].values, by_hand, rtol=1e-10)
+    np.testing.assert_array_equal(tree["observed_data"][OBS].values, y)
+
+
+def test_lp_of_our_sampler_is_minus_the_potential(setup):
+    from invprior.potential import PotentialEnergy
+
+    problem, obs, start = setup
+    result = infer.nuts(problem, obs, init=start, num_samples=6, warmup_steps=5,
+                        num_chains=1, disable_progbar=True)  # fmt: skip
+    potential = PotentialEnergy(problem, obs)
+    u = [float(potential.flat(z)) for z in result.latent[0]]
+    np.testing.assert_allclose(result.sample_stats["lp"][0], -np.array(u), rtol=1e-12)
+    assert result.sample_stats["n_steps"].dtype == np.int64
+
+
+def _quiet(fn):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SamplingWarning)
+        return fn()
+
+
+def test_warnings_fire_on_a_bad_run():
+    """Two chains far apart that barely move: R-hat and both ESS checks fail loudly."""
+    torch.manual_seed(0)
+    problem = make_problem(aux_dim=2, rec_dim=2)
+    obs = synthetic_obs(problem)
+    init = torch.tensor([[1.0] * 6, [-1.0] * 6], dtype=torch.float64)
+    result = infer.hmc(problem, obs, init=init, num_samples=12, warmup_steps=0, num_steps=2,
+                       step_size=1e-3, disable_progbar=True)  # fmt: skip
+    with pytest.warns(SamplingWarning) as record:
+        tree = to_arviz(result, problem, obs, num_prior_draws=0, posterior_predictive=False)
+    messages = " ".join(str(w.message) for w in record)
+    assert "R-hat is" in messages and "bulk ESS is" in messages and "tail ESS is" in messages
+    checks = sampling_checks(tree)
+    assert checks["rhat"]["passed"] is False and checks["rhat"]["value"] > 1.01
+    assert checks["ess_bulk"]["threshold"] == 200
+
+
+def test_warnings_fire_on_divergences_and_low_bfmi():
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    draws = rng.normal(size=(2, 400))
+    energy = np.cumsum(rng.normal(scale=0.05, size=(2, 400)), axis=1)  # a random walk
+    diverging = np.zeros((2, 400), dtype=bool)
+    diverging[0, 3] = True
+    tree = az.from_dict({"posterior": {"a": draws},
+                         "sample_stats": {"energy": energy, "diverging": diverging}})  # fmt: skip
+    tree.attrs["deterministic"] = "[]"
+    checks = sampling_checks(tree)
+    assert checks["divergences"] == {"value": 1.0, "threshold": 0, "passed": False,
+                                     "variable": None}  # fmt: skip
+    assert checks["bfmi"]["passed"] is False and checks["bfmi"]["value"] < 0.3
+    assert checks["rhat"]["passed"] and checks["ess_bulk"]["passed"]
+    assert isinstance(tree, xr.DataTree)
+
+
+def test_warnings_stay_quiet_on_a_good_run():
+    torch.manual_seed(0)
+    problem = make_problem(aux_dim=2, rec_dim=2)
+    obs = synthetic_obs(problem)
+    start = infer.map(problem, obs, num_restarts=1)
+    result = infer.nuts(problem, obs, init=start, num_samples=400, warmup_steps=200,
+                        disable_progbar=True)  # fmt: skip
+    tree = _quiet(lambda: to_arviz(result, problem, obs, num_prior_draws=0))
+    assert all(c["passed"] for c in sampling_checks(tree).values())
+
+
+def test_a_failed_solve_is_a_divergence_without_importing_the_potential():
+    """A plain Pyro model over the torch bridge: NUTS counts divergences, never crashes."""
+    script = textwrap.dedent(
+        """
+        import sys
+        import numpy as np, pyro, pyro.distributions as dist, torch
+        from invprior.bridge import TorchForward
+        from invprior.pde.base import ForwardModel, SolveCounter
+        from invprior.pde.errors import PDESolveError
+
+        class Failing(ForwardModel):
+            n_obs, grid_shape, grid_bbox = 1, (1, 1), ((0.0, 0.0), (1.0, 1.0))
+            def __init__(self):
+                self.counter = SolveCounter()
+            def forward(self, field):
+                if field[0, 0] > 0.5:
+                    raise PDESolveError("did not converge")
+                return field.reshape(1).copy()
+            def vjp(self, field, cotangent):
+                return cotangent.reshape(1, 1).copy()
+
+        F = TorchForward(Failing())
+        def model():
+            x = pyro.sample("x", dist.Normal(torch.zeros(()), torch.ones(()).double()))
+            pyro.sample("y", dist.Normal(F(x.reshape(1, 1)), 0.5).to_event(1),
+                        obs=torch.tensor([0.4], dtype=torch.float64))
+        pyro.set_rng_seed(0)
+        start = pyro.infer.autoguide.init_to_value(values={"x": torch.tensor(0.0).double()})
+        kernel = pyro.infer.NUTS(model, init_strategy=start, max_plate_nesting=0)
+        mcmc = pyro.infer.MCMC(kernel, 30, warmup_steps=10, disable_progbar=True)
+        mcmc.run()
+        assert "invprior.potential" not in sys.modules
+        print(sum(len(v) for v in mcmc.diagnostics()["divergences"].values()))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) > 0
