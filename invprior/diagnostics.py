@@ -379,9 +379,7 @@ def _problem_layout(
     prior = problem.prior
     names = list(prior.aux_names)
     constant = {
-        "noise_std": _numpy(problem.likelihood.noise_std)
-        if hasattr(problem.likelihood, "noise_std")
-        else np.array(np.nan),
+        "noise_std": _numpy(problem.likelihood.noise_std),
         "tau": np.array(prior.tau),
     }
     dims = {AUX_NOISE: ["aux"], Z_AUX: ["aux"], Z_REC: ["rec"], FIELD: ["y", "x"], OBS: ["sensor"]}
@@ -404,7 +402,7 @@ def _problem_layout(
         coords["sensor_y"] = ("sensor", sensor_coords[:, 1])
     attrs = {
         "aux_names": json.dumps(names),
-        "aux_units": json.dumps(list(getattr(prior.generator, "aux_units", ()))),
+        "aux_units": json.dumps(list(prior.generator.aux_units)),
     }
     return dims, coords, constant, attrs
 

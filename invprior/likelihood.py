@@ -25,7 +25,14 @@ _LOG_2PI = math.log(2 * math.pi)
 
 
 class Likelihood(ABC):
-    """A noise model for predicted observations."""
+    """A noise model for predicted observations.
+
+    Attributes:
+        noise_std: The measurement noise standard deviation, a scalar or one value per
+            observation (recorded with the results).
+    """
+
+    noise_std: torch.Tensor
 
     def _cast(self, name: str, like: torch.Tensor) -> torch.Tensor:
         """Tensor attribute ``name`` on the dtype and device of ``like``, copied once for each.

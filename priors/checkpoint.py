@@ -162,11 +162,14 @@ def _describe(generator: Generator) -> dict:
         "normalisation": {
             "aux_mean": generator.aux_mean.tolist(),
             "aux_std": generator.aux_std.tolist(),
-            **{
-                k: float(getattr(generator, k))
-                for k in ("field_offset", "field_scale")
-                if hasattr(generator, k)
-            },
+            **(
+                {
+                    "field_offset": float(generator.field_offset),
+                    "field_scale": float(generator.field_scale),
+                }
+                if isinstance(generator, AuxVAE | BetaVAE | HierarchicalVAE)
+                else {}
+            ),
         },
         "grid": {"shape": list(grid.shape), "bbox": [list(p) for p in grid.bbox]},
     }

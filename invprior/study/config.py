@@ -74,10 +74,10 @@ class PDEConfig:
         dense: Evaluate the source problem through its dense observation map
             :math:`F = B A^{-1} P M T` (``n_obs`` adjoint solves once, then every forward
             and adjoint is a product with an ``n_obs x (ny nx)`` matrix, exact because the
-            problem is linear). None means on for the source problem: it made a NUTS
-            gradient 1.3x faster on the demo (``bench/nuts_throughput.py``) and its size
-            does not grow with the mesh. The conductivity problem is nonlinear and
-            refuses it.
+            problem is linear). None means on for the source problem: it makes each
+            gradient cheaper (measured by ``bench/nuts_throughput.py``, see
+            ``docs/scaling.md``) and its size does not grow with the mesh. The
+            conductivity problem is nonlinear and refuses it.
         solver: ``"direct"`` (MUMPS Cholesky, the default) or ``"iterative"`` (CG with
             GAMG, tolerances tight enough for a Taylor rate of 2); the iterative solver
             scales better over ranks on big meshes (``docs/scaling.md``).
