@@ -46,7 +46,7 @@ def run(out="results/calibration", problems=100, draws=99, bins=10, seed=0, conf
         study, approximation_error=dataclasses.replace(study.approximation_error, enabled=False)
     )
     problem = build_study(study, MPI.COMM_WORLD).measured
-    posterior = laplace_posterior(problem, draws, MapConfig(num_restarts=2, num_steps=100))
+    posterior = laplace_posterior(problem, draws, MapConfig(num_restarts=2, max_iterations=100))
     result = sbc_ranks(
         problem, problems, num_draws=draws, num_bins=bins, seed=seed, posterior=posterior
     )

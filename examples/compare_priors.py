@@ -321,8 +321,8 @@ def run(
             raise ValueError(f"{dlcfm} must be a DL-CFM generator on the grid of {prior}")
         priors_["dl-cfm"] = DisentangledPrior(flow.with_steps(flow_steps))
     setup_s = time.perf_counter() - tic
-    map_config = infer.MapConfig(num_restarts=num_restarts, num_steps=num_steps)
-    gp_map = dataclasses.replace(map_config, num_restarts=1, num_steps=gp_steps)
+    map_config = infer.MapConfig(num_restarts=num_restarts, max_iterations=num_steps)
+    gp_map = dataclasses.replace(map_config, num_restarts=1, max_iterations=gp_steps)
     config = {"map": map_config, "gp_map": gp_map, "seed": seed, "num_draws": num_draws}
     cache = ResultCache(Path(out) / "truths", settings)
     records = []

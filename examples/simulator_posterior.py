@@ -11,132 +11,90 @@
 #
 # A study such as `examples/source_identification.toml` answers with a learned prior. The
 # simulator that drew its truth defines the exact prior: 14 independent uniform factors
-# (`invprior.priors.simulate.SOURCE_PARAMETERS`: the four named ones, the anisotropy and
-# orientation, the secondary source and the modulation). The source problem's forward map
-# is affine (`SourceProblem.affine_map`), and `source_fields` evaluates the simulator in
-# torch, so the exact-prior posterior can be sampled with NUTS over the 14 factors. Each
-# factor is sampled in probit coordinates, $u = l + (h - l)\,\Phi(\zeta)$ with
-# $\zeta \sim N(0, 1)$ a priori, as invprior samples its named sites.
+# (`invprior.priors.simulate.SOURCE_PARAMETERS`), the four named ones ($x_0, y_0$,
+# amplitude, width) and ten more (anisotropy and orientation, a secondary source, a
+# modulation). `invprior.priors.SimulatorPrior` is that prior as a generator: its named
+# block is the named parameters themselves ($\tau = 0$, no link noise), its residual block
+# the other ten factors in probit coordinates, $u_k = l_k + (h_k - l_k)\,\Phi(z_k)$, and
+# its decoder the simulator. Under `DisentangledPrior` every latent coordinate is then
+# standard normal a priori, and the library's MAP and NUTS sample the exact-prior
+# posterior of the study's data (measurement noise only).
 #
 # This is the yardstick for a study's named-parameter intervals and field coverage: what
 # the exact prior cannot resolve from these data, no prior learned from the simulator can.
 #
 # `python examples/simulator_posterior.py examples/source_identification.toml`
 #
-# writes `reference.json`, `reference_summary.txt` and `reference_pair.png` to
-# `results/simulator_posterior` (about 40 min on one core with the defaults) and
-# prints the metrics as one JSON line.
+# writes the study report (`metrics.json`, `summary.txt`, `fields.png`, `traces.png`,
+# `pair.png`) to `results/simulator_posterior` and prints the metrics as one JSON line.
 
 # +
 import argparse
 import json
-import math
 from dataclasses import replace
-from pathlib import Path
 
 from mpi4py import MPI
 
-import arviz_base
-import pyro
-import torch
-from pyro.infer import MCMC, NUTS
-
-from invprior.diagnostics import field_summary, summarize_named
-from invprior.fileio import save_figure, write_json, write_text
-from invprior.priors import GridSpec
-from invprior.priors.simulate import SOURCE_PARAMETERS, simulate, source_fields
-from invprior.report import field_scores, plot_pair
+from invprior import infer
+from invprior.diagnostics import to_arviz
+from invprior.model import DisentangledPrior, InverseProblem
+from invprior.priors import SimulatorPrior
+from invprior.report import study_metrics, write_report
 from invprior.study import StudyConfig, build_study
+from invprior.validation import InputError
 
-NAMED = tuple(k for k, v in SOURCE_PARAMETERS.items() if v[3])
 # -
 
-
-class ExactPriorPotential:
-    r"""Potential :math:`U(\zeta)` of the source posterior under the simulator's prior.
-
-    .. math::
-
-        U(\zeta) = \tfrac12 \|(y - F\,x(u(\zeta)) - c) / \sigma\|^2 + \tfrac12 \|\zeta\|^2,
-        \qquad u_k = l_k + (h_k - l_k)\,\Phi(\zeta_k),
-
-    with :math:`x(u)` the simulator's field (:func:`source_fields`) on the grid and
-    :math:`(F, c)` the affine forward map; the uniform priors and the probit map's Jacobian
-    together give the standard normal term.
-
-    Args:
-        ranges: Physical range ``(low, high)`` per factor, in sampling order.
-        grid: The fields' grid.
-        F: Observation matrix, shape ``(n_obs, ny * nx)``.
-        c: Observations of a zero field, shape ``(n_obs,)``.
-        data: Observations, shape ``(n_obs,)``.
-        noise_std: Measurement noise std.
-    """
-
-    def __init__(self, ranges, grid, F, c, data, noise_std):
-        self.names = tuple(ranges)
-        bounds = torch.tensor([ranges[k] for k in self.names], dtype=torch.float64)
-        self.low, self.span = bounds[:, 0], bounds[:, 1] - bounds[:, 0]
-        self.grid = grid
-        self.F, self.c = torch.as_tensor(F), torch.as_tensor(c)
-        self.data, self.noise_std = torch.as_tensor(data, dtype=torch.float64), noise_std
-
-    def factors(self, zeta):
-        """Physical factors ``{name: (n,)}`` of probit coordinates of shape ``(n, 14)``."""
-        u = self.low + self.span * torch.special.ndtr(zeta)
-        return {k: u[:, j] for j, k in enumerate(self.names)}
-
-    def fields(self, zeta):
-        """Fields of probit coordinates of shape ``(n, 14)``, shape ``(n, ny, nx)``."""
-        return source_fields(self.factors(zeta), self.grid)
-
-    def __call__(self, params):
-        zeta = params["zeta"]
-        prediction = self.fields(zeta[None])[0].reshape(-1) @ self.F.T + self.c
-        misfit = (self.data - prediction) / self.noise_std
-        return 0.5 * (misfit.square().sum() + zeta.square().sum())
+# The study supplies the mesh, sensors, truth and noisy data; its own prior and its
+# approximation-error model play no part here, so the error model is switched off.
 
 
-def find_mode(potential, restarts, seed):
-    """The lowest of ``restarts`` L-BFGS runs from prior draws of :math:`\\zeta`."""
-    gen = torch.Generator().manual_seed(seed)
-    best, best_energy = None, math.inf
-    for _ in range(restarts):
-        zeta = torch.randn(len(potential.names), generator=gen, dtype=torch.float64)
-        zeta.requires_grad_(True)
-        opt = torch.optim.LBFGS([zeta], max_iter=500, line_search_fn="strong_wolfe")
-
-        def closure(zeta=zeta, opt=opt):
-            opt.zero_grad()
-            energy = potential({"zeta": zeta})
-            energy.backward()
-            return energy
-
-        opt.step(closure)
-        with torch.no_grad():
-            energy = float(potential({"zeta": zeta}))
-        if energy < best_energy:
-            best, best_energy = zeta.detach().clone(), energy
-    return best, best_energy
-
-
-def sample(potential, start, args):
-    """NUTS chains from ``start``: probit draws ``(chain, draw, 14)`` and the divergences."""
-    chains, divergences = [], 0
-    for k in range(args.chains):
-        pyro.set_rng_seed(args.seed + 1 + k)
-        kernel = NUTS(potential_fn=potential, full_mass=True, target_accept_prob=0.9)
-        mcmc = MCMC(
-            kernel,
-            num_samples=args.samples,
-            warmup_steps=args.warmup,
-            initial_params={"zeta": start},
-            disable_progbar=not args.progress,
+def exact_problem(config):
+    """The study's set-up and its inverse problem under the simulator's exact prior."""
+    study = StudyConfig.from_toml(config)
+    if study.pde.kind != "source" or study.truth.simulator != "source":
+        raise InputError(
+            f"{config}: the reference posterior needs [pde] kind = 'source' and [truth] "
+            f"simulator = 'source', got {study.pde.kind!r} and {study.truth.simulator!r}"
         )
-        mcmc.run()
-        chains.append(mcmc.get_samples()["zeta"])
-        divergences += len(mcmc.diagnostics()["divergences"]["chain 0"])
-    return torch.stack(chains), divergences
+    off = replace(study.approximation_error, enabled=False)
+    setup = build_study(replace(study, approximation_error=off), MPI.COMM_SELF)
+    prior = DisentangledPrior(SimulatorPrior(setup.problem.prior.generator.grid))
+    return setup, InverseProblem(prior, setup.forward, setup.noise_std)
+
+
+# MAP from several prior draws, then NUTS from the mode with a dense mass matrix.
+
+
+def run(
+    config,
+    num_chains=4,
+    warmup_steps=1000,
+    num_samples=1000,
+    num_restarts=8,
+    seed=0,
+    out=None,
+    progress=False,
+):
+    """Sample the exact-prior posterior of a source study; its metrics as a dict."""
+    setup, problem = exact_problem(config)
+    mode = infer.map(problem, setup.data, seed=seed, num_restarts=num_restarts, max_iterations=500)
+    result = infer.nuts(
+        problem,
+        setup.data,
+        init=mode,
+        seed=seed,
+        num_chains=num_chains,
+        warmup_steps=warmup_steps,
+        num_samples=num_samples,
+        target_accept_prob=0.9,
+        full_mass=True,
+        disable_progbar=not progress,
+    )
+    tree = to_arviz(result, problem, setup.data, include_field=True, truth=setup.truth)
+    if out is not None:
+        write_report(tree, out)
+    return {**study_metrics(tree), "mode_energy": mode.potential_energy, "config": str(config)}
 
 
 def main():
@@ -144,66 +102,27 @@ def main():
         description="Reference posterior of a source study under the simulator's own prior"
     )
     parser.add_argument("config", help="a source study's TOML file")
-    parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--warmup", type=int, default=1000)
-    parser.add_argument("--samples", type=int, default=1000)
-    parser.add_argument("--restarts", type=int, default=8, help="L-BFGS restarts of the mode")
+    parser.add_argument("--num-chains", type=int, default=4)
+    parser.add_argument("--warmup-steps", type=int, default=1000)
+    parser.add_argument("--num-samples", type=int, default=1000)
+    parser.add_argument("--num-restarts", type=int, default=8, help="L-BFGS restarts of the MAP")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true", help="show NUTS progress bars")
     parser.add_argument("--out", default="results/simulator_posterior", help="output folder")
     args = parser.parse_args()
-
-    config = StudyConfig.from_toml(args.config)
-    if config.pde.kind != "source" or config.truth.simulator != "source":
-        parser.error("the reference posterior needs a source problem with a 'source' truth")
-    config = replace(
-        config, approximation_error=replace(config.approximation_error, enabled=False)
-    )
-    setup = build_study(config, MPI.COMM_SELF)
-    grid = GridSpec(setup.model.grid_shape, setup.model.grid_bbox)
-    truth_data = simulate("source", config.truth.index + 1, config.truth.seed, grid)
-    truth = {k: float(v[config.truth.index]) for k, v in truth_data.factors.items()}
-    F, c = setup.model.affine_map()
-    potential = ExactPriorPotential(
-        {k: truth_data.ranges[k] for k in SOURCE_PARAMETERS},
-        grid,
-        F,
-        c,
-        setup.data,
-        setup.noise_std,
-    )
-    start, energy = find_mode(potential, args.restarts, args.seed)
-    zeta, divergences = sample(potential, start, args)
-
-    with torch.no_grad():
-        flat = zeta.reshape(-1, zeta.shape[-1])
-        draws = {k: v.reshape(zeta.shape[:2]).numpy() for k, v in potential.factors(flat).items()}
-        fields = potential.fields(flat).numpy()
-    tree = arviz_base.from_dict(
-        {"posterior": draws, "constant_data": {f"true_{k}": v for k, v in truth.items()}},
-        attrs={"/": {"aux_names": json.dumps(NAMED)}},
-    )
-    table = summarize_named(tree, list(SOURCE_PARAMETERS))
-    maps = {f"posterior_{k}": v for k, v in field_summary(fields).items()}
-    maps["truth"] = setup.truth["field"]
-    metrics = {
-        **field_scores(maps, "posterior"),
-        "named_hdi90": {n: [table.loc[n, "hdi90_lb"], table.loc[n, "hdi90_ub"]] for n in NAMED},
-        "named_in_hdi90": {
-            n: bool(table.loc[n, "hdi90_lb"] <= truth[n] <= table.loc[n, "hdi90_ub"])
-            for n in NAMED
-        },
-        "ess_min": float(table["ess_bulk"].min()),
-        "rhat_max": float(table["r_hat"].max()),
-        "divergences": divergences,
-        "mode_energy": energy,
-        "config": args.config,
-    }
-    out = Path(args.out)
-    write_text(out / "reference_summary.txt", table.to_string() + "\n")
-    write_json(out / "reference.json", metrics)
-    save_figure(plot_pair(tree), out / "reference_pair.png")
-    print(table.to_string())
+    try:
+        metrics = run(
+            args.config,
+            args.num_chains,
+            args.warmup_steps,
+            args.num_samples,
+            args.num_restarts,
+            args.seed,
+            args.out,
+            args.progress,
+        )
+    except InputError as err:
+        parser.error(str(err))
     print(json.dumps(metrics))
 
 

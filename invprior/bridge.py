@@ -33,7 +33,7 @@ from pyro.ops.integrator import register_exception_handler
 from invprior.pde.base import AffineForwardModel, ForwardModel, SolveCounter
 from invprior.pde.errors import PDESolveError
 
-__all__ = ["DenseObservationMap", "PDEFunction", "TorchForward"]
+__all__ = ["DenseObservationMap", "NotTwiceDifferentiableError", "PDEFunction", "TorchForward"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,10 @@ register_exception_handler(
 def _as_batch(tensor: torch.Tensor, tail: tuple[int, ...]) -> np.ndarray:
     """Detached float64 CPU copy, shape ``(n, *tail)``."""
     return tensor.detach().to(device="cpu", dtype=torch.float64).numpy().reshape(-1, *tail)
+
+
+class NotTwiceDifferentiableError(RuntimeError):
+    """A second derivative through a PDE solve was asked for; the adjoint gives only first."""
 
 
 class PDEFunction(torch.autograd.Function):
@@ -80,6 +84,11 @@ class PDEFunction(torch.autograd.Function):
     def backward(ctx: object, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:
         """One adjoint solve per batch entry.
 
+        The adjoint runs in NumPy, so its result has no derivative: a backward that
+        builds a graph for second derivatives (``create_graph=True``) raises
+        :class:`NotTwiceDifferentiableError` instead of silently dropping the PDE's
+        curvature.
+
         Args:
             ctx: Autograd context.
             grad_output: Cotangent of the observations, shape ``(*batch, n_obs)``.
@@ -87,6 +96,12 @@ class PDEFunction(torch.autograd.Function):
         Returns:
             Cotangent of the fields, shape ``(*batch, ny, nx)``, and ``None`` for the model.
         """
+        if torch.is_grad_enabled() and grad_output.requires_grad:
+            raise NotTwiceDifferentiableError(
+                "a second derivative through a PDE solve was asked for (create_graph=True), "
+                "but the adjoint gives first derivatives only; use a Gauss-Newton Hessian "
+                "(invprior.infer.laplace on an InverseProblem) instead"
+            )
         (field,) = ctx.saved_tensors
         model = ctx.model
         fields = _as_batch(field, model.grid_shape)

@@ -378,15 +378,14 @@ def _problem_layout(
     """``(dims, coords, constant_data, attrs)`` of an inverse problem's DataTree."""
     prior = problem.prior
     names = list(prior.aux_names)
-    constant = {
-        "noise_std": _numpy(problem.likelihood.noise_std),
-        "tau": np.array(prior.tau),
-    }
+    constant = {"tau": np.array(prior.tau)}
+    if problem.likelihood is not None:  # else noise_std is a site of the posterior
+        constant = {"noise_std": _numpy(problem.likelihood.noise_std), **constant}
     dims = {AUX_NOISE: ["aux"], Z_AUX: ["aux"], Z_REC: ["rec"], FIELD: ["y", "x"], OBS: ["sensor"]}
     for name, value in (truth or {}).items():
         constant[f"true_{name}"] = _numpy(value)
         dims[f"true_{name}"] = dims.get(name, [])
-    if constant["noise_std"].ndim == 1 and constant["noise_std"].size > 1:
+    if constant.get("noise_std", np.zeros(())).size > 1:
         dims["noise_std"] = ["sensor"]
     if sensor_coords is not None:
         sensor_coords = np.asarray(sensor_coords, dtype=float)
@@ -443,7 +442,7 @@ def _datatree(
 
 
 def _include(problem: InverseProblem, include_field: bool) -> set[str]:
-    names = {*problem.prior.aux_names, *problem.prior.latent_shapes, Z_AUX}
+    names = {*problem.prior.aux_names, *problem.latent_shapes, Z_AUX}
     return names | {FIELD} if include_field else names
 
 
@@ -498,13 +497,12 @@ def to_arviz(
         TypeError: If ``result`` is neither an MCMC nor a Laplace result.
     """
     obs = problem.check_obs(obs)
-    prior = problem.prior
     if isinstance(result, MCMCResult):
-        draws = {n: result.samples[n] for n in prior.latent_shapes}
+        draws = {n: result.samples[n] for n in problem.latent_shapes}
         transforms = None
     elif isinstance(result, LaplaceResult):
         sites = result.sample(num_draws, seed=seed)
-        draws = {n: sites[n][None] for n in prior.latent_shapes}
+        draws = {n: sites[n][None] for n in problem.latent_shapes}
         transforms = result.potential.transforms
     else:
         raise TypeError(

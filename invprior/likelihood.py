@@ -114,6 +114,27 @@ class GaussianLikelihood(Likelihood):
             )
         self.noise_std = std
 
+    @classmethod
+    def of_value(cls, noise_std: torch.Tensor) -> GaussianLikelihood:
+        """The likelihood of a standard deviation that is a value of a site, unchecked.
+
+        The tensor is kept as given, on the autograd graph, so the log density is
+        differentiable in it (the ``noise_std`` site of an
+        :class:`~invprior.model.InverseProblem`).
+
+        Args:
+            noise_std: Positive values broadcastable to ``(*batch, n_obs)``, e.g. shape
+                ``(*batch, 1)``.
+
+        Example:
+            >>> std = torch.tensor([0.5], requires_grad=True)
+            >>> GaussianLikelihood.of_value(std).log_prob(torch.zeros(3), torch.ones(3)).grad_fn
+            <...>
+        """
+        likelihood = cls.__new__(cls)
+        likelihood.noise_std = noise_std
+        return likelihood
+
     def std(self, prediction: torch.Tensor) -> torch.Tensor:
         """Noise standard deviation on the prediction's dtype and device, broadcastable."""
         std = self._cast("noise_std", prediction)
@@ -136,6 +157,29 @@ class GaussianLikelihood(Likelihood):
 
     def fisher(self, prediction: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return torch.diag_embed(self.std(prediction).expand(prediction.shape).pow(-2))
+
+    def scale_fisher(self, prediction: torch.Tensor) -> torch.Tensor:
+        r"""Fisher information :math:`2 n / \sigma^2` of one scale :math:`\sigma` of all noise.
+
+        For :math:`y_i \sim N(F_i, \sigma^2)`, :math:`i = 1..n`, with a scalar standard
+        deviation; the information between :math:`\sigma` and the prediction is zero.
+
+        Args:
+            prediction: Predicted observations, shape ``(n_obs,)``.
+
+        Returns:
+            A scalar tensor.
+
+        Raises:
+            ValueError: If the standard deviation is not one value for all observations.
+        """
+        std = self.std(prediction)
+        if std.numel() != 1:
+            raise ValueError(
+                f"the Fisher information of a noise scale needs one standard deviation for all "
+                f"observations, got {std.numel()} values"
+            )
+        return 2 * prediction.shape[-1] / std.reshape(()).square()
 
 
 class CorrelatedGaussianLikelihood(Likelihood):

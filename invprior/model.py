@@ -34,11 +34,12 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
+from pyro.distributions.torch_distribution import TorchDistributionMixin
 
 from .likelihood import GaussianLikelihood, Likelihood
 from .priors.arrays import reference_tensor
 from .priors.base import Generator
-from .sites import AUX_NOISE, EPS, FIELD, OBS, Z_AUX, Z_REC
+from .sites import AUX_NOISE, EPS, FIELD, NOISE_STD, OBS, Z_AUX, Z_REC
 
 if TYPE_CHECKING:
     from .pde.base import SolveCounter
@@ -57,7 +58,8 @@ class DisentangledPrior:
     Sites, in order: one scalar site per name in ``generator.aux_names`` (physical units),
     ``e_aux`` (shape ``(d,)``), the deterministic ``z_aux = a(u) + tau * e_aux``, ``z_rec``
     (shape ``(r,)``) and the deterministic ``field`` (shape ``(ny, nx)``). With ``d = 0``
-    (beta-VAE, Gaussian-field baselines) only ``z_rec`` and ``field`` remain. A generator
+    (beta-VAE, Gaussian-field baselines) only ``z_rec`` and ``field`` remain; with
+    ``tau = 0`` there is no ``e_aux`` site and ``z_aux = a(u)``. A generator
     whose ``eps_shape`` is not None (:class:`invprior.priors.DLCFMGenerator`) gets one more site,
     ``eps`` of that shape, after ``z_rec``, passed to ``generator.decode(..., eps=eps)``.
 
@@ -69,15 +71,16 @@ class DisentangledPrior:
         generator: The frozen generator (:class:`invprior.priors.Generator`).
         aux_priors: Optional prior per named variable, in physical units, each a scalar Pyro
             distribution; names left out get ``Uniform(*generator.aux_ranges[name])``.
-        tau: Scale :math:`\tau > 0` of :math:`z_{aux} \mid u \sim N(a(u), \tau^2 I)`; None
-            means ``generator.tau`` (the value it was trained with).
+        tau: Scale :math:`\tau \ge 0` of :math:`z_{aux} \mid u \sim N(a(u), \tau^2 I)`; None
+            means ``generator.tau`` (the value it was trained with, 0 for a generator whose
+            named block is its named variables, :class:`invprior.priors.SimulatorPrior`).
         fixed_eps: Leave out the ``eps`` site of a flow generator and decode the
             conditional mean path (:math:`\varepsilon = 0`): far fewer latents for a fast
             MAP, an approximation to the prior (see ``DLCFMGenerator.decode``).
 
     Raises:
         ValueError: On unknown names, non-scalar distributions, a missing training range or
-            a non-positive ``tau``.
+            a negative ``tau``.
 
     Example:
         >>> amplitude = dist.LogNormal(0.0, 0.5)
@@ -93,8 +96,8 @@ class DisentangledPrior:
         fixed_eps: bool = False,
     ) -> None:
         tau = float(generator.tau) if tau is None else tau
-        if not (isinstance(tau, int | float) and np.isfinite(tau) and tau > 0):
-            raise ValueError(f"tau must be a finite positive number, got {tau!r}")
+        if not (isinstance(tau, int | float) and np.isfinite(tau) and tau >= 0):
+            raise ValueError(f"tau must be a finite number >= 0, got {tau!r}")
         aux_priors = dict(aux_priors or {})
         names = generator.aux_names
         unknown = sorted(set(aux_priors) - set(names))
@@ -131,7 +134,7 @@ class DisentangledPrior:
     def latent_shapes(self) -> dict[str, torch.Size]:
         """Event shape of every latent sample site, in sampling order."""
         shapes = {name: torch.Size() for name in self.aux_names}
-        if self.aux_names:
+        if self.aux_names and self.tau > 0:
             shapes[AUX_NOISE] = torch.Size([len(self.aux_names)])
         shapes[Z_REC] = torch.Size([self.generator.rec_dim])
         if self.eps_shape is not None:
@@ -146,9 +149,13 @@ class DisentangledPrior:
         low, high = self.generator.aux_ranges[name]
         return dist.Uniform(ref.new_tensor(low), ref.new_tensor(high))
 
-    def aux_latent(self, u: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        r""":math:`a(u) + \tau e`, shape ``(*batch, d)``, from ``u`` and ``e`` of that shape."""
-        return self.generator.to_latent(u) + self.tau * e
+    def aux_latent(self, u: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:
+        r""":math:`a(u) + \tau e`, shape ``(*batch, d)``, from ``u`` and ``e`` of that shape.
+
+        ``e`` is None when ``tau = 0`` (no ``e_aux`` site): then :math:`a(u)`.
+        """
+        z_aux = self.generator.to_latent(u)
+        return z_aux if e is None else z_aux + self.tau * e
 
     def __call__(self) -> torch.Tensor:
         """Sample the prior sites and return the field, shape ``(*batch, ny, nx)``."""
@@ -157,7 +164,10 @@ class DisentangledPrior:
         d, r = len(self.aux_names), gen.rec_dim
         if d:
             u = torch.stack([pyro.sample(n, self.aux_distribution(n)) for n in self.aux_names], -1)
-            e = pyro.sample(AUX_NOISE, dist.Normal(ref.new_zeros(d), ref.new_ones(d)).to_event(1))
+            e = None
+            if self.tau > 0:
+                noise = dist.Normal(ref.new_zeros(d), ref.new_ones(d)).to_event(1)
+                e = pyro.sample(AUX_NOISE, noise)
             z_aux = pyro.deterministic(Z_AUX, self.aux_latent(u, e), event_dim=1)
         z_rec = pyro.sample(Z_REC, dist.Normal(ref.new_zeros(r), ref.new_ones(r)).to_event(1))
         if not d:
@@ -193,7 +203,7 @@ class DisentangledPrior:
         log_p = _standard_normal_log_prob(latent[Z_REC])
         for name in self.aux_names:
             log_p = log_p + self.aux_distribution(name).log_prob(latent[name])
-        if self.aux_names:
+        if self.aux_names and self.tau > 0:
             log_p = log_p + _standard_normal_log_prob(latent[AUX_NOISE])
         if self.eps_shape is not None:
             log_p = log_p + _standard_normal_log_prob(latent[EPS].flatten(-len(self.eps_shape)))
@@ -209,7 +219,7 @@ class DisentangledPrior:
         z_rec = latent[Z_REC]
         if self.aux_names:
             u = torch.stack([latent[n] for n in self.aux_names], -1)
-            z_aux = self.aux_latent(u, latent[AUX_NOISE])
+            z_aux = self.aux_latent(u, latent[AUX_NOISE] if self.tau > 0 else None)
         else:
             z_aux = z_rec.new_zeros((*z_rec.shape[:-1], 0))
         return self._decode(z_aux, z_rec, latent[EPS] if self.eps_shape is not None else None)
@@ -230,6 +240,25 @@ class DisentangledPrior:
         trace = poutine.trace(poutine.condition(self, data=dict(latent))).get_trace()
         nodes = trace.nodes.items()
         return {name: site["value"] for name, site in nodes if site["type"] == "sample"}
+
+
+def _check_noise_prior(
+    noise: torch.distributions.Distribution,
+) -> torch.distributions.Distribution:
+    """``noise`` if it is a scalar Pyro distribution without mass on negative values."""
+    if not isinstance(noise, TorchDistributionMixin) or (
+        noise.batch_shape + noise.event_shape != torch.Size()
+    ):
+        raise ValueError(
+            f"a noise prior must be a scalar Pyro distribution (the noise standard deviation), "
+            f"got {noise!r}; pass e.g. pyro.distributions.HalfNormal(0.1)"
+        )
+    if bool(noise.support.check(torch.tensor(-1.0))):
+        raise ValueError(
+            f"a noise prior must have positive support, got {type(noise).__name__} on "
+            f"{noise.support}; pass e.g. HalfNormal, LogNormal or Uniform(low > 0, high)"
+        )
+    return noise
 
 
 @runtime_checkable
@@ -264,24 +293,40 @@ class InverseProblem:
     ``problem.model(obs)`` is an ordinary Pyro model: use it with ``Predictive``,
     ``poutine.trace``, SVI or MCMC as well as with :mod:`invprior.infer`.
 
+    An unknown noise scale is a site: with ``noise`` a scalar Pyro distribution over
+    :math:`\sigma`, the model samples ``noise_std`` after the prior's sites and observes
+    :math:`y \sim N(F(x), \sigma^2 I)`; ``likelihood`` is then None and
+    :meth:`likelihood_of` gives the Gaussian likelihood at a value of the site.
+
     Args:
         prior: A :class:`DisentangledPrior` (a bare generator is wrapped with default priors).
         forward: A :class:`ForwardMap`, e.g. :class:`invprior.bridge.TorchForward`: fields
             ``(*batch, ny, nx)`` to observations ``(*batch, n_obs)``.
-        noise: Noise standard deviation (scalar or shape ``(n_obs,)``) or a
-            :class:`invprior.likelihood.Likelihood`.
+        noise: Noise standard deviation (scalar or shape ``(n_obs,)``), a
+            :class:`invprior.likelihood.Likelihood`, or a scalar Pyro distribution with
+            positive support, the prior of an unknown noise standard deviation.
+
+    Attributes:
+        likelihood: The noise model, or None where the noise scale is a site.
+        noise_prior: The prior of the ``noise_std`` site, or None for a fixed noise model.
 
     Raises:
         TypeError: If ``forward`` is not a :class:`ForwardMap` with an integer ``n_obs``.
-        ValueError: If the noise is not positive or the generator's grid differs from the
-            grid the forward model expects.
+        ValueError: If the noise is not positive, its prior is not scalar or puts mass on
+            negative values, or the generator's grid differs from the grid the forward model
+            expects.
+
+    Example:
+        >>> problem = InverseProblem(prior, forward, dist.HalfNormal(0.1))  # doctest: +SKIP
+        >>> list(problem.latent_shapes)[-1]  # doctest: +SKIP
+        'noise_std'
     """
 
     def __init__(
         self,
         prior: DisentangledPrior | Generator,
         forward: ForwardMap,
-        noise: float | torch.Tensor | Likelihood,
+        noise: float | torch.Tensor | Likelihood | torch.distributions.Distribution,
     ) -> None:
         self.prior = prior if isinstance(prior, DisentangledPrior) else DisentangledPrior(prior)
         if not isinstance(forward, ForwardMap) or not isinstance(forward.n_obs, int | np.integer):
@@ -291,8 +336,42 @@ class InverseProblem:
                 f"{type(forward).__name__}. Wrap a pde model with invprior.bridge.TorchForward"
             )
         self.forward = forward
-        self.likelihood = noise if isinstance(noise, Likelihood) else GaussianLikelihood(noise)
+        self.noise_prior: torch.distributions.Distribution | None = None
+        self.likelihood: Likelihood | None
+        if isinstance(noise, torch.distributions.Distribution):
+            self.noise_prior, self.likelihood = _check_noise_prior(noise), None
+        elif isinstance(noise, Likelihood):
+            self.likelihood = noise
+        else:
+            self.likelihood = GaussianLikelihood(noise)
         self._check_grid()
+
+    @property
+    def latent_shapes(self) -> dict[str, torch.Size]:
+        """Event shape of every latent sample site, in sampling order.
+
+        The prior's sites, then ``noise_std`` (shape ``()``) where the noise scale is a site.
+        """
+        shapes = self.prior.latent_shapes
+        if self.noise_prior is not None:
+            shapes[NOISE_STD] = torch.Size()
+        return shapes
+
+    def likelihood_of(self, latent: Mapping[str, torch.Tensor]) -> Likelihood:
+        """The likelihood given values of the latent sites.
+
+        Args:
+            latent: Site values; only ``noise_std`` (shape ``(*batch,)``) is read, and only
+                where the noise scale is a site.
+
+        Returns:
+            ``likelihood``, or the Gaussian likelihood whose standard deviation is the
+            ``noise_std`` value (kept on the autograd graph), broadcastable to
+            ``(*batch, n_obs)``.
+        """
+        if self.noise_prior is None:
+            return self.likelihood
+        return GaussianLikelihood.of_value(latent[NOISE_STD].unsqueeze(-1))
 
     @property
     def n_obs(self) -> int:
@@ -354,6 +433,10 @@ class InverseProblem:
         if obs is not None:
             obs = self.check_obs(obs)
         field = self.prior()
-        return pyro.sample(OBS, self.likelihood.distribution(self.forward(field)), obs=obs)
+        likelihood = self.likelihood
+        if self.noise_prior is not None:
+            std = pyro.sample(NOISE_STD, self.noise_prior)
+            likelihood = self.likelihood_of({NOISE_STD: std})
+        return pyro.sample(OBS, likelihood.distribution(self.forward(field)), obs=obs)
 
     __call__ = model

@@ -23,4 +23,7 @@ FIELD = "field"
 OBS = "obs"
 """Observed sensor values."""
 
-__all__ = ["AUX_NOISE", "EPS", "FIELD", "OBS", "Z_AUX", "Z_REC"]
+NOISE_STD = "noise_std"
+"""Noise standard deviation of an inverse problem whose noise scale is unknown (a site)."""
+
+__all__ = ["AUX_NOISE", "EPS", "FIELD", "NOISE_STD", "OBS", "Z_AUX", "Z_REC"]

@@ -48,7 +48,7 @@ if importlib.util.find_spec("petsc4py") is not None:
 
 _LAZY = {
     "ConductivityProblem": "conductivity",
-    "SourceProblem": "poisson",
+    "SourceProblem": "source",
     "GridTransfer": "transfer",
     "LoadedMesh": "mesh",
     "PointSensors": "observation",
@@ -62,9 +62,12 @@ _LAZY = {
     "l2_error": "verify",
     "convergence_rates": "verify",
     "write_grid_functions": "io",
+    "VariationalProblem": "variational",
+    "AffineVariationalProblem": "variational",
 }
 
 __all__ = [
+    "AffineVariationalProblem",
     "ConductivityProblem",
     "ForwardModel",
     "GridTransfer",
@@ -83,6 +86,7 @@ __all__ = [
     "tag_boundaries",
     "taylor_test",
     "unit_square",
+    "VariationalProblem",
     "write_grid_functions",
 ]
 

@@ -26,6 +26,7 @@ from .metrics import (
 from .semisupervised import SemiSupervisedVAE
 from .shape_matching import knn_kl_divergence, shape_matching_score
 from .simulate import FieldDataset, simulate, simulate_conductivity, simulate_sources
+from .simulator_prior import SimulatorPrior
 from .vae import AuxVAE, BetaVAE
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "GridSpec",
     "HierarchicalVAE",
     "SemiSupervisedVAE",
+    "SimulatorPrior",
     "VelocityUNet",
     "abs_correlation",
     "align_latents",

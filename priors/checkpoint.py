@@ -59,6 +59,7 @@ from .dlcfm import DLCFMGenerator
 from .gaussian import GaussianFieldPrior
 from .hierarchical import HierarchicalVAE
 from .semisupervised import SemiSupervisedVAE
+from .simulator_prior import SimulatorPrior
 from .vae import AuxVAE, BetaVAE
 
 __all__ = ["CheckpointNotFoundError", "load", "pretrained_names", "save", "sign"]
@@ -77,6 +78,7 @@ _ARCHITECTURES: dict[str, type[Generator]] = {
     "GaussianFieldPrior": GaussianFieldPrior,
     "HierarchicalVAE": HierarchicalVAE,
     "SemiSupervisedVAE": SemiSupervisedVAE,
+    "SimulatorPrior": SimulatorPrior,
 }
 # The keys of each architecture's ``config()``: a sidecar must hold exactly these. A new
 # constructor argument goes here too (the round-trip tests fail until it does).
@@ -90,6 +92,7 @@ _CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "GaussianFieldPrior": ("grid", "rank"),
     "HierarchicalVAE": ("latent_dim", "hyper_dim", "prior_hidden", *_NET_KEYS),
     "SemiSupervisedVAE": (*_AUX_KEYS, *_NET_KEYS),
+    "SimulatorPrior": ("grid",),
 }
 # Objects nested in a config, by key: their own keys.
 _NESTED_KEYS = {"grid": _GRID_KEYS, "base": _CONFIG_KEYS["AuxVAE"]}
@@ -184,8 +187,8 @@ def save(generator: Generator, path: str | os.PathLike, metadata: dict | None = 
 
     Args:
         generator: An :class:`AuxVAE`, :class:`BetaVAE`, :class:`DLCFMGenerator`,
-            :class:`HierarchicalVAE`, :class:`SemiSupervisedVAE` or
-            :class:`GaussianFieldPrior`.
+            :class:`HierarchicalVAE`, :class:`SemiSupervisedVAE`,
+            :class:`GaussianFieldPrior` or :class:`SimulatorPrior`.
         path: Destination; a ``.safetensors`` or ``.json`` suffix is dropped.
         metadata: Extra sidecar entries (JSON-ready), e.g. ``{"data": recipe,
             "training": ..., "metrics": ...}``; merged over ``generator.metadata`` (the

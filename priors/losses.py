@@ -23,7 +23,7 @@ import torch
 
 __all__ = [
     "correlation",
-    "explicitness",
+    "explicitness_penalty",
     "gaussian_kl",
     "inter_independence",
     "intra_independence",
@@ -94,7 +94,7 @@ def _standardise_stack(a: torch.Tensor) -> torch.Tensor:
     return centred / (centred.pow(2).mean(dim=1, keepdim=True).sqrt() + _EPS)
 
 
-def explicitness(u: torch.Tensor, mu_aux: torch.Tensor) -> torch.Tensor:
+def explicitness_penalty(u: torch.Tensor, mu_aux: torch.Tensor) -> torch.Tensor:
     r"""Explicitness penalty: each named variable is carried by its own latent coordinate.
 
     .. math::
@@ -103,7 +103,9 @@ def explicitness(u: torch.Tensor, mu_aux: torch.Tensor) -> torch.Tensor:
 
     The signed correlation is used, so a flipped axis is penalised as well (the KL term
     against :math:`N(a(u), \tau^2 I)` asks for the same orientation). Zero when every
-    :math:`\mu_{aux, j}` is an increasing affine function of :math:`u_j`.
+    :math:`\mu_{aux, j}` is an increasing affine function of :math:`u_j`. Not the metric
+    :func:`invprior.priors.metrics.explicitness`, which scores :math:`|\rho|` (higher is
+    better) on held-out data.
 
     Args:
         u: Named variables, shape ``(n, d)``.

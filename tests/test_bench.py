@@ -30,8 +30,8 @@ def tiny_config(tmp_path):
     """The example's study with a cheap MAP (one restart of 10 steps)."""
     example = (BENCH.parent / "examples" / "source_identification.toml").read_text()
     tiny = example.replace("num_restarts = 4", "num_restarts = 1")
-    tiny = tiny.replace("num_steps = 200", "num_steps = 10")
-    assert tomllib.loads(tiny)["map"] == {"num_restarts": 1, "num_steps": 10}
+    tiny = tiny.replace("max_iterations = 200", "max_iterations = 10")
+    assert tomllib.loads(tiny)["map"] == {"num_restarts": 1, "max_iterations": 10}
     path = tmp_path / "tiny.toml"
     path.write_text(tiny)
     return path

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from invprior.bridge import DenseObservationMap, TorchForward
+from invprior.bridge import DenseObservationMap, NotTwiceDifferentiableError, TorchForward
 from invprior.pde import ForwardModel, PDESolveError, SolveCounter
 
 
@@ -56,6 +56,30 @@ def test_failed_adjoint_gives_nan_gradient():
     field = torch.zeros(2, 3, 4, dtype=torch.float64, requires_grad=True)
     TorchForward(LinearModel(fail_adjoint=True))(field).sum().backward()
     assert torch.isnan(field.grad).all()
+
+
+def test_second_derivative_through_the_adjoint_raises():
+    field = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    y = TorchForward(LinearModel())(torch.sin(field)).square().sum()
+    with pytest.raises(NotTwiceDifferentiableError, match="second derivative"):
+        torch.autograd.grad(y, field, create_graph=True)
+
+
+def test_laplace_of_a_hand_written_pde_model_says_what_to_do():
+    import pyro
+    import pyro.distributions as dist
+
+    from invprior import infer
+
+    forward = TorchForward(LinearModel(grid_shape=(1, 2)))
+
+    def model(obs):
+        m = pyro.sample("m", dist.Normal(torch.zeros(1, 2), 1.0).to_event(2))
+        pyro.sample("y", dist.Normal(forward(torch.sin(m)), 0.1).to_event(1), obs=obs)
+
+    obs = torch.tensor([0.3, -0.2], dtype=torch.float64)
+    with pytest.raises(ValueError, match="not twice differentiable"):
+        infer.laplace(model, obs, torch.zeros(2, dtype=torch.float64))
 
 
 @pytest.mark.parametrize(

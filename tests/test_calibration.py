@@ -8,7 +8,7 @@ from linear_gaussian import make_problem
 from invprior.calibration import laplace_posterior, plot_rank_histograms, sbc_ranks
 from invprior.infer import MapConfig
 
-FAST_MAP = MapConfig(num_restarts=1, num_steps=20)
+FAST_MAP = MapConfig(num_restarts=1, max_iterations=20)
 
 
 @pytest.mark.slow

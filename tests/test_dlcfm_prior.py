@@ -83,7 +83,7 @@ def test_map_laplace_and_nuts_run_unchanged():
     problem = _problem()
     torch.manual_seed(1)
     obs = problem.model().detach()
-    result = infer.map(problem, obs, num_restarts=1, num_steps=5)
+    result = infer.map(problem, obs, num_restarts=1, max_iterations=5)
     assert result.sites[EPS].shape == GRID.shape and result.potential_energy < float("inf")
     gauss = infer.laplace(problem, obs, result)
     assert gauss.cov.shape == (6 + GRID.shape[0] * GRID.shape[1],) * 2

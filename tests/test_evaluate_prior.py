@@ -81,11 +81,13 @@ def test_prints_table_and_json_last_and_writes_figures(loaded, capsys, tmp_path)
     assert 0 < summary["lds"] <= 1 and summary["ssim_median"] > 0.5
     assert any(line.strip().startswith("SSIM median") for line in lines[:-1])
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["latent_factor_grid.png", "reconstructions.png", "traversals.png"]
-    assert all((out / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)
+    figures = ["latent_factor_grid.png", "reconstructions.png", "traversals.png"]
+    assert names == sorted([*figures, "metrics.json"])
+    assert all((out / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in figures)
     assert summary["figures"] == [
         str(out / n) for n in ("traversals.png", "latent_factor_grid.png", "reconstructions.png")
     ]
+    assert json.loads((out / "metrics.json").read_text()) == summary
 
 
 def test_baseline_without_aux_block(loaded, capsys):
@@ -149,7 +151,7 @@ def test_prior_without_encoder_is_refused(loaded, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--n", "0"], "--n must be a positive integer (held-out samples), got 0"),
+        (["--n", "0"], "--n must be a positive integer (held-out fields), got 0"),
         (["--seed", "-3"], "--seed must be a non-negative integer, got -3"),
     ],
 )

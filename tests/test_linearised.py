@@ -8,14 +8,8 @@ import torch
 import xarray as xr
 from linear_gaussian import LinearGenerator, make_problem
 
-from invprior.linearised import (
-    block_correlation,
-    induced_covariance,
-    plot_block_correlation,
-    plot_modes,
-    plot_std_split,
-    write_figures,
-)
+from invprior.block_correlation import block_correlation, plot_block_correlation
+from invprior.linearised import induced_covariance, plot_modes, plot_std_split, write_figures
 from invprior.model import DisentangledPrior
 from invprior.priors import load
 
@@ -237,8 +231,8 @@ def test_block_correlation_rejects_nan_and_constant_draws():
 def test_plots_write_png_files(problem, tmp_path):
     lin = induced_covariance(problem.prior, np.zeros(5))
     corr = block_correlation(_correlated_draws(np.full((2, 3), 0.2), num_draws=100))
-    written = write_figures(tmp_path / "figs", induced=lin, correlation=corr, num_modes=9)
-    assert set(written) == {"linearised_modes", "linearised_std", "block_correlation"}
+    written = write_figures(tmp_path / "figs", lin, num_modes=9)
+    assert set(written) == {"linearised_modes", "linearised_std"}
     for path in written.values():
         assert path.read_bytes()[:8] == PNG
     assert len(plot_modes(lin, num_modes=2).axes) == 2 * 3  # 3 images, each with a colour bar
@@ -246,8 +240,6 @@ def test_plots_write_png_files(problem, tmp_path):
     assert len(plot_block_correlation(corr).axes) == 2
     with pytest.raises(ValueError, match="num_modes must be at least 1"):
         plot_modes(lin, num_modes=0)
-    with pytest.raises(ValueError, match="nothing to draw"):
-        write_figures(tmp_path)
 
 
 def test_shipped_generator_jacobian_is_finite():

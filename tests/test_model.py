@@ -13,7 +13,7 @@ from pyro.infer.mcmc.util import initialize_model
 
 from invprior.model import DisentangledPrior, ForwardMap, InverseProblem
 from invprior.potential import PotentialEnergy
-from invprior.sites import AUX_NOISE, FIELD, OBS, Z_AUX, Z_REC
+from invprior.sites import AUX_NOISE, FIELD, NOISE_STD, OBS, Z_AUX, Z_REC
 
 
 def test_prior_sites_and_shapes(dtype):
@@ -102,6 +102,32 @@ def test_bad_noise_is_rejected(noise):
         InverseProblem(gen, LinearForward(5, torch.float64), noise)
 
 
+@pytest.mark.parametrize(
+    ("noise", "match"),
+    [
+        (dist.Normal(0.0, 1.0), "positive support"),
+        (dist.HalfNormal(torch.ones(2)), "scalar Pyro distribution"),
+        (torch.distributions.HalfNormal(1.0), "scalar Pyro distribution"),
+    ],
+)
+def test_bad_noise_prior_is_rejected(noise, match):
+    gen = LinearGenerator(1, 2, torch.float64)
+    with pytest.raises(ValueError, match=match):
+        InverseProblem(gen, LinearForward(5, torch.float64), noise)
+
+
+def test_noise_prior_is_a_site_before_the_data():
+    gen = LinearGenerator(1, 2, torch.float64)
+    problem = InverseProblem(gen, LinearForward(5, torch.float64), dist.LogNormal(-1.0, 0.5))
+    with pyro.plate("draws", 7):
+        trace = pyro.poutine.trace(problem.model).get_trace()
+    names = [n for n, s in trace.nodes.items() if s["type"] == "sample" and n != "draws"]
+    assert names[-2:] == [NOISE_STD, OBS] and trace.nodes[NOISE_STD]["value"].shape == (7,)
+    scale = trace.nodes[OBS]["fn"].base_dist.scale
+    sigma = trace.nodes[NOISE_STD]["value"]  # float32 prior, float64 prediction and data
+    torch.testing.assert_close(scale, sigma[:, None].expand(7, 5).to(scale))
+
+
 def test_noise_length_must_match():
     gen = LinearGenerator(1, 2, torch.float64)
     problem = InverseProblem(gen, LinearForward(5, torch.float64), torch.full((3,), 0.1))
@@ -150,7 +176,7 @@ def test_bad_prior_arguments_are_rejected():
     with pytest.raises(ValueError, match="scalar Pyro distribution"):
         DisentangledPrior(gen, {"u0": dist.Normal(torch.zeros(2), 1.0)})
     with pytest.raises(ValueError, match="tau must be"):
-        DisentangledPrior(gen, tau=0.0)
+        DisentangledPrior(gen, tau=-0.1)
 
 
 def test_tau_defaults_to_the_generators():

@@ -149,14 +149,14 @@ def test_run_command_sets_chains_and_rank_groups(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(invprior.study.setup, "check_study", lambda config, comm: None)
     path = tmp_path / "study.toml"
     text = study_toml("unused", n=6, baseline=False)
-    path.write_text(text.replace("[mcmc]\n", "[mcmc]\nparallel_chains = true\n"))
+    path.write_text(text.replace("[study]\n", "[study]\nparallel_chains = true\n"))
     assert main(["run", str(path), "--out", str(tmp_path / "a"), "--chains", "3"]) == 0
     assert (seen[-1].mcmc.num_chains, seen[-1].parallel_chains) == (3, True)
     assert main(["run", str(path), "--out", str(tmp_path / "b"), "--no-parallel-chains"]) == 0
     assert (seen[-1].mcmc.num_chains, seen[-1].parallel_chains) == (2, False)
     assert main(["run", str(path), "--chains", "0"]) == 2
     assert "num_chains must be >= 1, got 0" in capsys.readouterr().err
-    path.write_text(text.replace("[mcmc]\n", '[mcmc]\nparallel_chains = "groups"\n'))
+    path.write_text(text.replace("[study]\n", '[study]\nparallel_chains = "groups"\n'))
     assert main(["run", str(path)]) == 2
     assert "parallel_chains must be true or false (no quotes), got 'groups'" in (
         capsys.readouterr().err

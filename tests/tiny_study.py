@@ -6,6 +6,8 @@ from invprior.priors import AuxVAE, GridSpec
 NAMES = ("x0", "y0")
 
 TOML = """
+[study]
+seed = 0
 [mesh]
 n = {n}
 [sensors]
@@ -19,7 +21,7 @@ simulator = "source"
 seed = 5
 [map]
 num_restarts = 1
-num_steps = 5
+max_iterations = 5
 [mcmc]
 num_samples = 6
 warmup_steps = 4

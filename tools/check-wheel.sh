@@ -46,7 +46,7 @@ name = "source-auxvae"
 device = "cpu"
 [map]
 num_restarts = 1
-num_steps = 3
+max_iterations = 3
 [mcmc]
 num_samples = 5
 warmup_steps = 2

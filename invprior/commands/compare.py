@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import add_threads_option, check_threads
+
 __all__ = ["add_parser", "comparison_table", "data_differences"]
 
 # Metrics shown in the table, in order (the JSON keeps them all).
@@ -32,8 +34,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n", 1)[1],
     )
     p.add_argument("configs", type=Path, nargs="+", metavar="CONFIG.toml", help="studies (>= 2)")
-    p.add_argument("--out", type=Path, default=Path("results/compare"), help="output folder")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/compare"),
+        metavar="FOLDER",
+        help="output folder: comparison.md, comparison.json and one sub-folder per study "
+        "(default results/compare)",
+    )
+    add_threads_option(p, default=1)
     p.set_defaults(func=run)
 
 
@@ -106,8 +115,7 @@ def run(args: argparse.Namespace) -> int:
             f"give at least two configuration files with distinct names (each names its "
             f"sub-folder of --out), got {[str(p) for p in args.configs]}"
         )
-    if args.threads < 1:
-        raise InputError(f"--threads must be >= 1, got {args.threads}")
+    check_threads(args.threads)
     configs = {}
     for name, path in zip(names, args.configs, strict=True):
         config = StudyConfig.from_toml(path)

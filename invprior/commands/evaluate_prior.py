@@ -3,19 +3,19 @@
 
 Loads a generator, simulates a held-out sample with the simulator its training data came
 from (a seed other than the training seed), prints a metrics table and, as the last line,
-one JSON object; with ``--out`` it also writes the figures as PNG.
+one JSON object; with ``--out FOLDER`` it also writes that object as ``metrics.json`` and
+the figures as PNG into ``FOLDER``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from invprior.validation import InputError
 
-from ..fileio import check_writable
+from ..fileio import check_writable, json_text, save_figure, write_json
 
 if TYPE_CHECKING:
     from invprior.priors import Generator
@@ -38,9 +38,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("prior", metavar="NAME_OR_PATH", help="shipped prior name or checkpoint path")
-    p.add_argument("--n", type=int, default=2000, help="held-out samples (default 2000)")
+    p.add_argument("--n", type=int, default=2000, help="held-out fields (default 2000)")
     p.add_argument("--seed", type=int, default=1234, help="held-out data seed (default 1234)")
-    p.add_argument("--out", type=Path, default=None, help="folder for the PNG figures")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="output folder: metrics.json and the figures traversals.png, "
+        "latent_factor_grid.png and reconstructions.png (default: print only)",
+    )
     p.add_argument(
         "--simulator",
         choices=_SIMULATORS,
@@ -59,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             names no simulator, or a held-out seed equal to the training seed.
     """
     if args.n < 1:
-        raise InputError(f"--n must be a positive integer (held-out samples), got {args.n}")
+        raise InputError(f"--n must be a positive integer (held-out fields), got {args.n}")
     if args.seed < 0:
         raise InputError(f"--seed must be a non-negative integer, got {args.seed}")
     if args.out is not None:
@@ -93,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     summary = {"prior": str(args.prior), "simulator": simulator, "seed": args.seed, **metrics}
     if args.out is not None:
         summary["figures"] = [str(p) for p in _write_figures(generator, data, args.out)]
-    print(json.dumps(summary))
+        write_json(args.out / "metrics.json", summary)
+    print(json_text(summary))
     return 0
 
 
@@ -121,7 +129,6 @@ def _write_figures(generator: Generator, data: FieldDataset, out: Path) -> list[
     """Traversals, latent-factor grid and reconstructions as PNG files in ``out``."""
     import numpy as np
 
-    from invprior.fileio import save_figure
     from invprior.priors.metrics import decode_latents, encode_means
     from invprior.priors.plots import (
         latent_labels,

@@ -7,7 +7,7 @@ DataTree), figures, ``summary.txt``, ``metrics.json`` and ``fields.xdmf`` (+ ``.
 ParaView) into the output folder, prints the summary and, as the last line, one JSON
 object with the study's metrics. Runs under ``mpiexec`` too (rank 0 prints): by default
 the mesh is distributed over all ranks and the chains run one after another; with
-``--parallel-chains`` (or ``[mcmc] parallel_chains = true``) C chains on N ranks run on
+``--parallel-chains`` (or ``[study] parallel_chains = true``) C chains on N ranks run on
 min(C, N) rank groups at once, each with its own mesh (:mod:`invprior.parallel`).
 
 The sampling is checkpointed in ``.<name>.sampling`` beside the output folder
@@ -24,6 +24,8 @@ import shlex
 from pathlib import Path
 
 from invprior.fileio import discard, json_text
+
+from . import add_threads_option, check_threads
 
 __all__ = ["add_parser"]
 
@@ -44,7 +46,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("config", type=Path, metavar="CONFIG.toml", help="study configuration")
-    p.add_argument("--out", type=Path, default=None, help="output folder (overrides [output])")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="output folder, written as one unit (overrides [output] folder)",
+    )
     p.add_argument(
         "--chains",
         type=int,
@@ -58,15 +66,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="run the chains at once on min(C, N) groups of the N MPI ranks, each group "
         "with its own mesh, instead of one after another on one mesh over all ranks "
-        "(overrides [mcmc] parallel_chains; min(C, N) must divide N)",
+        "(overrides [study] parallel_chains; min(C, N) must divide N)",
     )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads per process (default 1: the generators are small, so more "
-        "threads only add synchronisation; use MPI ranks for parallel work)",
-    )
+    add_threads_option(p, default=1)
     p.add_argument(
         "--resume",
         action="store_true",
@@ -114,8 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from invprior.validation import InputError
 
     comm = MPI.COMM_WORLD
-    if args.threads < 1:
-        raise InputError(f"--threads must be >= 1, got {args.threads}")
+    check_threads(args.threads)
     if args.chains is not None and args.chains < 1:
         raise InputError(
             f"--chains sets [mcmc] num_chains, and num_chains must be >= 1, got {args.chains}"

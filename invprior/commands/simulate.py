@@ -22,9 +22,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "with every generative factor, its unit and the recipe, to an .npz file.",
     )
     p.add_argument("simulator", choices=("source", "conductivity"))
-    p.add_argument("--n", type=int, required=True, help="number of samples")
+    p.add_argument("--n", type=int, required=True, help="number of fields to simulate")
     p.add_argument("--seed", type=int, required=True, help="seed (same seed, same data)")
-    p.add_argument("--out", required=True, help="output .npz path")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DATA.npz",
+        help="the data file to write (what `invprior train --data` reads)",
+    )
     p.set_defaults(func=run)
 
 
@@ -35,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     raises :class:`~invprior.validation.InputError`.
     """
     if args.n < 1:
-        raise InputError(f"--n must be a positive integer (number of samples), got {args.n}")
+        raise InputError(f"--n must be a positive integer (number of fields), got {args.n}")
     if args.seed < 0:
         raise InputError(f"--seed must be a non-negative integer, got {args.seed}")
     check_writable(args.out, "--out")

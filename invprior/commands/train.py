@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""``invprior train auxvae|betavae|hvae|ssvae|dlcfm --data DATA.npz --out PATH``: train, save."""
+"""``invprior train auxvae|betavae|hvae|ssvae|dlcfm --data DATA.npz --out CHECKPOINT``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import logging
 
 from invprior.fileio import check_writable
 from invprior.validation import InputError
+
+from . import add_threads_option, check_threads
 
 __all__ = ["add_parser"]
 
@@ -51,13 +53,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "VAE, or the DL-CFM flow over a trained Aux-VAE) on simulated fields",
         description="Train on DATA.npz (from `invprior simulate`), score the model on a "
         "fresh held-out sample from the same simulator (seed + 1000003), and write "
-        "PATH.safetensors with its PATH.json sidecar. `dlcfm` trains the residual flow of "
-        "a DL-CFM generator over the Aux-VAE given by --base.",
+        "CHECKPOINT.safetensors with its CHECKPOINT.json sidecar. `dlcfm` trains the "
+        "residual flow of a DL-CFM generator over the Aux-VAE given by --base.",
     )
     p.add_argument("model", choices=("auxvae", "betavae", "hvae", "ssvae", "dlcfm"))
-    p.add_argument("--data", required=True, help="training data (.npz)")
-    p.add_argument("--out", required=True, help="checkpoint path (without suffix)")
-    p.add_argument("--base", help="dlcfm: the Aux-VAE (shipped name or checkpoint path)")
+    p.add_argument(
+        "--data", required=True, metavar="DATA.npz", help="training data (`invprior simulate`)"
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="CHECKPOINT",
+        help="the checkpoint to write: CHECKPOINT.safetensors and CHECKPOINT.json (the "
+        "path without suffix, as --base, evaluate-prior and [prior] name take it)",
+    )
+    p.add_argument(
+        "--base",
+        metavar="NAME_OR_PATH",
+        help="dlcfm: the Aux-VAE (shipped name or checkpoint path)",
+    )
     for name, kind in (_OPTIONS | _FLOW_OPTIONS).items():
         owners = [c for c, o in (("VAE", _OPTIONS), ("DLCFM", _FLOW_OPTIONS)) if name in o]
         p.add_argument(
@@ -69,7 +83,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         )
     p.add_argument("--positive", action="store_true", help="non-negative fields (sources)")
     p.add_argument("--no-rec-shift", action="store_true", help="skip the residual shift fit")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_threads_option(p, default=None)
     p.add_argument(
         "--eval-n",
         type=int,
@@ -96,8 +110,7 @@ def _check_options(args: argparse.Namespace) -> dict:
     if stray:
         options = ", ".join(f"--{k.replace('_', '-')}" for k in stray)
         raise InputError(f"{options} do not apply to {args.model}; leave them out")
-    if args.threads is not None and args.threads < 1:
-        raise InputError(f"--threads must be a positive integer, got {args.threads}")
+    check_threads(args.threads)
     if args.eval_n < 0:
         raise InputError(f"--eval-n must be >= 0 (0 skips the evaluation), got {args.eval_n}")
     return {k: getattr(args, k) for k in known if getattr(args, k) is not None}

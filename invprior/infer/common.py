@@ -8,11 +8,10 @@ import sys
 from collections.abc import Iterator
 
 import numpy as np
-import pyro
 import torch
 
 from ..model import ForwardMap
-from ..potential import PotentialEnergy
+from ..potential import Potential
 
 __all__ = ["child_seeds", "is_root", "prior_latents", "seeded", "solve_counts", "solves_since"]
 
@@ -36,15 +35,21 @@ def child_seeds(seed: int, n: int) -> list[int]:
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
-def solve_counts(forward: ForwardMap) -> dict[str, int]:
-    """Forward and adjoint PDE solves of ``forward`` so far (its ``counter``)."""
+def solve_counts(forward: ForwardMap | None) -> dict[str, int] | None:
+    """Forward and adjoint PDE solves of ``forward`` so far (its ``counter``); None for None."""
+    if forward is None:
+        return None
     counter = forward.counter
     return {"forward": int(counter.forward), "adjoint": int(counter.adjoint)}
 
 
-def solves_since(before: dict[str, int], forward: ForwardMap) -> dict[str, int]:
-    """Solves done since the snapshot ``before`` (from :func:`solve_counts`)."""
+def solves_since(
+    before: dict[str, int] | None, forward: ForwardMap | None
+) -> dict[str, int] | None:
+    """Solves done since the snapshot ``before`` (from :func:`solve_counts`), or None."""
     after = solve_counts(forward)
+    if after is None or before is None:
+        return None
     return {key: after[key] - before[key] for key in after}
 
 
@@ -54,10 +59,6 @@ def is_root() -> bool:
     return mpi is None or not mpi.Is_initialized() or mpi.COMM_WORLD.rank == 0
 
 
-def prior_latents(potential: PotentialEnergy, num: int) -> torch.Tensor:
+def prior_latents(potential: Potential, num: int) -> torch.Tensor:
     """Flat unconstrained latents of ``num`` prior draws, shape ``(num, dim)``."""
-    prior = potential.problem.prior
-    with pyro.plate("draws", num):
-        trace = pyro.poutine.trace(prior).get_trace()
-    values = {name: trace.nodes[name]["value"] for name in potential.layout.names}
-    return potential.layout.pack(potential.unconstrain(values)).detach()
+    return potential.prior_latents(num)

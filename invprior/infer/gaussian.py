@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
-r"""Laplace approximation with a Gauss-Newton Hessian in the unconstrained latent space.
+r"""Laplace approximation in the unconstrained latent space.
 
-At the MAP :math:`\hat\zeta`, with :math:`J = \partial F(G(z(\zeta))) / \partial \zeta`
-(shape ``(n_obs, dim)``), the likelihood's Fisher information :math:`W` (for Gaussian noise
+For an :class:`~invprior.model.InverseProblem` the Hessian is Gauss-Newton's. At the MAP
+:math:`\hat\zeta`, with :math:`J = \partial F(G(z(\zeta))) / \partial \zeta` (shape
+``(n_obs, dim)``), the likelihood's Fisher information :math:`W` (for Gaussian noise
 :math:`W = \Gamma^{-1}`) and the exact Hessian of the prior part of the potential,
 
 .. math::
@@ -12,7 +13,16 @@ At the MAP :math:`\hat\zeta`, with :math:`J = \partial F(G(z(\zeta))) / \partial
 
 :math:`J` takes one forward solve and ``n_obs`` reverse passes (one adjoint solve each);
 the prior Hessian needs no solve. For a linear generator, a linear forward map, Gaussian
-noise and Gaussian priors the approximation is the exact posterior.
+noise and Gaussian priors the approximation is the exact posterior. Where the noise scale
+is a site, :math:`\sigma = T(\zeta_\sigma)`, its expected Fisher information
+:math:`2 n / \sigma^2` (zero between :math:`\sigma` and the prediction) adds
+:math:`(d\sigma / d\zeta_\sigma)^2\, 2 n / \sigma^2` to the diagonal entry of
+:math:`\zeta_\sigma`.
+
+For any other Pyro model, which exposes no forward map, :math:`H` is the exact Hessian
+:math:`\nabla^2_\zeta U(\hat\zeta)` by automatic differentiation: the model must be
+twice differentiable in torch (a PDE bridge is not; write such a model as an inverse
+problem).
 
 References:
     [1] T. Bui-Thanh, O. Ghattas, J. Martin, G. Stadler, "A computational framework for
@@ -22,13 +32,15 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
+from ..bridge import NotTwiceDifferentiableError
 from ..model import InverseProblem
-from ..potential import PotentialEnergy
-from ..sites import FIELD
+from ..potential import Potential, PotentialEnergy, potential_energy
+from ..sites import FIELD, NOISE_STD
 from .common import seeded, solve_counts, solves_since
 from .mode import MapResult
 
@@ -65,26 +77,29 @@ class LaplaceResult:
     Attributes:
         mean: The MAP latent, shape ``(dim,)``.
         cov: Covariance :math:`H^{-1}`, shape ``(dim, dim)``.
-        precision: The Gauss-Newton Hessian :math:`H`, shape ``(dim, dim)``.
-        potential: The potential it approximates (transforms, layout, problem).
-        pde_solves: Solves used to build the Jacobian, or None without a counter.
+        precision: The Hessian :math:`H` (Gauss-Newton's for an inverse problem), shape
+            ``(dim, dim)``.
+        potential: The potential it approximates (transforms, layout, model).
+        pde_solves: Solves used to build the Jacobian, or None for a model that is not an
+            inverse problem.
     """
 
     mean: torch.Tensor
     cov: torch.Tensor
     precision: torch.Tensor
-    potential: PotentialEnergy = field(repr=False)
+    potential: Potential = field(repr=False)
     pde_solves: dict[str, int] | None
 
     def sample(self, num_samples: int, seed: int = 0) -> dict[str, torch.Tensor]:
-        """Draws mapped to every prior site (physical units, ``z_aux``, ``field``).
+        """Draws mapped to every latent and deterministic site (``Potential.sites``).
 
         Args:
             num_samples: Number of draws.
             seed: Seed of the draws.
 
         Returns:
-            Site values, shapes ``(num_samples, *event_shape)``; no forward solve is done.
+            Site values, shapes ``(num_samples, *event_shape)``; for an inverse problem no
+            forward solve is done, for another model one model run per draw.
         """
         with seeded(seed, self.mean.device):
             latent = torch.distributions.MultivariateNormal(self.mean, self.cov).sample(
@@ -93,17 +108,20 @@ class LaplaceResult:
         layout = self.potential.layout
         with torch.no_grad():
             values = self.potential.constrain(layout.unpack(latent))
-            return self.potential.problem.prior.complete(values)
+            return self.potential.sites(values)
 
 
 def laplace(
-    problem: InverseProblem, obs: torch.Tensor, map_result: MapResult | torch.Tensor
+    problem: InverseProblem | Callable[..., object],
+    obs: torch.Tensor,
+    map_result: MapResult | torch.Tensor,
 ) -> LaplaceResult:
-    r"""Gauss-Newton Laplace approximation around a MAP estimate.
+    r"""Laplace approximation around a MAP estimate (Gauss-Newton for an inverse problem).
 
     Args:
-        problem: The inverse problem.
-        obs: Observed data, shape ``(n_obs,)``.
+        problem: The inverse problem, or any Pyro model whose latent sites are continuous,
+            called as ``problem(obs)``, twice differentiable in torch.
+        obs: Observed data, shape ``(n_obs,)`` for an inverse problem.
         map_result: Result of :func:`invprior.infer.map` for the same problem and data, or
             an unconstrained latent of shape ``(dim,)`` to expand around.
 
@@ -114,7 +132,7 @@ def laplace(
         ValueError: If the MAP latent does not fit the problem or the Hessian is not
             positive definite.
     """
-    potential = PotentialEnergy(problem, obs)
+    potential = potential_energy(problem, obs)
     latent = map_result.latent if isinstance(map_result, MapResult) else map_result
     mean = torch.as_tensor(latent).detach().to(potential.obs)
     if mean.shape != (potential.layout.dim,):
@@ -122,24 +140,59 @@ def laplace(
             f"map_result.latent has shape {tuple(mean.shape)} but the problem has "
             f"{potential.layout.dim} latent coordinates; pass the MAP of this problem"
         )
-    before = solve_counts(problem.forward)
-    prediction, jac = observation_jacobian(potential, mean)
-    weight = problem.likelihood.fisher(prediction)
-    prior_hessian = torch.autograd.functional.hessian(
-        lambda z: potential.prior_energy(potential.layout.unpack(z)), mean
-    )
-    precision = jac.T @ weight @ jac + prior_hessian
+    before = solve_counts(potential.forward)
+    if isinstance(potential, PotentialEnergy):
+        precision, name = _gauss_newton(potential, mean), "Gauss-Newton Hessian"
+    else:
+        precision, name = _autograd_hessian(potential, mean), "Hessian of the potential"
     precision = 0.5 * (precision + precision.T)
     chol, info = torch.linalg.cholesky_ex(precision)
     if int(info) != 0:
         raise ValueError(
-            "the Gauss-Newton Hessian is not positive definite at map_result.latent; the "
-            "prior Hessian is indefinite there (e.g. a non-log-concave named prior)"
+            f"the {name} is not positive definite at map_result.latent; the prior Hessian "
+            f"is indefinite there (e.g. a non-log-concave prior) or the point is no mode"
         )
     return LaplaceResult(
         mean=mean,
         cov=torch.cholesky_inverse(chol),
         precision=precision,
         potential=potential,
-        pde_solves=solves_since(before, problem.forward),
+        pde_solves=solves_since(before, potential.forward),
     )
+
+
+def _gauss_newton(potential: PotentialEnergy, mean: torch.Tensor) -> torch.Tensor:
+    """The Gauss-Newton Hessian of an inverse problem's potential at ``mean``, ``(dim, dim)``."""
+    problem = potential.problem
+    prediction, jac = observation_jacobian(potential, mean)
+    params = potential.layout.unpack(mean)
+    values = potential.constrain(params)
+    likelihood = problem.likelihood_of(values)
+    weight = likelihood.fisher(prediction)
+    prior_hessian = torch.autograd.functional.hessian(
+        lambda z: potential.prior_energy(potential.layout.unpack(z)), mean
+    )
+    precision = jac.T @ weight @ jac + prior_hessian
+    if problem.noise_prior is not None:
+        t = potential.transforms[NOISE_STD]
+        slope = t.log_abs_det_jacobian(params[NOISE_STD], values[NOISE_STD]).exp()
+        k = potential.layout.positions((NOISE_STD,))
+        precision[k, k] += slope.square() * likelihood.scale_fisher(prediction)
+    return precision
+
+
+def _autograd_hessian(potential: object, mean: torch.Tensor) -> torch.Tensor:
+    """Exact Hessian of a general model's potential at ``mean``, shape ``(dim, dim)``.
+
+    Raises:
+        ValueError: The model is not twice differentiable in torch (a PDE solve through
+            :class:`invprior.bridge.PDEFunction` inside a hand-written model).
+    """
+    try:
+        return torch.autograd.functional.hessian(potential.flat, mean)
+    except NotTwiceDifferentiableError as err:
+        raise ValueError(
+            "the model is not twice differentiable: its PDE solve (invprior.bridge) has no "
+            "second derivative; write it as an InverseProblem (Gauss-Newton Laplace), or "
+            "sample with init_mass='identity'"
+        ) from err

@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: MIT
-r"""Hamiltonian Monte Carlo and NUTS over the unconstrained latent of an inverse problem.
+r"""Hamiltonian Monte Carlo and NUTS over the unconstrained latent of a Pyro model.
 
-Both wrap Pyro's kernels around :class:`invprior.potential.PotentialEnergy`: step size
+The model is an :class:`~invprior.model.InverseProblem` or any Pyro model whose latent
+sites are continuous, called as ``model(obs)``. Both wrap Pyro's kernels around its
+potential (:func:`invprior.potential.potential_energy`): step size
 adaptation by dual averaging and mass matrix adaptation during warm-up, a dense mass
 matrix for small latents. Chains run one after another in this process, each driven
 iteration by iteration as Pyro's ``MCMC(num_chains=1)`` drives it (same draws), never
@@ -53,7 +55,7 @@ from pyro.infer.mcmc.logger import ProgressBar
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
 from ..model import InverseProblem
-from ..potential import PotentialEnergy
+from ..potential import Potential, potential_energy
 from ..sites import FIELD
 from ..validation import InputError, check_field_types
 from .checkpoint import (
@@ -226,7 +228,7 @@ class _HMC(_InitialMass, _StartEnergy, HMC):
 class _DrawRecorder:
     """Per-draw statistics after warm-up, recorded after every iteration."""
 
-    def __init__(self, potential: PotentialEnergy, num_samples: int, nuts: bool) -> None:
+    def __init__(self, potential: Potential, num_samples: int, nuts: bool) -> None:
         self.potential = potential
         self.nuts = nuts
         floats = ("step_size", "accept_prob", "energy", "lp")
@@ -356,7 +358,7 @@ class _ChainSaver:
 
 
 def _initial_latents(
-    problem: InverseProblem,
+    problem: InverseProblem | Callable[..., object],
     obs: torch.Tensor,
     init: MapResult | torch.Tensor | None,
     num_chains: int,
@@ -370,7 +372,7 @@ def _initial_latents(
 
 
 def _initial_inverse_mass(
-    problem: InverseProblem, obs: torch.Tensor, start: torch.Tensor
+    problem: InverseProblem | Callable[..., object], obs: torch.Tensor, start: torch.Tensor
 ) -> torch.Tensor | None:
     """The Laplace covariance at ``start``, shape ``(dim, dim)`` (``n_obs`` adjoint solves).
 
@@ -411,7 +413,7 @@ class _ChainInterrupted(KeyboardInterrupt):
 
 
 def _chain_counters(
-    potential: PotentialEnergy, saved: ChainState | None
+    potential: Potential, saved: ChainState | None
 ) -> Callable[[], dict[str, object]]:
     """A function giving the chain's wall time, evaluations and PDE solves so far.
 
@@ -419,7 +421,7 @@ def _chain_counters(
     reports the evaluations and solves of an uninterrupted one (and the wall time of all
     its sessions).
     """
-    forward = potential.problem.forward
+    forward = potential.forward
     before, tic = solve_counts(forward), time.perf_counter()
     past = saved.scalars["chain"] if saved is not None else None
 
@@ -460,7 +462,7 @@ def _resume_chain(
 
 def _run_chain(
     kernel: MCMCKernel,
-    potential: PotentialEnergy,
+    potential: Potential,
     start: torch.Tensor,
     seed: int,
     config: MCMCConfig,
@@ -548,7 +550,7 @@ def _identity(
 
 
 def _starts_and_mass(
-    problem: InverseProblem,
+    problem: InverseProblem | Callable[..., object],
     obs: torch.Tensor,
     config: MCMCConfig,
     init: MapResult | torch.Tensor | None,
@@ -556,6 +558,7 @@ def _starts_and_mass(
     full_mass: bool,
     store: ChainStore | None,
     indices: tuple[int, ...],
+    dim: int,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Starts ``(num_chains, dim)`` and initial inverse mass ``(dim, dim)`` (or None).
 
@@ -565,7 +568,6 @@ def _starts_and_mass(
     if store is not None and store.checkpoint.resume:
         starts, inverse_mass = store.load_run()
         return starts.to(obs), None if inverse_mass is None else inverse_mass.to(obs)
-    dim = PotentialEnergy(problem, obs).layout.dim
     starts = _initial_latents(problem, obs, init, config.num_chains, seed)
     if starts.shape[-1] != dim:
         raise ValueError(
@@ -581,8 +583,8 @@ def _starts_and_mass(
 
 
 def _run_chains(
-    make_kernel: Callable[[PotentialEnergy, bool, torch.Tensor | None], MCMCKernel],
-    problem: InverseProblem,
+    make_kernel: Callable[[Potential, bool, torch.Tensor | None], MCMCKernel],
+    problem: InverseProblem | Callable[..., object],
     obs: torch.Tensor,
     config: MCMCConfig,
     init: MapResult | torch.Tensor | None,
@@ -597,23 +599,22 @@ def _run_chains(
     chains, so chain ``c`` is the same whichever subset it runs in.
     """
     indices = _chain_indices(chains, config.num_chains)
-    layout = PotentialEnergy(problem, obs).layout
-    full_mass = (
-        config.full_mass if config.full_mass is not None else (layout.dim <= config.max_dense_dim)
-    )
+    whole = potential_energy(problem, obs)
+    dim = whole.layout.dim
+    full_mass = config.full_mass if config.full_mass is not None else dim <= config.max_dense_dim
     store = None
     if checkpoint is not None:
         writes = checkpoint.write if checkpoint.write is not None else is_root()
         identity = _identity(config, kernel_name, seed, obs, full_mass)
         store = ChainStore(checkpoint, identity, writes)
     starts, inverse_mass = _starts_and_mass(
-        problem, obs, config, init, seed, full_mass, store, indices
+        problem, obs, config, init, seed, full_mass, store, indices, dim
     )
     seeds = child_seeds(seed, config.num_chains)
     total = config.warmup_steps + config.num_samples
     latents, stats, chain_stats = [], [], []
     for n, chain in enumerate(indices):
-        potential = PotentialEnergy(problem, obs)
+        potential = potential_energy(problem, obs)
         recorder = _DrawRecorder(potential, config.num_samples, kernel_name == "NUTS")
         kernel = make_kernel(potential, full_mass, inverse_mass)
         start = starts[chain].to(potential.obs)
@@ -639,9 +640,8 @@ def _run_chains(
             }
         )
     latent = torch.stack(latents)
-    potential = PotentialEnergy(problem, obs)
     return MCMCResult(
-        samples=_sites(potential, latent, config.store_field),
+        samples=_sites(whole, latent, config.store_field),
         latent=latent,
         sample_stats={key: np.stack([s[key] for s in stats]) for key in stats[0]},
         chain_stats=chain_stats,
@@ -651,22 +651,22 @@ def _run_chains(
 
 
 def _sites(
-    potential: PotentialEnergy, latent: torch.Tensor, store_field: bool
+    potential: Potential, latent: torch.Tensor, store_field: bool
 ) -> dict[str, torch.Tensor]:
-    """All prior sites of latent draws ``(chain, draw, dim)``, decoded one chain at a time."""
+    """All latent and deterministic sites of draws ``(chain, draw, dim)``, chain by chain."""
     per_chain = []
     with torch.no_grad():
         for chain_latent in latent:
             values = potential.constrain(potential.layout.unpack(chain_latent))
-            sites = potential.problem.prior.complete(values)
+            sites = potential.sites(values)
             if not store_field:
-                sites.pop(FIELD)
+                sites.pop(FIELD, None)
             per_chain.append(sites)
     return {name: torch.stack([s[name] for s in per_chain]) for name in per_chain[0]}
 
 
 def nuts(
-    problem: InverseProblem,
+    problem: InverseProblem | Callable[..., object],
     obs: torch.Tensor,
     *,
     init: MapResult | torch.Tensor | None = None,
@@ -679,8 +679,10 @@ def nuts(
     """Sample the posterior with the No-U-Turn Sampler [1].
 
     Args:
-        problem: The inverse problem.
-        obs: Observed data, shape ``(n_obs,)``.
+        problem: The inverse problem, or any Pyro model whose latent sites are continuous,
+            called as ``problem(obs)``; the initial Laplace mass matrix of such a model
+            needs it twice differentiable in torch (or ``init_mass="identity"``).
+        obs: Observed data, shape ``(n_obs,)`` for an inverse problem.
         init: Start of the chains: a :class:`MapResult`, an unconstrained latent of shape
             ``(dim,)`` or ``(num_chains, dim)``, or None to run :func:`find_map` first.
         seed: Seed of everything random (same seed, same chains).
@@ -716,7 +718,7 @@ def nuts(
     config = config if config is not None else MCMCConfig(**kwargs)
 
     def make_kernel(
-        potential: PotentialEnergy, full_mass: bool, inverse_mass: torch.Tensor | None
+        potential: Potential, full_mass: bool, inverse_mass: torch.Tensor | None
     ) -> MCMCKernel:
         return _NUTS(
             potential_fn=potential,
@@ -731,7 +733,7 @@ def nuts(
 
 
 def hmc(
-    problem: InverseProblem,
+    problem: InverseProblem | Callable[..., object],
     obs: torch.Tensor,
     *,
     init: MapResult | torch.Tensor | None = None,
@@ -748,7 +750,7 @@ def hmc(
     config = config if config is not None else MCMCConfig(**kwargs)
 
     def make_kernel(
-        potential: PotentialEnergy, full_mass: bool, inverse_mass: torch.Tensor | None
+        potential: Potential, full_mass: bool, inverse_mass: torch.Tensor | None
     ) -> MCMCKernel:
         return _HMC(
             potential_fn=potential,

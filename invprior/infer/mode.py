@@ -3,10 +3,11 @@ r"""Maximum a posteriori estimation in the unconstrained latent space.
 
 The objective is the potential energy :math:`U(\zeta)` of :mod:`invprior.potential` (the
 negative log posterior density of the unconstrained latent, the density HMC and NUTS
-sample). For sites with unbounded support (``e_aux``, ``z_rec``, Normal priors on named
-variables) this is the usual MAP; for bounded named priors (the default Uniform over the
-training range) it is the mode of the unconstrained density, which keeps the optimum
-inside the range (Stan's ``optimize(jacobian=True)``).
+sample), of an :class:`~invprior.model.InverseProblem` or of any Pyro model with
+continuous latent sites. For sites with unbounded support (``e_aux``, ``z_rec``, Normal
+priors on named variables) this is the usual MAP; for bounded priors (the default Uniform
+over the training range, a positive noise scale) it is the mode of the unconstrained
+density, which keeps the optimum inside the support (Stan's ``optimize(jacobian=True)``).
 
 Several restarts from independent prior draws guard against local optima of the
 non-convex objective :math:`U(\zeta) = \tfrac12 \|y - F(G(z))\|^2_{\Gamma^{-1}} + \dots`.
@@ -19,12 +20,13 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from ..model import InverseProblem
-from ..potential import PotentialEnergy, is_pde_failure
+from ..potential import Potential, is_pde_failure, potential_energy
 from ..validation import InputError, check_field_types
 from .common import child_seeds, prior_latents, seeded, solve_counts, solves_since
 
@@ -37,7 +39,8 @@ class MapConfig:
 
     Attributes:
         num_restarts: Number of starts from independent prior draws (at least 1).
-        num_steps: Maximum optimiser iterations per restart.
+        max_iterations: Optimiser iterations per restart at most (L-BFGS may stop earlier
+            on its tolerances, Adam runs them all).
         optimizer: ``"lbfgs"`` (strong-Wolfe line search) or ``"adam"``.
         lr: Learning rate (L-BFGS: initial step, 1 is natural; Adam: step size).
         tolerance_grad: L-BFGS stops when the largest gradient entry falls below this.
@@ -45,7 +48,7 @@ class MapConfig:
     """
 
     num_restarts: int = 4
-    num_steps: int = 200
+    max_iterations: int = 200
     optimizer: str = "lbfgs"
     lr: float = 1.0
     tolerance_grad: float = 1e-9
@@ -53,7 +56,7 @@ class MapConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self)
-        for name in ("num_restarts", "num_steps"):
+        for name in ("num_restarts", "max_iterations"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.optimizer not in ("lbfgs", "adam"):
@@ -70,16 +73,17 @@ class MapResult:
     """The best optimum over all restarts.
 
     Attributes:
-        sites: Every prior site at the optimum (named variables in physical units,
-            ``e_aux``, ``z_aux``, ``z_rec``, ``field``), detached.
+        sites: Every latent and deterministic site at the optimum, detached: for an
+            inverse problem the prior's (named variables in physical units, ``e_aux``,
+            ``z_aux``, ``z_rec``, ``field``) and ``noise_std`` where it is a site.
         latent: Unconstrained latent at the optimum, shape ``(dim,)``.
         potential_energy: :math:`U` at the optimum.
         history: Objective at every evaluation of the best restart.
         restart_energies: Final :math:`U` of every restart (``inf`` for a failed solve).
         restart_latents: Final unconstrained latent of every restart, shape
             ``(num_restarts, dim)``.
-        pde_solves: ``{"forward": n, "adjoint": m}`` used by all restarts, or None when the
-            forward model has no counter.
+        pde_solves: ``{"forward": n, "adjoint": m}`` used by all restarts, or None for a
+            model that is not an inverse problem.
     """
 
     sites: dict[str, torch.Tensor]
@@ -92,7 +96,7 @@ class MapResult:
 
 
 def _optimize(
-    potential: PotentialEnergy, start: torch.Tensor, config: MapConfig
+    potential: Potential, start: torch.Tensor, config: MapConfig
 ) -> tuple[torch.Tensor, list[float]]:
     """Minimise :math:`U` from ``start``, shape ``(dim,)``; returns the end point and history."""
     latent = start.clone().requires_grad_(True)
@@ -115,7 +119,7 @@ def _optimize(
         optimizer = torch.optim.LBFGS(
             [latent],
             lr=config.lr,
-            max_iter=config.num_steps,
+            max_iter=config.max_iterations,
             tolerance_grad=config.tolerance_grad,
             tolerance_change=config.tolerance_change,
             history_size=20,
@@ -124,13 +128,13 @@ def _optimize(
         optimizer.step(closure)
     else:
         optimizer = torch.optim.Adam([latent], lr=config.lr)
-        for _ in range(config.num_steps):
+        for _ in range(config.max_iterations):
             optimizer.step(closure)
     return latent.detach(), history
 
 
 def find_map(
-    problem: InverseProblem,
+    problem: InverseProblem | Callable[..., object],
     obs: torch.Tensor,
     *,
     seed: int = 0,
@@ -147,12 +151,13 @@ def find_map(
     the line search steps back from them.
 
     Args:
-        problem: The inverse problem.
-        obs: Observed data, shape ``(n_obs,)``.
+        problem: The inverse problem, or any Pyro model whose latent sites are continuous,
+            called as ``problem(obs)`` (see :func:`invprior.potential.potential_energy`).
+        obs: Observed data, shape ``(n_obs,)`` for an inverse problem.
         seed: Seed of the prior draws (same seed, same result).
         initial_latent: Optional unconstrained start, shape ``(dim,)``.
         config: A :class:`MapConfig`; alternatively pass its fields as keyword arguments.
-        **kwargs: Fields of :class:`MapConfig` (``num_restarts``, ``num_steps``, ...).
+        **kwargs: Fields of :class:`MapConfig` (``num_restarts``, ``max_iterations``, ...).
 
     Returns:
         The :class:`MapResult` of the restart with the lowest energy.
@@ -161,9 +166,9 @@ def find_map(
         RuntimeError: If every restart hit a PDE solver failure.
     """
     config = config if config is not None else MapConfig(**kwargs)
-    potential = PotentialEnergy(problem, obs)
+    potential = potential_energy(problem, obs)
     device = potential.obs.device
-    before = solve_counts(problem.forward)
+    before = solve_counts(potential.forward)
     ends, energies, histories = [], [], []
     for k, seed_k in enumerate(child_seeds(seed, config.num_restarts)):
         with seeded(seed_k, device):
@@ -188,7 +193,7 @@ def find_map(
             f"non-finite energies); check the solver options or the prior ranges"
         )
     with torch.no_grad():
-        sites = problem.prior.complete(potential.constrain(potential.layout.unpack(ends[best])))
+        sites = potential.sites(potential.constrain(potential.layout.unpack(ends[best])))
     return MapResult(
         sites={name: value.detach() for name, value in sites.items()},
         latent=ends[best],
@@ -196,5 +201,5 @@ def find_map(
         history=histories[best],
         restart_energies=energies,
         restart_latents=torch.stack(ends),
-        pde_solves=solves_since(before, problem.forward),
+        pde_solves=solves_since(before, potential.forward),
     )

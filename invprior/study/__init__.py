@@ -4,6 +4,9 @@
 A study is described by a TOML file (``invprior run CONFIG.toml``); every table maps to a
 frozen dataclass checked on construction. Example (``examples/source_identification.toml``)::
 
+    [study]
+    seed = 0                     # MAP restarts, chains, error draws, baseline MAP
+    parallel_chains = true       # chains on MPI rank groups, each with its own mesh
     [mesh]
     n = 32                       # squares per side of the generator's domain
     [pde]
@@ -29,9 +32,11 @@ frozen dataclass checked on construction. Example (``examples/source_identificat
     [output]
     folder = "results/source_identification"
 
-Tables ``[map]`` and ``[mcmc]`` take the fields of :class:`invprior.infer.MapConfig` and
-:class:`invprior.infer.MCMCConfig`; ``[mcmc]`` also takes ``kernel``, ``seed`` and
-``parallel_chains`` (chains on MPI rank groups, :mod:`invprior.parallel`);
+``[study]`` holds the settings of the study as a whole, :class:`StudyConfig`'s own
+fields: ``seed`` and ``parallel_chains`` (chains on MPI rank groups,
+:mod:`invprior.parallel`). Tables ``[map]`` and ``[mcmc]`` take the fields of
+:class:`invprior.infer.MapConfig` and :class:`invprior.infer.MCMCConfig`; ``[mcmc]`` also
+takes ``kernel`` (``"nuts"`` or ``"hmc"``); ``[output]`` takes ``folder``;
 ``[baseline]`` takes the fields of :class:`BaselineConfig` (the Gaussian-field baseline,
 on by default), ``[approximation_error]`` those of :class:`ApproximationErrorConfig`.
 

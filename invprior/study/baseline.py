@@ -52,7 +52,7 @@ def gp_baseline(
     ``config.num_fields`` draws of ``simulator`` (seed ``config.seed``, None meaning 0) on
     the generator's grid, :math:`x = \bar x + L z`, :math:`z \sim N(0, I_r)`. It runs
     through the forward model and the noise model of ``problem``: MAP (``map_config`` with
-    ``config.num_steps``), then :func:`invprior.infer.laplace`,
+    ``config.max_iterations``), then :func:`invprior.infer.laplace`,
     :math:`z \mid y \approx N(\hat z, H^{-1})`. The field is linear in :math:`z`, so the
     summaries are the Gaussian's own (no sampling): mean :math:`\bar x + L \hat z`, std
     :math:`\sqrt{\mathrm{diag}(L H^{-1} L^T)}`, 5%/95% quantiles mean :math:`\mp 1.645`
@@ -86,7 +86,9 @@ def gp_baseline(
         0.31
     """
     config = config if config is not None else BaselineConfig()
-    map_config = dataclasses.replace(map_config or MapConfig(), num_steps=config.num_steps)
+    map_config = dataclasses.replace(
+        map_config or MapConfig(), max_iterations=config.max_iterations
+    )
     grid = problem.prior.generator.grid
     draws = simulate(simulator, config.num_fields, config.seed or 0, grid)
     fields = torch.as_tensor(draws.fields, dtype=torch.float64)

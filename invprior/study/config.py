@@ -37,7 +37,7 @@ __all__ = [
 SIMULATORS = ("source", "conductivity")
 
 #: Fewest draws over all chains a study accepts: the block correlation of the posterior
-#: (:func:`invprior.linearised.block_correlation`) needs this many.
+#: (:func:`invprior.block_correlation.block_correlation`) needs this many.
 MIN_TOTAL_DRAWS = 10
 
 
@@ -210,8 +210,8 @@ class BaselineConfig:
             (``data.seed`` in its sidecar) when that data came from the truth's simulator,
             else 0. Either way not the truth's seed, so the truth stays held out.
         variance_fraction: Share of the sample variance the kept principal modes carry.
-        num_steps: L-BFGS iterations of the baseline's MAP (the other settings, restarts
-            included, are those of ``[map]``); enough to converge on its quadratic
+        max_iterations: Optimiser iterations of the baseline's MAP (the other settings,
+            restarts included, are those of ``[map]``); enough to converge on its quadratic
             objective for a linear forward model.
     """
 
@@ -219,12 +219,12 @@ class BaselineConfig:
     num_fields: int = 2000
     seed: int | None = None
     variance_fraction: float = 0.999
-    num_steps: int = 500
+    max_iterations: int = 500
 
     def __post_init__(self) -> None:
         check_field_types(self)
         _at_least(self, 2, "num_fields")
-        _at_least(self, 1, "num_steps")
+        _at_least(self, 1, "max_iterations")
         if self.seed is not None:
             _at_least(self, 0, "seed")
         if not 0 < self.variance_fraction <= 1:
@@ -257,18 +257,27 @@ class ApproximationErrorConfig:
 
 
 @dataclass(frozen=True)
-class _MCMCExtras:
-    """The keys of ``[mcmc]`` that belong to the study rather than to :class:`MCMCConfig`."""
+class _StudyTable:
+    """The ``[study]`` table: the settings of the study as a whole (see :class:`StudyConfig`)."""
 
-    kernel: str = "nuts"
     seed: int = 0
     parallel_chains: bool = False
 
     def __post_init__(self) -> None:
         check_field_types(self)
+        _at_least(self, 0, "seed")
+
+
+@dataclass(frozen=True)
+class _Kernel:
+    """The key of ``[mcmc]`` besides the fields of :class:`MCMCConfig`: which sampler runs."""
+
+    kernel: str = "nuts"
+
+    def __post_init__(self) -> None:
+        check_field_types(self)
         if self.kernel not in ("nuts", "hmc"):
             raise InputError(f"kernel must be 'nuts' or 'hmc', got {self.kernel!r}")
-        _at_least(self, 0, "seed")
 
 
 @dataclass(frozen=True)
@@ -288,18 +297,48 @@ _TABLES = {
     "prior": PriorConfig, "truth": TruthConfig, "map": MapConfig, "mcmc": MCMCConfig,
     "baseline": BaselineConfig, "approximation_error": ApproximationErrorConfig,
 }  # fmt: skip
-_MCMC_EXTRAS = tuple(f.name for f in fields(_MCMCExtras))
+_STUDY_KEYS = tuple(f.name for f in fields(_StudyTable))
+
+#: Keys that moved, ``(old table, key): (new table, key, why)``; an old file gets an error
+#: saying where each went.
+_MOVED = {
+    ("mcmc", "seed"): (
+        "study", "seed", "one seed for the MAP, the sampling, the approximation-error draws "
+        "of the posterior fields and the baseline's MAP, not the sampler's alone",
+    ),
+    ("mcmc", "parallel_chains"): (
+        "study", "parallel_chains", "it lays out the whole study over the MPI ranks (one mesh "
+        "per chain group), not only the sampling",
+    ),
+    ("map", "num_steps"): (
+        "map", "max_iterations", "optimiser iterations per restart; num_steps is [mcmc]'s "
+        "leapfrog steps",
+    ),
+    ("baseline", "num_steps"): (
+        "baseline", "max_iterations", "optimiser iterations of the baseline's MAP, as "
+        "[map] max_iterations",
+    ),
+}  # fmt: skip
+
+
+def _check_moved(data: dict) -> None:
+    """InputError naming the new place of the first moved key ``data`` still uses."""
+    for (table, key), (new_table, new_key, why) in _MOVED.items():
+        if key in data.get(table, {}):
+            value = data[table][key]
+            raise InputError(
+                f"[{table}] {key} has moved to [{new_table}] {new_key} ({why}); write "
+                f"{new_key} = {value!r} under a [{new_table}] header instead"
+            )
 
 
 @dataclass(frozen=True)
 class StudyConfig:
     """A whole study; see the module docstring for the TOML layout.
 
-    ``[mcmc]`` takes, besides ``kernel`` and ``seed``, ``parallel_chains``: true runs the
-    chains on MPI rank groups, each with its own copy of the mesh
-    (:func:`invprior.parallel.split_chains`); false (the default) runs them one after
-    another with the mesh distributed over all ranks. Both give the same chains up to
-    solver tolerance.
+    Each table is one field: ``[mesh]`` is ``mesh`` and so on. ``[study]`` holds this
+    class's own settings, ``seed`` and ``parallel_chains``; ``[mcmc]`` is ``mcmc`` plus
+    ``kernel``; ``[output]`` is ``folder``.
 
     A study needs at least :data:`MIN_TOTAL_DRAWS` draws over all chains
     (``num_samples * num_chains``), besides the 4 per chain :class:`MCMCConfig` asks for.
@@ -310,6 +349,18 @@ class StudyConfig:
     out only after the MAP and the sampling.
 
     ``folder`` may be given as a string; it is stored as a :class:`~pathlib.Path`.
+
+    Attributes:
+        kernel: ``"nuts"`` or ``"hmc"`` (``[mcmc] kernel``).
+        seed: Seed of the MAP restarts, the chains, the approximation-error draws added to
+            the posterior fields and the baseline's MAP (``[study] seed``). The truth, the
+            noise and the simulator draws of the error moments and of the baseline have
+            their own seeds in their tables.
+        parallel_chains: True runs the chains on MPI rank groups, each with its own copy
+            of the mesh (:func:`invprior.parallel.split_chains`); false (the default) runs
+            them one after another with the mesh distributed over all ranks. Both give the
+            same chains up to solver tolerance (``[study] parallel_chains``).
+        folder: Output folder (``[output] folder``).
     """
 
     mesh: MeshConfig = field(default_factory=MeshConfig)
@@ -331,8 +382,9 @@ class StudyConfig:
         if isinstance(self.folder, str | os.PathLike):
             object.__setattr__(self, "folder", Path(self.folder))
         check_field_types(self)
-        extras = {name: getattr(self, name) for name in _MCMC_EXTRAS}
-        config_from_table(_MCMCExtras, extras, "mcmc")
+        study = {name: getattr(self, name) for name in _STUDY_KEYS}
+        config_from_table(_StudyTable, study, "study")
+        config_from_table(_Kernel, {"kernel": self.kernel}, "mcmc")
         draws = self.mcmc.num_samples * self.mcmc.num_chains
         if draws < MIN_TOTAL_DRAWS:
             raise InputError(
@@ -360,7 +412,7 @@ class StudyConfig:
             InputError: An unknown table or key, a table given as a plain value, or a
                 value of the wrong type or range; the message names the table and key.
         """
-        known_tables = sorted({*_TABLES, "output"})
+        known_tables = sorted({*_TABLES, "study", "output"})
         if unknown := sorted(set(data) - set(known_tables)):
             raise InputError(f"unknown tables {unknown}; known: {known_tables}")
         for name, table in data.items():
@@ -369,12 +421,14 @@ class StudyConfig:
                     f"[{name}] must be a table (a [{name}] header followed by keys), got "
                     f"{name} = {table!r}"
                 )
+        _check_moved(data)
         mcmc = dict(data.get("mcmc", {}))
-        known_mcmc = sorted({f.name for f in fields(MCMCConfig)} | set(_MCMC_EXTRAS))
+        known_mcmc = sorted({f.name for f in fields(MCMCConfig)} | {"kernel"})
         if bad := sorted(set(mcmc) - set(known_mcmc)):
             raise InputError(f"unknown keys {bad} in [mcmc]; known: {known_mcmc}")
-        extras = {key: mcmc.pop(key) for key in _MCMC_EXTRAS if key in mcmc}
-        extras = config_from_table(_MCMCExtras, extras, "mcmc")
+        kernel = {"kernel": mcmc.pop("kernel")} if "kernel" in mcmc else {}
+        kernel = config_from_table(_Kernel, kernel, "mcmc")
+        study = config_from_table(_StudyTable, data.get("study", {}), "study")
         output = config_from_table(_Output, data.get("output", {}), "output")
         built = {
             name: config_from_table(kind, mcmc if name == "mcmc" else data.get(name, {}), name)
@@ -382,9 +436,9 @@ class StudyConfig:
         }
         return cls(
             **built,
-            kernel=extras.kernel,
-            seed=extras.seed,
-            parallel_chains=extras.parallel_chains,
+            kernel=kernel.kernel,
+            seed=study.seed,
+            parallel_chains=study.parallel_chains,
             folder=Path(output.folder),
         )
 

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 from .. import infer, linearised
+from ..block_correlation import block_correlation, plot_block_correlation
 from ..collective import on_root, staged_folder
 from ..diagnostics import save_datatree, to_arviz
-from ..fileio import check_output_folder
+from ..fileio import check_output_folder, save_figure
 from ..parallel import gather_chains, split_chains
 from ..report import BASELINE, field_maps, study_metrics, write_report
 from ..sites import FIELD
@@ -137,7 +138,7 @@ def run_study(
         baseline.attrs["seed_source"] = seed_source
         tree[BASELINE] = baseline
     metrics = study_metrics(tree)
-    correlation = linearised.block_correlation(tree) if problem.prior.aux_names else None
+    correlation = block_correlation(tree) if problem.prior.aux_names else None
     if correlation is not None:
         metrics["block_correlation_max"] = correlation.max_abs
     metrics.update(
@@ -157,7 +158,8 @@ def run_study(
                 write_report(tree, out)
                 if correlation is not None:  # the linearised prior at the MAP, block structure
                     induced = linearised.induced_covariance(problem.prior, start.sites)
-                    linearised.write_figures(out, induced, correlation)
+                    linearised.write_figures(out, induced)
+                    save_figure(plot_block_correlation(correlation), out / "block_correlation.png")
         metrics["folder"] = str(folder)
     metrics["wall_s"] = time.perf_counter() - tic
     return metrics

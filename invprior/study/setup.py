@@ -166,7 +166,7 @@ def check_study(config: StudyConfig, comm: object | None = None) -> None:
             chain_group(comm.rank, comm.size, config.mcmc.num_chains)
         except ValueError as err:
             raise InputError(
-                f"[mcmc] parallel_chains = true with num_chains = {config.mcmc.num_chains}: "
+                f"[study] parallel_chains = true with num_chains = {config.mcmc.num_chains}: "
                 f"{err}; or set parallel_chains = false"
             ) from err
     load_generator(config)

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ...validation import InputError
 from ..base import resolve_device
 from ..hierarchical import HierarchicalVAE
-from ..losses import explicitness, gaussian_kl, inter_independence, intra_independence
+from ..losses import explicitness_penalty, gaussian_kl, inter_independence, intra_independence
 from ..semisupervised import SemiSupervisedVAE, label_nll, labelled_subset
 from ..simulate import FieldDataset
 from ..vae import AuxVAE, BetaVAE
@@ -100,10 +100,11 @@ def vae_loss(
             ``None`` for none. Ignored by the other models.
 
     Returns:
-        ``{"loss", "recon", "kl", "explicitness", "intra", "inter"}``, scalars (batch means),
-        plus ``"label"`` (the label term's mean over ``labelled``) for a semi-supervised VAE given
-        ``labelled`` (validation passes none, so its loss is the plain ELBO); ``"kl"``
-        is the bound of :meth:`~invprior.priors.HierarchicalVAE.kl_bound` for that model.
+        ``{"loss", "recon", "kl", "explicitness_penalty", "intra", "inter"}``, scalars
+        (batch means), plus ``"label"`` (the label term's mean over ``labelled``) for a
+        semi-supervised VAE given ``labelled`` (validation passes none, so its loss is the
+        plain ELBO); ``"kl"`` is the bound of
+        :meth:`~invprior.priors.HierarchicalVAE.kl_bound` for that model.
     """
     mu, logvar = model.encode(x)
     u = u.to(mu)
@@ -115,7 +116,7 @@ def vae_loss(
         prior_mean, prior_var = model.prior(u, mu)
         kl = gaussian_kl(mu, logvar, prior_mean, prior_var).mean()
     d = model.aux_dim
-    terms = {k: mu.new_zeros(()) for k in ("explicitness", "intra", "inter")}
+    terms = {k: mu.new_zeros(()) for k in ("explicitness_penalty", "intra", "inter")}
     if isinstance(model, SemiSupervisedVAE):
         if labelled is not None:
             x_l, u_l = labelled
@@ -124,14 +125,14 @@ def vae_loss(
             terms["label"] = label_nll(mu_l[:, :d], logvar_l[:, :d], target).mean()
     elif d:
         terms = {
-            "explicitness": explicitness(u, mu[:, :d]),
+            "explicitness_penalty": explicitness_penalty(u, mu[:, :d]),
             "intra": intra_independence(u, mu[:, :d], config.degree),
             "inter": inter_independence(u, mu[:, d:], config.degree),
         }
     loss = (
         recon
         + beta * kl
-        + config.lambda_intra * (terms["explicitness"] + terms["intra"])
+        + config.lambda_intra * (terms["explicitness_penalty"] + terms["intra"])
         + config.lambda_inter * terms["inter"]
     )
     if "label" in terms:

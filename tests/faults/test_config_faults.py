@@ -14,26 +14,16 @@ import types
 
 import numpy as np
 import pytest
-import torch
 from fault_cli import assert_input_error, listing, run_cli
-from tiny_study import study_toml, tiny_auxvae
+from tiny_study import study_toml
 
 from invprior.cli import main
 from invprior.infer import MapConfig, MCMCConfig
-from invprior.priors import save
 from invprior.priors.simulate import simulate
 from invprior.study import PDEConfig, StudyConfig, build_study
 from invprior.study.config import SIMULATORS
 from invprior.study.setup import check_study
 from invprior.validation import InputError
-
-
-@pytest.fixture(scope="module")
-def tiny_prior(tmp_path_factory):
-    """A small untrained Aux-VAE checkpoint (path without suffix)."""
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("prior")
-    return save(tiny_auxvae(), folder / "tiny", {"data": {"seed": 11}}).with_suffix("")
 
 
 def _write(tmp_path, text, name="study.toml"):
@@ -99,7 +89,9 @@ BAD_VALUES = [
     ("map", "num_restarts = 0", ["[map] num_restarts must be >= 1"]),
     ("map", "lr = 0", ["[map] lr must be > 0"]),
     ("map", 'optimizer = "sgd"', ["[map] optimizer must be"]),
-    ("map", "num_steps = 2.0", ["[map] num_steps must be an integer"]),
+    ("map", "max_iterations = 2.0", ["[map] max_iterations must be an integer"]),
+    ("map", "num_steps = 50", ["[map] num_steps has moved to [map] max_iterations", "= 50"]),
+    ("baseline", "num_steps = 9", ["[baseline] num_steps has moved to [baseline] max_it"]),
     ("mcmc", "num_samples = 6.5", ["[mcmc] num_samples must be an integer", "6.5"]),
     ("mcmc", "num_samples = 3", ["[mcmc] num_samples must be >= 4"]),
     ("mcmc", "target_accept_prob = 1.0", ["[mcmc] target_accept_prob must lie in (0, 1)"]),
@@ -107,10 +99,13 @@ BAD_VALUES = [
     ("mcmc", 'full_mass = "yes"', ["[mcmc] full_mass must be true or false"]),
     ("mcmc", 'kernel = "mala"', ["[mcmc] kernel must be 'nuts' or 'hmc'"]),
     ("mcmc", "kernel = 1", ["[mcmc] kernel must be a string"]),
-    ("mcmc", "seed = 1.5", ["[mcmc] seed must be an integer"]),
-    ("mcmc", "seed = -3", ["[mcmc] seed must be >= 0"]),
-    ("mcmc", 'parallel_chains = "true"', ["[mcmc] parallel_chains must be true or false"]),
-    ("mcmc", "thin = 2", ["unknown keys ['thin'] in [mcmc]", "'parallel_chains'"]),
+    ("mcmc", "seed = 3", ["[mcmc] seed has moved to [study] seed", "seed = 3 under a [study]"]),
+    ("mcmc", "parallel_chains = true", ["[mcmc] parallel_chains has moved to [study]"]),
+    ("mcmc", "thin = 2", ["unknown keys ['thin'] in [mcmc]", "'kernel'"]),
+    ("study", "seed = 1.5", ["[study] seed must be an integer"]),
+    ("study", "seed = -3", ["[study] seed must be >= 0"]),
+    ("study", 'parallel_chains = "true"', ["[study] parallel_chains must be true or false"]),
+    ("study", 'kernel = "hmc"', ["unknown keys ['kernel'] in [study]", "'seed'"]),
     ("baseline", "variance_fraction = 1.5", ["[baseline] variance_fraction must lie in"]),
     ("baseline", "seed = 5", ["[baseline] seed equals [truth] seed"]),
     ("baseline", 'enabled = "no"', ["[baseline] enabled must be true or false"]),
@@ -154,7 +149,7 @@ def test_too_few_draws_over_all_chains_are_refused(tiny_prior, tmp_path, capsys)
 
 @pytest.mark.parametrize(
     ("option", "fragment"),
-    [(["--threads", "0"], "--threads must be >= 1, got 0"),
+    [(["--threads", "0"], "--threads must be >= 1 (torch threads per process), got 0"),
      (["--chains", "0"], "--chains sets [mcmc] num_chains, and num_chains must be >= 1")],
 )  # fmt: skip
 def test_bad_option_is_refused(option, fragment, tiny_prior, tmp_path, capsys):
@@ -208,11 +203,11 @@ def test_bad_prior_is_refused_before_any_mesh(tiny_prior, tmp_path, capsys):
 
 
 def test_rank_groups_that_cannot_split_are_refused(tiny_prior, tmp_path):
-    text = _with(study_toml(tiny_prior), "mcmc", "parallel_chains = true")
+    text = _with(study_toml(tiny_prior), "study", "parallel_chains = true")
     config = StudyConfig.from_dict(tomllib.loads(text))  # 2 chains
     assert check_study(config, types.SimpleNamespace(rank=0, size=4)) is None
     for rank in range(3):  # every rank alike
-        with pytest.raises(InputError, match=r"\[mcmc\] parallel_chains = true with num_chains"):
+        with pytest.raises(InputError, match=r"\[study\] parallel_chains = true with num_chains"):
             check_study(config, types.SimpleNamespace(rank=rank, size=3))
     serial = dataclasses.replace(config, parallel_chains=False)
     assert check_study(serial, types.SimpleNamespace(rank=0, size=3)) is None

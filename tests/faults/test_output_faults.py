@@ -15,13 +15,11 @@ import os
 import types
 
 import pytest
-import torch
 import xarray as xr
 from fault_cli import assert_input_error, listing, run_cli
-from tiny_study import study_toml, tiny_auxvae
+from tiny_study import study_toml
 
 from invprior.cli import INTERRUPTED, main
-from invprior.priors import save
 from invprior.study import run as study_run
 
 FILES = {
@@ -29,14 +27,6 @@ FILES = {
     "summary.txt", "metrics.json", "linearised_modes.png", "linearised_std.png",
     "block_correlation.png",
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def tiny_prior(tmp_path_factory):
-    """A small untrained Aux-VAE checkpoint (path without suffix)."""
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("prior")
-    return save(tiny_auxvae(), folder / "tiny", {"data": {"seed": 11}}).with_suffix("")
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def test_missing_data_file(tmp_path):
     ("option", "value", "message"),
     [
         ("--epochs", "0", "these settings must be positive: {'epochs': 0}"),
-        ("--threads", "0", "--threads must be a positive integer, got 0"),
+        ("--threads", "0", "--threads must be >= 1 (torch threads per process), got 0"),
         ("--eval-n", "-1", "--eval-n must be >= 0"),
     ],
 )

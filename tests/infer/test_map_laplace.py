@@ -56,8 +56,8 @@ def test_laplace_samples_map_to_sites():
 def test_map_is_reproducible_and_keeps_restarts():
     problem = make_problem()
     obs = synthetic_obs(problem)
-    a = infer.map(problem, obs, num_restarts=3, seed=4, num_steps=3)
-    b = infer.map(problem, obs, num_restarts=3, seed=4, num_steps=3)
+    a = infer.map(problem, obs, num_restarts=3, seed=4, max_iterations=3)
+    b = infer.map(problem, obs, num_restarts=3, seed=4, max_iterations=3)
     assert a.restart_energies == b.restart_energies
     assert a.restart_latents.shape == (3, problem.prior.generator.aux_dim * 2 + 2)
     assert a.potential_energy == min(a.restart_energies)
@@ -67,7 +67,7 @@ def test_map_with_adam_and_uniform_priors_stays_in_range():
     gen = LinearGenerator(2, 2, torch.float64)
     problem = InverseProblem(DisentangledPrior(gen), make_problem().forward, 0.3)
     obs = synthetic_obs(problem)
-    result = infer.map(problem, obs, optimizer="adam", lr=0.05, num_steps=50, num_restarts=1)
+    result = infer.map(problem, obs, optimizer="adam", lr=0.05, max_iterations=50, num_restarts=1)
     assert -2.0 < float(result.sites["u0"]) < 3.0
     assert result.history[-1] < result.history[0]
 
@@ -90,7 +90,7 @@ def test_map_steps_back_from_non_finite_energies():
     problem = InverseProblem(DisentangledPrior(gen, uniform), forward, 0.05)
     field = torch.full(GRID.shape, 1.0, dtype=torch.float64)  # mean 1 > 0.4: NaN there
     obs = super(NaNForward, forward).__call__(field)
-    result = infer.map(problem, obs, num_restarts=3, num_steps=100)
+    result = infer.map(problem, obs, num_restarts=3, max_iterations=100)
     assert math.isfinite(result.potential_energy) and torch.isfinite(result.latent).all()
     assert float(result.sites[FIELD].mean()) <= 0.4
     assert any(math.isinf(h) for h in result.history)  # it did meet the NaN region
@@ -107,6 +107,6 @@ def test_laplace_rejects_a_foreign_map():
     problem = make_problem(aux_dim=2)
     obs = synthetic_obs(problem)
     other = make_problem(aux_dim=0)
-    result = infer.map(other, synthetic_obs(other), num_restarts=1, num_steps=2)
+    result = infer.map(other, synthetic_obs(other), num_restarts=1, max_iterations=2)
     with pytest.raises(ValueError, match="latent coordinates"):
         infer.laplace(problem, obs, result)

@@ -23,6 +23,7 @@ from invprior.priors import (
     GridSpec,
     HierarchicalVAE,
     SemiSupervisedVAE,
+    SimulatorPrior,
     load,
     save,
 )
@@ -43,6 +44,7 @@ BUILDERS = {
     HierarchicalVAE: lambda: HierarchicalVAE(4, 2, 8, GRID, (4,), 8),
     DLCFMGenerator: lambda: DLCFMGenerator(_aux(), channels=4, embed=8, steps=3),
     GaussianFieldPrior: lambda: GaussianFieldPrior.matern(GRID, 1.0, 0.3, rank=5),
+    SimulatorPrior: lambda: SimulatorPrior(GRID),
 }
 #: ``(tau, eps_shape, encodes)`` each class must declare.
 EXPECTED = {
@@ -52,6 +54,7 @@ EXPECTED = {
     HierarchicalVAE: (0.1, None, True),
     DLCFMGenerator: (0.2, torch.Size(GRID.shape), True),
     GaussianFieldPrior: (0.1, None, False),
+    SimulatorPrior: (0.0, None, False),
 }
 
 

@@ -4,7 +4,7 @@ import torch
 
 from invprior.priors.losses import (
     correlation,
-    explicitness,
+    explicitness_penalty,
     gaussian_kl,
     inter_independence,
     intra_independence,
@@ -26,7 +26,7 @@ def test_aligned_latents_score_zero(factors):
     u = factors
     mu_aux = 3.0 * u + 1.0  # increasing affine map of each variable
     mu_rec = torch.randn(len(u), 5, dtype=u.dtype)
-    assert float(explicitness(u, mu_aux)) == pytest.approx(0.0, abs=1e-6)
+    assert float(explicitness_penalty(u, mu_aux)) == pytest.approx(0.0, abs=1e-6)
     # independent variables: only sampling noise, about sqrt(2 / (pi n)) = 0.013
     assert float(intra_independence(u, mu_aux)) < 0.03
     assert float(inter_independence(u, mu_rec)) < 0.03
@@ -35,7 +35,7 @@ def test_aligned_latents_score_zero(factors):
 def test_shuffled_latents_are_penalised(factors):
     u = factors
     mu_aux = u[:, [1, 2, 0]]  # every variable carried by the wrong coordinate
-    assert float(explicitness(u, mu_aux)) > 0.9
+    assert float(explicitness_penalty(u, mu_aux)) > 0.9
     assert float(intra_independence(u, mu_aux)) > 0.15
     leaky = torch.cat([u[:, :1] ** 2, torch.randn(len(u), 1, dtype=u.dtype)], 1)
     assert float(inter_independence(u, leaky)) > 0.1
@@ -50,7 +50,7 @@ def test_powers_detect_symmetric_dependence(dtype):
 
 
 def test_flipped_axis_penalised(factors):
-    assert float(explicitness(factors, -factors)) == pytest.approx(2.0, abs=1e-6)
+    assert float(explicitness_penalty(factors, -factors)) == pytest.approx(2.0, abs=1e-6)
 
 
 def test_empty_blocks_give_zero(factors):
@@ -75,4 +75,4 @@ def test_input_checks():
     with pytest.raises(ValueError, match="at least 3 samples"):
         correlation(torch.zeros(2, 1), torch.zeros(2, 1))
     with pytest.raises(ValueError, match="same shape"):
-        explicitness(torch.zeros(5, 2), torch.zeros(5, 3))
+        explicitness_penalty(torch.zeros(5, 2), torch.zeros(5, 3))

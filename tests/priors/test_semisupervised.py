@@ -62,7 +62,7 @@ def test_loss_adds_gamma_times_the_mean_label_term_of_the_labelled_batch():
         semi = vae_loss(g, x, u, cfg.beta, cfg, (x_l, u_l))
         mu, logvar = g.encode(x)
         mu_l, logvar_l = g.encode(x_l)
-    assert "label" not in unsup and unsup["explicitness"] == unsup["inter"] == 0
+    assert "label" not in unsup and unsup["explicitness_penalty"] == unsup["inter"] == 0
     nll = label_nll(mu_l[:, :2], logvar_l[:, :2], g.to_latent(u_l))
     torch.testing.assert_close(semi["label"], nll.mean())
     torch.testing.assert_close(semi["loss"] - unsup["loss"], 3.0 * semi["label"])

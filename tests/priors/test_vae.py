@@ -260,7 +260,7 @@ def _train(data, out, *extra):
     ("extra", "message"),
     [
         (("--epochs", "0"), "bad option value: these settings must be positive: {'epochs': 0}"),
-        (("--threads", "0"), "--threads must be a positive integer, got 0"),
+        (("--threads", "0"), "--threads must be >= 1 (torch threads per process), got 0"),
         (("--eval-n", "-1"), "--eval-n must be >= 0"),
         (("--kl-schedule", "cubic"), "kl_schedule must be one of"),
         (("--steps", "3"), "--steps do not apply to auxvae"),
