@@ -1,13 +1,30 @@
 # SPDX-License-Identifier: MIT
-"""Checks and rewrites of the UFL residual forms of :mod:`invprior.pde.variational`.
+r"""Residual forms for :mod:`invprior.pde.variational`: a small catalogue, and their checks.
 
-Facet tags that mark no facet, one quadrature rule for a form and everything derived from
-it, and whether a form depends on a coefficient once its derivatives are expanded.
+The catalogue holds residuals :math:`F(u, m; v)` ready for
+:class:`~invprior.pde.VariationalProblem`: the two built-in models' forms
+(:func:`source_form`, :func:`conductivity_form`) and three physics they do not cover
+(:func:`advection_diffusion_form`, :func:`nonlinear_conductivity_form`,
+:func:`reaction_form`); :data:`EXAMPLES` pairs each with boundary data. The checks and
+rewrites: facet tags that mark no facet, one quadrature rule for a form and everything
+derived from it, and whether a form depends on a coefficient once its derivatives are
+expanded.
+
+Example:
+    >>> from mpi4py import MPI
+    >>> from invprior.pde import VariationalProblem, unit_square
+    >>> from invprior.pde.forms import EXAMPLES
+    >>> form, boundary = EXAMPLES["robin"]  # reaction, Robin data, no Dirichlet part
+    >>> problem = VariationalProblem(
+    ...     unit_square(MPI.COMM_WORLD, 8), form, [[0.5, 0.5]], (9, 9), **boundary)
+    >>> problem.linear, problem.symmetric, problem.affine
+    (True, True, False)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 
 from mpi4py import MPI
 
@@ -19,7 +36,156 @@ from ufl.algorithms import estimate_total_polynomial_degree, expand_derivatives
 
 from .boundary import Marker
 
-__all__ = ["check_form_tags", "check_tags", "depends", "uniform_degree"]
+__all__ = [
+    "EXAMPLES",
+    "Residual",
+    "advection_diffusion_form",
+    "check_form_tags",
+    "check_tags",
+    "conductivity_form",
+    "depends",
+    "nonlinear_conductivity_form",
+    "reaction_form",
+    "source_form",
+    "uniform_degree",
+]
+
+#: ``residual(u, m, v) -> ufl.Form``: state, P1 parameter and test function to the residual.
+Residual = Callable[[dolfinx.fem.Function, dolfinx.fem.Function, ufl.Argument], ufl.Form]
+Coefficient = float | ufl.core.expr.Expr
+
+
+def source_form(kappa: Coefficient = 1.0) -> Residual:
+    r"""The source problem's residual: :math:`-\nabla\cdot(\kappa \nabla u) = m`.
+
+    .. math::
+
+        F(u, m; v) = \int_\Omega \kappa \nabla u \cdot \nabla v - m v \, dx
+
+    Linear in :math:`u`, symmetric, fixed operator, affine in :math:`m`: with the same
+    mesh, sensors, boundary data and ``kappa`` it gives :class:`~invprior.pde.SourceProblem`'s
+    observations and gradients.
+
+    Args:
+        kappa: Conductivity, a float or a UFL expression.
+    """
+
+    def residual(u, m, v):
+        return (kappa * ufl.inner(ufl.grad(u), ufl.grad(v)) - m * v) * ufl.dx
+
+    return residual
+
+
+def conductivity_form(source: Coefficient = 1.0) -> Residual:
+    r"""The conductivity problem's residual: :math:`-\nabla\cdot(e^m \nabla u) = f`.
+
+    .. math::
+
+        F(u, m; v) = \int_\Omega e^m \nabla u \cdot \nabla v \, dx
+        - \int_\Omega f v \, dx
+
+    The diffusion term uses :class:`~invprior.pde.ConductivityProblem`'s quadrature degree
+    :math:`2p + 2` for a state of degree :math:`p`, so with the same mesh, sensors,
+    boundary data and ``source`` the two give the same observations and gradients.
+
+    Args:
+        source: Right-hand side :math:`f`, a float or a UFL expression.
+    """
+
+    def residual(u, m, v):
+        degree = u.function_space.element.basix_element.degree
+        dx = ufl.dx(metadata={"quadrature_degree": 2 * degree + 2})
+        return ufl.exp(m) * ufl.inner(ufl.grad(u), ufl.grad(v)) * dx - source * v * ufl.dx
+
+    return residual
+
+
+def advection_diffusion_form(
+    wind: Sequence[float] = (3.0, 1.0), source: Coefficient = 1.0
+) -> Residual:
+    r"""Advection-diffusion with a log-diffusivity :math:`m` and a constant wind :math:`w`.
+
+    .. math::
+
+        F(u, m; v) = \int_\Omega e^m \nabla u \cdot \nabla v
+        + (w \cdot \nabla u) v \, dx - \int_\Omega f v \, dx
+
+    i.e. :math:`-\nabla\cdot(e^m \nabla u) + w \cdot \nabla u = f`. Linear in :math:`u`;
+    the operator is not symmetric for a non-zero wind and depends on :math:`m`.
+
+    Args:
+        wind: Constant wind :math:`w`, one component per dimension.
+        source: Right-hand side :math:`f`, a float or a UFL expression.
+    """
+
+    def residual(u, m, v):
+        w = ufl.as_vector(wind)
+        return (
+            ufl.exp(m) * ufl.inner(ufl.grad(u), ufl.grad(v)) + ufl.dot(w, ufl.grad(u)) * v
+        ) * ufl.dx - source * v * ufl.dx
+
+    return residual
+
+
+def nonlinear_conductivity_form(source: Coefficient = 10.0) -> Residual:
+    r"""A conductivity that grows with the state, :math:`\kappa(u, m) = (1 + u^2) e^m`.
+
+    .. math::
+
+        F(u, m; v) = \int_\Omega (1 + u^2) e^m \nabla u \cdot \nabla v - f v \, dx
+
+    i.e. :math:`-\nabla\cdot((1 + u^2) e^m \nabla u) = f`. Nonlinear in :math:`u`
+    (Newton's method); its Jacobian is not symmetric.
+
+    Args:
+        source: Right-hand side :math:`f`, a float or a UFL expression.
+    """
+
+    def residual(u, m, v):
+        kappa = (1 + u**2) * ufl.exp(m)
+        return (kappa * ufl.inner(ufl.grad(u), ufl.grad(v)) - source * v) * ufl.dx
+
+    return residual
+
+
+def reaction_form(rate: Coefficient = 2.0, source: Coefficient = 1.0) -> Residual:
+    r"""Diffusion with a linear reaction: :math:`-\nabla\cdot(e^m \nabla u) + c u = f`.
+
+    .. math::
+
+        F(u, m; v) = \int_\Omega e^m \nabla u \cdot \nabla v + c u v - f v \, dx
+
+    With a positive rate :math:`c` (or Robin data) the operator is regular without any
+    Dirichlet part; symmetric, linear in :math:`u`, depends on :math:`m`.
+
+    Args:
+        rate: Reaction rate :math:`c`, a float or a UFL expression.
+        source: Right-hand side :math:`f`, a float or a UFL expression.
+    """
+
+    def residual(u, m, v):
+        diffusion = ufl.exp(m) * ufl.inner(ufl.grad(u), ufl.grad(v))
+        return (diffusion + rate * u * v - source * v) * ufl.dx
+
+    return residual
+
+
+#: The catalogue's cases by name: ``(residual, keyword arguments of VariationalProblem)``,
+#: the keywords giving the boundary data (default: ``u = 0`` on the whole boundary).
+#: ``"robin"`` is the reaction form with the Robin condition :math:`e^m \nabla u \cdot n
+#: = 3 (0 - u)` on the whole boundary and no Dirichlet part.
+EXAMPLES: Mapping[str, tuple[Residual, Mapping[str, object]]] = MappingProxyType(
+    {
+        "source": (source_form(), MappingProxyType({})),
+        "conductivity": (conductivity_form(), MappingProxyType({})),
+        "advection_diffusion": (advection_diffusion_form(), MappingProxyType({})),
+        "nonlinear": (nonlinear_conductivity_form(), MappingProxyType({})),
+        "robin": (
+            reaction_form(),
+            MappingProxyType({"dirichlet": (), "robin": ((None, 3.0, 0.0),)}),
+        ),
+    }
+)
 
 
 def _tag_values(tags: dolfinx.mesh.MeshTags, comm: MPI.Comm) -> set[int]:

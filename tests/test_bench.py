@@ -69,3 +69,19 @@ def test_nuts_throughput(bench, capsys, tiny_config):
     assert_positive(result, ["dense_build_s", "dense_speedup"])
     assert result["dense_pde_solves"] == result["n_obs"] + 1  # building the map only
     assert result["default"] == "dense=True" and result["default_reason"]
+
+
+def test_forward_adjoint(bench, capsys):
+    result = bench("forward_adjoint").main(["--n", "8", "--grid", "9", "--sensors", "2"])
+    assert last_json(capsys) == result
+    timed = ("forward_s", "gradient_s", "dense_build_s", "dense_forward_s", "dense_gradient_s")
+    timed += ("conductivity_forward_s", "conductivity_gradient_s", "setup_factorise_s")
+    timed += ("variational_forward_s", "variational_gradient_s")
+    ratios = ("variational_forward_over_handwritten", "variational_over_handwritten")
+    assert_positive(result, timed + ratios)
+    forms = ("source", "conductivity", "advection_diffusion", "nonlinear", "robin")
+    assert sorted(result["taylor_rates"]) == sorted(forms)
+    rates = [result["taylor_rate_source"], result["taylor_rate_conductivity"]]
+    for rate in [*rates, *result["taylor_rates"].values()]:
+        assert rate == pytest.approx(2.0, abs=0.05)
+    assert (result["ndofs"], result["n_obs"], result["grid"]) == (81, 4, [9, 9])
