@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from pyro import poutine
+from scipy.stats import binom, chisquare
 from tqdm.auto import tqdm
 
 from . import infer
@@ -96,8 +97,6 @@ def laplace_posterior(
 
 def _uniformity_p_value(ranks: np.ndarray, num_draws: int, num_bins: int) -> float:
     """Pearson's chi-square test of ranks in ``0 .. num_draws`` against uniform bins."""
-    from scipy.stats import chisquare
-
     counts = np.bincount(ranks // ((num_draws + 1) // num_bins), minlength=num_bins)
     return float(chisquare(counts).pvalue)
 
@@ -169,8 +168,6 @@ def plot_rank_histograms(result: SBCResult) -> Figure:
 
     The band is the binomial 0.5%-99.5% range of a bin's count under uniform ranks.
     """
-    from scipy.stats import binom
-
     counts = result.histograms()
     n = result.ranks.shape[0]
     p = 1.0 / result.num_bins

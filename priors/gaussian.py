@@ -93,7 +93,7 @@ class GaussianFieldPrior(Generator):
         self.register_buffer("basis", basis.detach().clone())
 
     def decode(self, z_aux: torch.Tensor, z_rec: torch.Tensor) -> torch.Tensor:
-        r"""The field :math:`\bar x + L z_{rec}`, shape ``(*batch, ny, nx)``.
+        r"""The field :math:`\bar x + L z_{rec}`, shape ``(*batch, ny, nx)``; batches broadcast.
 
         Args:
             z_aux: Empty auxiliary block, shape ``(*batch, 0)``.
@@ -104,8 +104,9 @@ class GaussianFieldPrior(Generator):
                 f"expected z_aux (*batch, 0) and z_rec (*batch, {self.rec_dim}), got "
                 f"{tuple(z_aux.shape)} and {tuple(z_rec.shape)}"
             )
-        flat = z_rec @ self.basis.to(z_rec).T
-        return self.mean.to(z_rec) + flat.reshape(*z_rec.shape[:-1], *self.grid.shape)
+        batch = torch.broadcast_shapes(z_aux.shape[:-1], z_rec.shape[:-1])
+        field = (z_rec @ self.basis.to(z_rec).T).reshape(*z_rec.shape[:-1], *self.grid.shape)
+        return (self.mean.to(z_rec) + field).expand(*batch, *self.grid.shape)
 
     @property
     def covariance(self) -> torch.Tensor:

@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..fileio import atomic_path
 from ..validation import InputError
@@ -479,8 +480,6 @@ def source_fields(factors: dict, grid: GridSpec) -> np.ndarray:
     X, Y = _coordinates(grid)
     xp = np
     if not isinstance(factors["x0"], np.ndarray):
-        import torch
-
         xp = torch
         X, Y = (torch.as_tensor(c).to(factors["x0"]) for c in (X, Y))
     (xmin, ymin), (xmax, ymax) = grid.bbox

@@ -3,10 +3,13 @@
 
 import numpy as np
 import pytest
+import torch
 from linear_gaussian import make_problem
+from tiny_study import study_toml, tiny_auxvae
 
 from invprior.calibration import laplace_posterior, plot_rank_histograms, sbc_ranks
 from invprior.infer import MapConfig
+from invprior.priors import save
 
 FAST_MAP = MapConfig(num_restarts=1, max_iterations=20)
 
@@ -54,12 +57,6 @@ def test_same_seed_same_ranks_and_bad_input():
 @pytest.mark.dolfinx
 @pytest.mark.skip_in_parallel
 def test_example_runs_tiny(tmp_path, load_example):
-
-    import torch
-    from tiny_study import study_toml, tiny_auxvae
-
-    from invprior.priors import save
-
     torch.manual_seed(0)
     prior = save(tiny_auxvae(), tmp_path / "tiny").with_suffix("")
     config = tmp_path / "study.toml"

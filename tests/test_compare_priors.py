@@ -6,14 +6,14 @@ import math
 
 import pytest
 import torch
-from tiny_study import tiny_auxvae
+from generators import tiny_auxvae
+
+from invprior.priors import DLCFMGenerator, save
 
 
 @pytest.mark.dolfinx
 @pytest.mark.skip_in_parallel
 def test_compare_runs_tiny(load_example, tmp_path):
-    from invprior.priors import DLCFMGenerator, save
-
     example = load_example("compare_priors")
     torch.manual_seed(0)
     recipe = {"data": {"simulator": "source", "seed": 11}}

@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: MIT
-"""A tiny untrained Aux-VAE and a tiny study configuration, shared by the study tests."""
+"""A tiny study configuration, and the tiny Aux-VAE of ``generators.py`` it runs on."""
 
-from invprior.priors import AuxVAE, GridSpec
+from generators import NAMES, tiny_auxvae
 
-NAMES = ("x0", "y0")
+__all__ = ["NAMES", "TOML", "study_toml", "tiny_auxvae"]
 
 TOML = """
 [study]
@@ -36,11 +36,3 @@ def study_toml(prior, out=None, n=8, baseline=True):
     text = TOML.format(prior=prior, n=n)
     text += "[baseline]\nnum_fields = 200\n" if baseline else "[baseline]\nenabled = false\n"
     return text + (f'[output]\nfolder = "{out}"\n' if out is not None else "")
-
-
-def tiny_auxvae():
-    """An untrained Aux-VAE on a 16 x 16 grid with the named variables ``NAMES``."""
-    return AuxVAE(
-        NAMES, ("m", "m"), {n: (0.2, 0.8) for n in NAMES}, [0.5, 0.5], [0.17, 0.17],
-        rec_dim=2, grid=GridSpec((16, 16)), channels=(4, 4), hidden=16,
-    )  # fmt: skip

@@ -4,9 +4,10 @@
 import numpy as np
 import pytest
 import torch
+from generators import BUILDERS, GRID, tiny_auxvae
 from scipy.ndimage import gaussian_filter
 
-from invprior.priors import AuxVAE, BetaVAE, DLCFMGenerator, GridSpec
+from invprior.priors import AuxVAE, BetaVAE, DLCFMGenerator, GridSpec, save
 from invprior.priors.fidelity import (
     energy_distance,
     fidelity_scores,
@@ -65,10 +66,10 @@ def test_pooled_features():
 
 def test_prior_draws_follow_the_generators_prior():
     torch.manual_seed(0)
-    vae = AuxVAE(("x0",), ("m",), {"x0": (0.0, 1.0)}, [0.5], [0.3], 2, GridSpec((8, 8)), (4,), 8)
+    vae = tiny_auxvae()
     a, b = prior_draws(vae, 30, seed=1), prior_draws(vae, 30, seed=1, batch_size=7)
     np.testing.assert_allclose(a, b, rtol=1e-6)
-    assert a.shape == (30, 8, 8) and not np.allclose(a, prior_draws(vae, 30, seed=2))
+    assert a.shape == (30, *GRID.shape) and not np.allclose(a, prior_draws(vae, 30, seed=2))
     flow = DLCFMGenerator(vae, channels=2, embed=4, steps=1)
     flow.velocity.out.bias.data.fill_(1.0)  # constant velocity 1: the residual flow adds eps + 1
     torch.testing.assert_close(
@@ -88,12 +89,10 @@ def test_plot_and_bad_input():
     with pytest.raises(ValueError, match="grid"):
         fidelity_scores(np.zeros((3, 4, 4)), np.zeros((3, 5, 4)))
     with pytest.raises(ValueError, match="named"):
-        prior_draws(BetaVAE(2, GridSpec((8, 8)), (4,), 8), 3)
+        prior_draws(BUILDERS[BetaVAE](), 3)
 
 
 def test_example_compares_the_flow_with_its_auxvae(tmp_path, load_example):
-    from invprior.priors import save
-
     example = load_example("dlcfm_fidelity")
     torch.manual_seed(0)
     names = ("x0", "y0", "amplitude", "width")

@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: MIT
-"""The declared generator interface: every generator class exposes it with the right types.
+"""The generator contract: every generator class honours it, built by ``generators.py``.
 
 ``eps_shape``, ``tau``, ``metadata``, ``training_data`` and ``aux_units`` are declared on
-:class:`Generator`; encoding is the :class:`Encoder` protocol. One test runs over every
-generator class of the library, and a guard fails when a new class is not listed here.
+:class:`Generator`; encoding is the :class:`Encoder` protocol. Every generator decodes
+batches that broadcast, passes gradients to its latent, decodes the same field twice in
+eval mode, decodes the same fields after a save/load round trip and moves with ``.to``.
+The tests run over every generator class of the library and the linear test double, and
+a guard fails when a new library class is not listed in ``generators.BUILDERS``.
 """
 
 import inspect
@@ -11,6 +14,8 @@ import sys
 
 import pytest
 import torch
+from generators import BUILDERS, GRID, LIBRARY, tiny_flow
+from linear_gaussian import LinearGenerator
 
 import invprior.priors
 from invprior.priors import (
@@ -20,7 +25,6 @@ from invprior.priors import (
     Encoder,
     GaussianFieldPrior,
     Generator,
-    GridSpec,
     HierarchicalVAE,
     SemiSupervisedVAE,
     SimulatorPrior,
@@ -28,24 +32,6 @@ from invprior.priors import (
     save,
 )
 
-GRID = GridSpec((8, 8))
-NAMES, UNITS = ("x0", "amplitude"), ("m", "1")
-RANGES = {"x0": (0.0, 1.0), "amplitude": (0.5, 2.0)}
-
-
-def _aux(cls=AuxVAE, tau=0.2):
-    return cls(NAMES, UNITS, RANGES, [0.5, 1.2], [0.3, 0.4], 3, GRID, (4,), 8, tau=tau)
-
-
-BUILDERS = {
-    AuxVAE: _aux,
-    SemiSupervisedVAE: lambda: _aux(SemiSupervisedVAE, tau=0.05),
-    BetaVAE: lambda: BetaVAE(4, GRID, (4,), 8),
-    HierarchicalVAE: lambda: HierarchicalVAE(4, 2, 8, GRID, (4,), 8),
-    DLCFMGenerator: lambda: DLCFMGenerator(_aux(), channels=4, embed=8, steps=3),
-    GaussianFieldPrior: lambda: GaussianFieldPrior.matern(GRID, 1.0, 0.3, rank=5),
-    SimulatorPrior: lambda: SimulatorPrior(GRID),
-}
 #: ``(tau, eps_shape, encodes)`` each class must declare.
 EXPECTED = {
     AuxVAE: (0.2, None, True),
@@ -55,7 +41,24 @@ EXPECTED = {
     DLCFMGenerator: (0.2, torch.Size(GRID.shape), True),
     GaussianFieldPrior: (0.1, None, False),
     SimulatorPrior: (0.0, None, False),
+    LinearGenerator: (0.1, None, False),
 }
+ALL = pytest.mark.parametrize("cls", list(BUILDERS), ids=lambda c: c.__name__)
+
+
+def _build(cls, dtype=None):
+    torch.manual_seed(0)
+    g = BUILDERS[cls]().eval()
+    return g if dtype is None else g.to(dtype)
+
+
+def _latent(g, batch_aux, batch_rec, like):
+    """Standard normal ``(z_aux, z_rec[, eps])`` with the given batch shapes."""
+    z = [like.new_empty(*batch_aux, g.aux_dim).normal_()]
+    z.append(like.new_empty(*batch_rec, g.rec_dim).normal_())
+    if g.eps_shape is not None:
+        z.append(like.new_empty(*batch_rec, *g.eps_shape).normal_())
+    return z
 
 
 def _library_generators():
@@ -71,13 +74,12 @@ def _library_generators():
 
 def test_every_library_generator_is_covered():
     assert invprior.priors.__all__  # the package (and with it every generator) is imported
-    assert _library_generators() == set(BUILDERS)
+    assert _library_generators() == set(LIBRARY)
 
 
-@pytest.mark.parametrize("cls", list(BUILDERS), ids=lambda c: c.__name__)
+@ALL
 def test_declared_attributes_have_the_declared_types(cls):
-    torch.manual_seed(0)
-    g = BUILDERS[cls]()
+    g = _build(cls)
     tau, eps_shape, encodes = EXPECTED[cls]
     assert type(g) is cls
     assert isinstance(g.tau, float) and g.tau == tau
@@ -90,21 +92,71 @@ def test_declared_attributes_have_the_declared_types(cls):
     assert all(isinstance(u, str) for u in g.aux_units)
     assert isinstance(g, Encoder) is encodes
     if encodes:
-        mu, logvar = g.encode(torch.zeros(2, *GRID.shape))
-        assert mu.shape == logvar.shape == (2, g.aux_dim + g.rec_dim)
+        mu, logvar = g.encode(torch.zeros(2, 5, *GRID.shape))
+        assert mu.shape == logvar.shape == (2, 5, g.aux_dim + g.rec_dim)
+
+
+@ALL
+def test_decode_shapes_and_batch_broadcasting(cls, dtype):
+    g = _build(cls, dtype)
+    like = torch.zeros((), dtype=dtype)
+    z = _latent(g, (3, 1), (1, 2), like)
+    out = g.decode(*z)
+    assert out.shape == (3, 2, *g.grid.shape) and out.dtype == dtype
+    for i in range(3):
+        for j in range(2):
+            one = g.decode(z[0][i, 0], *(t[0, j] for t in z[1:]))
+            assert one.shape == g.grid.shape
+            torch.testing.assert_close(one, out[i, j])
+
+
+@ALL
+def test_gradients_reach_the_latent(cls):
+    g = _build(cls, torch.float64)
+    z = [t.requires_grad_() for t in _latent(g, (4,), (4,), torch.zeros((), dtype=torch.float64))]
+    g.decode(*z).square().sum().backward()
+    for t in (t for t in z if t.numel()):  # an empty z_aux reaches nothing
+        assert t.grad.shape == t.shape and torch.isfinite(t.grad).all()
+        assert t.grad.abs().max() > 0
+
+
+@ALL
+def test_decode_is_repeatable_in_eval_mode(cls):
+    g = _build(cls)
+    z = _latent(g, (5,), (5,), g.aux_mean)
+    torch.testing.assert_close(g.decode(*z), g.decode(*z), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("cls", LIBRARY, ids=lambda c: c.__name__)
+def test_save_load_round_trip_decodes_the_same_fields(cls, tmp_path):
+    g = _build(cls)
+    save(g, tmp_path / "g")
+    back = load(tmp_path / "g")
+    assert type(back) is cls and not back.training
+    z = _latent(g, (5,), (5,), g.aux_mean)
+    torch.testing.assert_close(back.decode(*z), g.decode(*z), rtol=0, atol=0)
+
+
+@ALL
+def test_to_device_moves_every_tensor(cls, device):
+    g = _build(cls).to(device)
+    assert all(t.device.type == device.type for t in [*g.parameters(), *g.buffers()])
+    z = _latent(g, (2,), (2,), g.aux_mean)
+    assert all(t.device.type == device.type for t in z)
+    out = g.decode(*z)
+    assert out.device.type == device.type and out.shape == (2, *g.grid.shape)
 
 
 def test_metadata_is_per_instance():
-    a, b = BetaVAE(4, GRID, (4,), 8), BetaVAE(4, GRID, (4,), 8)
+    a, b = BUILDERS[BetaVAE](), BUILDERS[BetaVAE]()
     a.metadata["data"] = {"seed": 1}
     assert b.metadata == {} and b.training_data == {}
 
 
-@pytest.mark.parametrize("cls", list(BUILDERS), ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", LIBRARY, ids=lambda c: c.__name__)
 def test_loaded_generator_exposes_its_sidecar(cls, tmp_path):
-    torch.manual_seed(0)
     recipe = {"simulator": "source", "n": 10, "seed": 7, "parameters": {}}
-    save(BUILDERS[cls](), tmp_path / "g", {"data": recipe, "metrics": {"lds": 0.5}})
+    save(_build(cls), tmp_path / "g", {"data": recipe, "metrics": {"lds": 0.5}})
     g = load(tmp_path / "g")
     assert isinstance(g.metadata, dict) and g.metadata["metrics"] == {"lds": 0.5}
     assert g.metadata["architecture"] == cls.__name__
@@ -115,7 +167,7 @@ def test_loaded_generator_exposes_its_sidecar(cls, tmp_path):
 
 
 def test_training_data_ignores_a_malformed_recipe():
-    g = BetaVAE(4, GRID, (4,), 8)
+    g = BUILDERS[BetaVAE]()
     g.metadata = {"data": "source"}
     assert g.training_data == {}
 
@@ -124,13 +176,13 @@ def test_an_encode_set_to_none_is_not_an_encoder():
     class DecodeOnly(BetaVAE):
         encode = None
 
-    assert isinstance(BetaVAE(4, GRID, (4,), 8), Encoder)
-    assert not isinstance(DecodeOnly(4, GRID, (4,), 8), Encoder)
+    assert isinstance(BUILDERS[BetaVAE](), Encoder)
+    assert not isinstance(DecodeOnly(3, GRID), Encoder)
 
 
 def _flow(steps=3):
     torch.manual_seed(0)
-    g = DLCFMGenerator(_aux(), channels=4, embed=8, residual_scale=0.5, steps=steps)
+    g = tiny_flow(steps)
     for p in g.velocity.parameters():  # an untrained U-Net's last layer is near zero
         p.data.normal_(0.0, 0.3)
     return g.double()
@@ -148,7 +200,7 @@ def test_with_steps_leaves_the_generator_unchanged(tmp_path):
     assert fast.config()["steps"] == 1 and loaded.config()["steps"] == 3
     for key, value in loaded.state_dict().items():
         assert torch.equal(value, state[key])
-    z_aux, z_rec = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    z_aux, z_rec = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
     eps = torch.randn(4, *GRID.shape, dtype=torch.float64)
     one = _flow(1).decode(z_aux, z_rec, eps)
     torch.testing.assert_close(fast.decode(z_aux, z_rec, eps), one, rtol=0, atol=0)

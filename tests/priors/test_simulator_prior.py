@@ -8,7 +8,7 @@ import torch
 from pyro import poutine
 
 from invprior.model import DisentangledPrior
-from invprior.priors import GridSpec, SimulatorPrior, load, save
+from invprior.priors import GridSpec, SimulatorPrior
 from invprior.priors.simulate import SOURCE_PARAMETERS, simulate_sources
 from invprior.sites import AUX_NOISE, FIELD, Z_AUX, Z_REC
 
@@ -78,15 +78,6 @@ def test_decode_gradients_in_float64():
     factors, _ = _factors(gen, 2, seed=1)
     z_aux, z_rec = (z.detach().requires_grad_(True) for z in gen.latents(factors))
     assert torch.autograd.gradcheck(gen.decode, (z_aux, z_rec))
-
-
-def test_save_and_load_round_trip(tmp_path):
-    gen = SimulatorPrior(GRID)
-    save(gen, tmp_path / "exact")
-    loaded = load(tmp_path / "exact")
-    assert type(loaded) is SimulatorPrior and loaded.grid == GRID
-    z_aux, z_rec = gen.latents(_factors(gen, 2)[0])
-    assert torch.equal(loaded.decode(z_aux, z_rec), gen.decode(z_aux, z_rec))
 
 
 def test_tau_zero_prior_has_no_link_noise_and_draws_the_simulators_factors():
