@@ -22,7 +22,14 @@ Metrics, with :math:`\bar x` the posterior mean field and :math:`x^\star` the tr
   summed over the chains (a study's JSON line adds ``pde_solves`` and ``wall_s`` of the
   whole study, see :func:`invprior.study.run_study`);
 - ``gp_rel_l2_error`` and ``gp_coverage_90``: the same two field scores of the Gaussian
-  baseline, when the tree has a ``baseline`` group (see :func:`invprior.study.gp_baseline`).
+  baseline, when the tree has a ``baseline`` group (see :func:`invprior.study.gp_baseline`);
+- ``ppc_coverage_90`` and ``ppc_p_values``: posterior predictive checks against the data
+  (:func:`predictive_checks`), with or without a truth;
+- ``noise_std_posterior``: mean, sd and 90% HDI of the noise std where it is a site
+  (an unknown noise level); the site then also counts in ``ess_min`` and ``rhat_max``.
+
+The truth-based scores (``rel_l2_error``, ``coverage_90``, ``named_*``, ``gp_*``) are
+left out when the tree holds no truth (a study on measured data); nothing else needs it.
 
 The metrics are written as strict JSON (:func:`invprior.fileio.json_text`): a metric that
 is not finite, such as ``rhat_max`` of a single chain, is ``null``, and a sibling
@@ -41,7 +48,7 @@ from matplotlib.figure import Figure
 
 from .diagnostics import field_summary, sampling_checks, summarize_named, summarize_residual
 from .fileio import json_text, save_figure, write_json, write_text
-from .sites import FIELD, OBS, Z_REC
+from .sites import FIELD, NOISE_STD, OBS, Z_REC
 
 __all__ = [
     "BASELINE",
@@ -50,6 +57,7 @@ __all__ = [
     "plot_fields",
     "plot_pair",
     "plot_traces",
+    "predictive_checks",
     "study_metrics",
     "text_summary",
     "write_report",
@@ -114,6 +122,45 @@ def field_scores(maps: dict[str, np.ndarray], prefix: str) -> dict[str, float]:
     }
 
 
+#: Statistics of the data vector whose posterior predictive p-values the report gives.
+PPC_STATISTICS = {"mean": np.mean, "std": np.std, "min": np.min, "max": np.max}
+
+
+def predictive_checks(tree: xr.DataTree) -> dict[str, object]:
+    r"""Posterior predictive checks of the observed data :math:`y` against replicates.
+
+    ``ppc_coverage_90`` is the share of observations inside the pointwise 5-95% band of
+    the replicated data :math:`y^{rep}` (about 0.9 when the model fits); ``ppc_p_values``
+    maps each statistic :math:`T` of :data:`PPC_STATISTICS` (over the sensors) to the
+    posterior predictive p-value :math:`P(T(y^{rep}) \ge T(y) \mid y)`: values near 0
+    or 1 say the model does not reproduce that feature of the data.
+
+    Args:
+        tree: A DataTree with ``observed_data`` and ``posterior_predictive`` groups.
+
+    Returns:
+        ``{"ppc_coverage_90": float, "ppc_p_values": {name: float}}``, or ``{}`` when the
+        tree has no replicated data.
+    """
+    if "posterior_predictive" not in tree.children:
+        return {}
+    obs = tree["observed_data"][OBS].values
+    rep = tree["posterior_predictive"][OBS].values.reshape(-1, obs.size)
+    lo, hi = np.quantile(rep, [0.05, 0.95], axis=0)
+    return {
+        "ppc_coverage_90": float(((lo <= obs) & (obs <= hi)).mean()),
+        "ppc_p_values": {
+            name: float((stat(rep, axis=1) >= stat(obs)).mean())
+            for name, stat in PPC_STATISTICS.items()
+        },
+    }
+
+
+def _noise_site(tree: xr.DataTree) -> bool:
+    """Whether the noise std is a site of the posterior (an unknown noise level)."""
+    return NOISE_STD in tree["posterior"].data_vars
+
+
 def study_metrics(tree: xr.DataTree) -> dict[str, object]:
     """The study's headline numbers (see the module docstring); truth-based ones need truth.
 
@@ -125,6 +172,8 @@ def study_metrics(tree: xr.DataTree) -> dict[str, object]:
     """
     names = _names(tree)
     tables = [summarize_residual(tree)] + ([summarize_named(tree)] if names else [])
+    if _noise_site(tree):
+        tables.append(noise := summarize_named(tree, [NOISE_STD]))
     ess = min(float(t["ess_bulk"].min()) for t in tables)
     rhat = max(float(t["r_hat"].max()) for t in tables)
     chains = json.loads(tree.attrs["chain_stats"])
@@ -138,7 +187,13 @@ def study_metrics(tree: xr.DataTree) -> dict[str, object]:
         ),
         "sampling_wall_s": sum(c["wall_s"] for c in chains),
         "checks": sampling_checks(tree),
+        **predictive_checks(tree),
     }
+    if _noise_site(tree):
+        row = noise.loc[NOISE_STD]
+        metrics["noise_std_posterior"] = {
+            k: float(row[k]) for k in ("mean", "sd", "hdi90_lb", "hdi90_ub")
+        }
     maps = field_maps(tree)
     if "truth" in maps:
         metrics.update(field_scores(maps, "posterior"))
@@ -163,6 +218,11 @@ def text_summary(tree: xr.DataTree) -> str:
     if names:
         parts += ["", "Named parameters (90% HDI):", summarize_named(tree).to_string()]
     parts += ["", "Residual block z_rec:", summarize_residual(tree).to_string()]
+    if _noise_site(tree):
+        noise = summarize_named(tree, [NOISE_STD]).to_string()
+        parts += ["", "Noise std (unknown, sampled; 90% HDI):", noise]
+    if "truth" not in field_maps(tree):
+        parts += ["", "No truth: measured data, so no error metrics; see the ppc_* checks."]
     if BASELINE in tree.children:
         attrs = tree[BASELINE].attrs
         parts += [

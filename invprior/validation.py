@@ -17,7 +17,7 @@ import math
 import types
 import typing
 
-__all__ = ["InputError", "check_field_types", "config_from_table"]
+__all__ = ["InputError", "check_field_types", "check_value", "config_from_table"]
 
 
 class InputError(ValueError):
@@ -74,6 +74,18 @@ def _check_value(value: object, kind: object, where: str) -> object:
     if isinstance(kind, type) and not isinstance(value, kind):
         raise InputError(f"{where} must be {_type_name(kind)}, got {value!r}")
     return value
+
+
+def check_value(value: object, kind: object, where: str) -> object:
+    """``value`` read as the annotation ``kind``, as :func:`check_field_types` reads a field.
+
+    For values inside a field, such as the entries of a table-valued one; ``where``
+    names the value in messages (``"[pde.robin] 2"``).
+
+    Raises:
+        InputError: ``value`` is not of ``kind``, or is a non-finite number.
+    """
+    return _check_value(value, kind, where)
 
 
 def check_field_types(config: object, table: str | None = None) -> None:

@@ -271,3 +271,125 @@ def test_compare_runs_studies_on_the_same_data(tiny_prior, tiny_flow, tmp_path, 
     assert main(["compare", str(a), str(c), "--out", str(out)]) == 2
     assert "[noise] of noisy differs from aux's" in capsys.readouterr().err
     assert main(["compare", str(a), "--out", str(out)]) == 2
+
+
+@pytest.mark.dolfinx
+@pytest.mark.skip_in_parallel
+def test_own_data_and_physics_with_unknown_noise(tiny_prior, tmp_path, capsys, monkeypatch):
+    """[data] from a CSV (a simulated truth's data), [pde] form, [noise] prior, end to end."""
+    from mpi4py import MPI
+
+    import xarray as xr
+    from user_problem import data_toml, write_user_problem
+
+    from invprior.sites import NOISE_STD
+    from invprior.study import build_study
+
+    case = tmp_path / "case"
+    case.mkdir()
+    truth = write_user_problem(case, tiny_prior, MPI.COMM_WORLD)
+    assert type(truth.model).__name__ == "AffineVariationalProblem" and truth.linear
+    (case / "study.toml").write_text(data_toml(tiny_prior, tmp_path / "out"))
+    # the data study reads back the truth study's sensors and data, on the same physics
+    config = StudyConfig.from_toml(case / "study.toml")
+    assert config.truth is None and config.data.file == str(case / "data.csv")
+    setup = build_study(config, MPI.COMM_WORLD)
+    assert setup.truth is None and setup.noise_std == 0.02
+    np.testing.assert_array_equal(setup.data.numpy(), truth.data.numpy())
+    np.testing.assert_array_equal(setup.model.sensors.points, truth.model.sensors.points)
+    probe = torch.full((16, 16), 0.3, dtype=torch.float64)
+    np.testing.assert_allclose(setup.forward(probe), truth.forward(probe), rtol=1e-12)
+    # through the command, from another working directory: paths resolve against the TOML
+    (case / "study.toml").write_text(
+        data_toml(tiny_prior, tmp_path / "out", noise='prior = "halfnormal"\nscale = 0.05')
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "case/study.toml"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert not {"rel_l2_error", "coverage_90", "named_abs_error", "gp_rel_l2_error"} & set(metrics)
+    assert metrics["noise_std"] is None and metrics["pde_solves"] > 0
+    posterior = metrics["noise_std_posterior"]
+    assert 0 < posterior["hdi90_lb"] <= posterior["mean"] <= posterior["hdi90_ub"]
+    assert 0 <= metrics["ppc_coverage_90"] <= 1
+    assert set(metrics["ppc_p_values"]) == {"mean", "std", "min", "max"}
+    out = tmp_path / "out"
+    tree = xr.open_datatree(out / "posterior.nc")
+    assert tree["posterior"][NOISE_STD].shape == (2, 6)
+    assert not [v for v in tree["constant_data"].data_vars if v.startswith("true_")]
+    # the report's numbers are those of the posterior: the predictive band's coverage
+    obs = tree["observed_data"]["obs"].values
+    rep = tree["posterior_predictive"]["obs"].values.reshape(-1, obs.size)
+    lo, hi = np.quantile(rep, [0.05, 0.95], axis=0)
+    assert metrics["ppc_coverage_90"] == float(((lo <= obs) & (obs <= hi)).mean())
+    assert metrics["ppc_p_values"]["max"] == float((rep.max(1) >= obs.max()).mean())
+    assert posterior["mean"] == pytest.approx(float(tree["posterior"][NOISE_STD].mean()))
+    summary = (out / "summary.txt").read_text()
+    assert "Noise std (unknown, sampled" in summary and "No truth: measured data" in summary
+    files = {p.name for p in out.iterdir()}
+    assert {"posterior.nc", "fields.png", "pair.png", "traces.png", "fields.xdmf"} <= files
+    names = {a.get("Name") for a in ET.parse(out / "fields.xdmf").getroot().iter("Attribute")}
+    assert names == {f"posterior_{k}" for k in ("mean", "std", "q05", "q95")}
+    assert main(["report", str(out)]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["ppc_p_values"] == metrics["ppc_p_values"]
+
+
+@pytest.mark.dolfinx
+@pytest.mark.skip_in_parallel
+def test_noise_std_per_observation(tiny_prior, tmp_path, capsys):
+    """A [noise] std list (one per sensor) and a std column set the likelihood's std."""
+    from mpi4py import MPI
+
+    from user_problem import data_toml, write_user_problem
+
+    from invprior.study import build_study
+
+    stds = [0.01 * (k + 1) for k in range(9)]
+    text = study_toml(tiny_prior, tmp_path / "out", baseline=False)
+    text = text.replace("relative = 0.05", f"std = {stds}")
+    setup = build_study(StudyConfig.from_dict(tomllib.loads(text)), MPI.COMM_WORLD)
+    np.testing.assert_array_equal(setup.measured.likelihood.noise_std.numpy(), stds)
+    # the data are the clean observations plus the per-sensor std times the seeded draw
+    clean = setup.forward(torch.as_tensor(setup.truth["field"])).numpy()
+    draw = np.random.default_rng(0).standard_normal(9)
+    np.testing.assert_array_equal(setup.data.numpy(), clean + np.asarray(stds) * draw)
+    config = tmp_path / "study.toml"
+    config.write_text(text)
+    assert main(["run", str(config)]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["noise_std"] == stds and "rel_l2_error" in metrics
+    case = tmp_path / "case"
+    case.mkdir()
+    write_user_problem(case, tiny_prior, MPI.COMM_WORLD, std_column=True)
+    config = StudyConfig.from_dict(tomllib.loads(data_toml(tiny_prior, noise="")), base=case)
+    setup = build_study(config, MPI.COMM_WORLD)
+    np.testing.assert_array_equal(setup.measured.likelihood.noise_std.numpy(), [0.02] * 9)
+
+
+def test_readme_recipe_is_the_worked_example():
+    """The README's TOML and CSV are the example's files, and the example's config loads."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    section = (root / "README.md").read_text().split("### Your own data and physics", 1)[1]
+    toml = re.findall(r"```toml\n(.*?)```", section, flags=re.S)[0]
+    example = root / "examples" / "own_problem"
+    assert toml == (example / "study.toml").read_text()
+    head = re.findall(r"```csv\n(.*?)\.\.\.\n```", section, flags=re.S)[0]
+    assert head in (example / "data.csv").read_text()
+    config = StudyConfig.from_toml(example / "study.toml")
+    assert config.data.file == str(example / "data.csv")
+    assert config.pde.form == f"{example / 'physics.py'}:residual"
+    assert config.pde.dirichlet == {1: 0.0} and config.pde.robin == {2: (5.0, 0.0)}
+    assert config.baseline_simulator is None and config.noise.prior == "halfnormal"
+
+
+@pytest.mark.dolfinx
+@pytest.mark.skip_in_parallel
+def test_worked_example_passes_the_checks():
+    from mpi4py import MPI
+
+    from invprior.study.setup import check_study
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "own_problem"
+    check_study(StudyConfig.from_toml(example / "study.toml"), MPI.COMM_WORLD)

@@ -51,7 +51,7 @@ def data_differences(configs: dict) -> list[str]:
     first_name, first = next(iter(configs.items()))
     problems = []
     for name, config in configs.items():
-        for table in ("mesh", "sensors", "noise", "truth"):
+        for table in ("mesh", "sensors", "noise", "truth", "data"):
             if getattr(config, table) != getattr(first, table):
                 problems.append(f"[{table}] of {name} differs from {first_name}'s")
         for key in ("kind", "kappa", "source"):

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 """``invprior run CONFIG.toml``: a whole inverse study from one configuration file.
 
-Builds the mesh, PDE, sensors, prior and synthetic data the file describes, runs MAP then
-MCMC and the Gaussian baseline on the same data, writes ``posterior.nc`` (ArviZ
+Builds the mesh, PDE, sensors, prior and data the file describes (a synthetic truth from
+``[truth]``, or measured observations from a ``[data]`` file), runs MAP then MCMC and the
+Gaussian baseline on the same data, writes ``posterior.nc`` (ArviZ
 DataTree), figures, ``summary.txt``, ``metrics.json`` and ``fields.xdmf`` (+ ``.h5``, for
 ParaView) into the output folder, prints the summary and, as the last line, one JSON
 object with the study's metrics. Runs under ``mpiexec`` too (rank 0 prints): by default
@@ -37,12 +38,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="run a whole inverse study from a TOML file",
         description=(
             "Run the study described by CONFIG.toml (tables mesh, pde, sensors, noise, "
-            "approximation_error, prior, truth, map, mcmc, baseline, output; see "
-            "invprior.study). Writes posterior.nc, the report and linearised-prior "
+            "approximation_error, prior, truth or data, map, mcmc, baseline, output; see "
+            "invprior.study; relative paths of [data] file and [pde] form are relative to "
+            "CONFIG.toml). Writes posterior.nc, the report and linearised-prior "
             "figures, summary.txt, metrics.json and fields.xdmf (+ fields.h5, for ParaView) "
             "into the output folder; the last line printed is one JSON object (rel_l2_error, "
-            "named_abs_error, coverage_90, ess_min, rhat_max, divergences, pde_solves, wall_s "
-            "and, with the Gaussian baseline, gp_rel_l2_error and gp_coverage_90)."
+            "named_abs_error, coverage_90, ess_min, rhat_max, divergences, ppc_coverage_90, "
+            "ppc_p_values, pde_solves, wall_s and, with the Gaussian baseline, "
+            "gp_rel_l2_error and gp_coverage_90; a study on [data] has no error metrics)."
         ),
     )
     p.add_argument("config", type=Path, metavar="CONFIG.toml", help="study configuration")

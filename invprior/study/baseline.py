@@ -25,13 +25,13 @@ def baseline_seed(config: StudyConfig, generator: Generator) -> tuple[int, str]:
     """Seed of the baseline's simulator draws, and where it comes from.
 
     ``[baseline] seed`` when set, else the seed of the generator's training data
-    (:attr:`~invprior.priors.Generator.training_data`) when it came from the study's
-    simulator, else 0.
+    (:attr:`~invprior.priors.Generator.training_data`) when it came from the baseline's
+    simulator (:attr:`StudyConfig.baseline_simulator`), else 0.
     """
     if config.baseline.seed is not None:
         return config.baseline.seed, "[baseline] seed"
     data = generator.training_data
-    if data.get("simulator") == config.truth.simulator and "seed" in data:
+    if data.get("simulator") == config.baseline_simulator and "seed" in data:
         return int(data["seed"]), "the generator's training data"
     return 0, "default: the generator records no training seed for this simulator"
 

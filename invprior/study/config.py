@@ -17,14 +17,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..infer import MapConfig, MCMCConfig
-from ..validation import InputError, check_field_types, config_from_table
+from ..validation import InputError, check_field_types, check_value, config_from_table
 
 __all__ = [
     "MIN_TOTAL_DRAWS",
     "SIMULATORS",
     "ApproximationErrorConfig",
     "BaselineConfig",
+    "DataConfig",
     "MeshConfig",
+    "NOISE_PRIORS",
+    "SIDES",
     "NoiseConfig",
     "PDEConfig",
     "PriorConfig",
@@ -35,6 +38,13 @@ __all__ = [
 
 #: Simulators ``[truth] simulator`` may name (those of :func:`invprior.priors.simulate.simulate`).
 SIMULATORS = ("source", "conductivity")
+
+#: Priors ``[noise] prior`` may name for an unknown noise std, each with one ``scale``.
+NOISE_PRIORS = ("halfnormal", "halfcauchy")
+
+#: Facet tags of the generator's box, the keys of ``[pde.dirichlet]``, ``[pde.neumann]``
+#: and ``[pde.robin]``: side by tag.
+SIDES = {1: "left (x = xmin)", 2: "right (x = xmax)", 3: "bottom (y = ymin)", 4: "top (y = ymax)"}
 
 #: Fewest draws over all chains a study accepts: the block correlation of the posterior
 #: (:func:`invprior.block_correlation.block_correlation`) needs this many.
@@ -47,6 +57,12 @@ def _at_least(config: object, minimum: int, *names: str) -> None:
         value = getattr(config, name)
         if value < minimum:
             raise InputError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _check_simulator(simulator: str | None) -> None:
+    """InputError unless ``simulator`` is None or one of :data:`SIMULATORS`."""
+    if simulator is not None and simulator not in SIMULATORS:
+        raise InputError(f"simulator must be one of {list(SIMULATORS)}, got {simulator!r}")
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,19 @@ class PDEConfig:
         solver: ``"direct"`` (MUMPS Cholesky, the default) or ``"iterative"`` (CG with
             GAMG, tolerances tight enough for a Taylor rate of 2); the iterative solver
             scales better over ranks on big meshes (``docs/scaling.md``).
+        form: A user's residual form instead of ``kind``: ``"path/to/physics.py:name"``,
+            the function ``name(u, m, v) -> ufl.Form`` of that file
+            (:class:`invprior.pde.VariationalProblem`); a relative path is relative to the
+            TOML file. ``kind``, ``kappa`` and ``source`` do not apply then, and ``dense``
+            None means dense when the form's map is affine.
+        dirichlet: With ``form``, ``{tag: g}``: :math:`u = g` on the side ``tag`` of the
+            generator's box (:data:`SIDES`: 1 left, 2 right, 3 bottom, 4 top). Written
+            ``[pde.dirichlet]`` then ``1 = 0.0``. When no boundary table is given,
+            :math:`u = 0` on the whole boundary; when some are, sides named by none get
+            the form's natural condition (zero conormal flux).
+        neumann: With ``form``, ``{tag: g}``: the form's conormal flux equals ``g``.
+        robin: With ``form``, ``{tag: [alpha, g]}``: the flux equals
+            :math:`\alpha (g - u)`, ``alpha > 0``.
     """
 
     kind: str = "source"
@@ -88,9 +117,14 @@ class PDEConfig:
     source: float = 1.0
     dense: bool | None = None
     solver: str = "direct"
+    form: str | None = None
+    dirichlet: dict | None = None
+    neumann: dict | None = None
+    robin: dict | None = None
 
     def __post_init__(self) -> None:
         check_field_types(self)
+        self._check_form()
         if self.kind not in ("source", "conductivity"):
             raise InputError(f"kind must be 'source' or 'conductivity', got {self.kind!r}")
         if self.solver not in ("direct", "iterative"):
@@ -106,9 +140,57 @@ class PDEConfig:
                 "nonlinear in the field, so it has no fixed observation matrix"
             )
 
+    def _check_form(self) -> None:
+        """Check ``form`` and the boundary tables, and store the tags as ints."""
+        tables = {"dirichlet": self.dirichlet, "neumann": self.neumann, "robin": self.robin}
+        if self.form is None:
+            if given := [name for name, table in tables.items() if table is not None]:
+                raise InputError(
+                    f"{', '.join(given)} (boundary data of a user's form) given, but form is "
+                    f"not set; the built-in kinds have u = 0 on the whole boundary"
+                )
+            return
+        path, _, name = self.form.rpartition(":")
+        if not (path.strip() and name.strip() and path.endswith(".py")):
+            raise InputError(f"form must be 'path/to/physics.py:function', got {self.form!r}")
+        if self.kind != "source":
+            raise InputError(f"form and kind = {self.kind!r} are both set; keep one of them")
+        sides: dict[int, str] = {}
+        for table, values in tables.items():
+            if values is None:
+                continue
+            parsed = {}
+            for key, value in values.items():
+                where = f"{table}.{key}"  # [pde.dirichlet] 1 = g is [pde] dirichlet.1 = g
+                tag = int(key) if str(key).strip().isdigit() else None
+                if tag not in SIDES:
+                    raise InputError(
+                        f"{where}: the keys are facet tags of the generator's box, "
+                        f"{', '.join(f'{k} {v}' for k, v in SIDES.items())}; got {key!r}"
+                    )
+                if tag in sides:
+                    raise InputError(
+                        f"{where}: side {tag} already has a condition in {sides[tag]}; give "
+                        "each side one condition"
+                    )
+                sides[tag] = table
+                kind = tuple[float, ...] if table == "robin" else float
+                value = check_value(value, kind, where)
+                if table == "robin" and (len(value) != 2 or not value[0] > 0):
+                    raise InputError(
+                        f"{where} must be [alpha, g] with alpha > 0 (flux alpha (g - u)), "
+                        f"got {list(value)}"
+                    )
+                parsed[tag] = value
+            object.__setattr__(self, table, parsed)
+
     @property
     def use_dense(self) -> bool:
-        """Whether the forward model uses the dense observation map."""
+        """Whether a built-in kind's forward model uses the dense observation map.
+
+        With ``form``, ``dense`` None is decided when the problem is built (dense when the
+        form's map is affine).
+        """
         return self.kind == "source" if self.dense is None else self.dense
 
 
@@ -125,11 +207,25 @@ class SensorConfig:
 
 @dataclass(frozen=True)
 class NoiseConfig:
-    """Noise std: ``std`` if given, else ``relative * max |F(truth)|``; both positive."""
+    """The measurement noise: a known std, or an unknown one with a prior.
+
+    Attributes:
+        relative: With a synthetic truth and no ``std``: the std is
+            ``relative * max |F(truth)|``.
+        std: Known noise std, one number or one per observation (a list as long as the
+            data); positive.
+        seed: Seed of the synthetic noise draw (with ``[truth]`` only).
+        prior: An unknown noise std, sampled with the rest (the site ``noise_std``):
+            ``"halfnormal"`` or ``"halfcauchy"`` (:data:`NOISE_PRIORS`) with ``scale``.
+            Excludes ``std``. With ``[truth]`` the data are still drawn with the known std.
+        scale: Scale of ``prior``, positive, in the data's units.
+    """
 
     relative: float = 0.01
-    std: float | None = None
+    std: float | tuple[float, ...] | None = None
     seed: int = 0
+    prior: str | None = None
+    scale: float | None = None
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -137,11 +233,27 @@ class NoiseConfig:
             raise InputError(
                 f"relative must be > 0 (noise std / max |F(truth)|), got {self.relative}"
             )
-        if self.std is not None and not self.std > 0:
+        stds = self.std if isinstance(self.std, tuple) else (self.std,)
+        if self.std == () or any(s is not None and not s > 0 for s in stds):
             raise InputError(
-                f"std must be > 0 or left out (then relative is used), got {self.std}"
+                f"std must be > 0 (a number or a list of one per observation) or left out, "
+                f"got {list(self.std) if isinstance(self.std, tuple) else self.std}"
             )
         _at_least(self, 0, "seed")
+        if self.prior is None:
+            if self.scale is not None:
+                raise InputError("scale is the scale of [noise] prior, which is not set")
+            return
+        if self.prior not in NOISE_PRIORS:
+            raise InputError(f"prior must be one of {list(NOISE_PRIORS)}, got {self.prior!r}")
+        if self.std is not None:
+            raise InputError(
+                "prior (an unknown noise std) and std (a known one) are both set; keep one"
+            )
+        if self.scale is None or not self.scale > 0:
+            raise InputError(
+                f"prior = {self.prior!r} needs scale > 0 (in the data's units), got {self.scale}"
+            )
 
 
 @dataclass(frozen=True)
@@ -191,11 +303,29 @@ class TruthConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self)
-        if self.simulator not in SIMULATORS:
-            raise InputError(
-                f"simulator must be one of {list(SIMULATORS)}, got {self.simulator!r}"
-            )
+        _check_simulator(self.simulator)
         _at_least(self, 0, "seed", "index")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Measured observations (``[data]``), in place of a synthetic ``[truth]``.
+
+    Attributes:
+        file: The observation file, ``.csv`` or ``.npz`` with columns ``x``, ``y``,
+            ``value`` and optionally ``std`` (:mod:`invprior.data`); a relative path is
+            relative to the TOML file. The sensors are the file's positions; the noise
+            std is its ``std`` column, ``[noise] std`` or ``[noise] prior`` (exactly one).
+    """
+
+    file: str = ""
+
+    def __post_init__(self) -> None:
+        check_field_types(self)
+        if not self.file.strip():
+            raise InputError(
+                "file must name an observation file (.csv or .npz, see invprior.data), got ''"
+            )
 
 
 @dataclass(frozen=True)
@@ -203,7 +333,10 @@ class BaselineConfig:
     """The "oracle" Gaussian-field baseline run on the same data (:func:`gp_baseline`).
 
     Attributes:
-        enabled: Run the baseline.
+        enabled: Run the baseline (true needs a simulator, the truth's or ``simulator``,
+            and a known noise std); None (the default) runs it when it can, that is with
+            a simulator and without ``[noise] prior``
+            (:attr:`StudyConfig.baseline_simulator`).
         num_fields: Simulator draws (of the truth's simulator) whose empirical mean and
             covariance define the Gaussian prior.
         seed: Seed of those draws; None means the seed of the generator's training data
@@ -213,16 +346,21 @@ class BaselineConfig:
         max_iterations: Optimiser iterations of the baseline's MAP (the other settings,
             restarts included, are those of ``[map]``); enough to converge on its quadratic
             objective for a linear forward model.
+        simulator: Simulator of the draws (one of :data:`SIMULATORS`); None means the
+            truth's. A study on measured data (``[data]``) has no truth, so its baseline
+            runs only with a simulator named here.
     """
 
-    enabled: bool = True
+    enabled: bool | None = None
     num_fields: int = 2000
     seed: int | None = None
     variance_fraction: float = 0.999
     max_iterations: int = 500
+    simulator: str | None = None
 
     def __post_init__(self) -> None:
         check_field_types(self)
+        _check_simulator(self.simulator)
         _at_least(self, 2, "num_fields")
         _at_least(self, 1, "max_iterations")
         if self.seed is not None:
@@ -243,15 +381,19 @@ class ApproximationErrorConfig:
         refine_steps: L-BFGS iterations moving each encoder mean towards the least-squares
             projection onto the generator's range before the error is taken (0: encoder
             means, which also count the encoder's amortisation gap as error).
+        simulator: Simulator of the draws; None means the truth's (required with
+            ``[data]``, which has no truth).
     """
 
     enabled: bool = False
     num_fields: int = 1000
     seed: int = 1
     refine_steps: int = 0
+    simulator: str | None = None
 
     def __post_init__(self) -> None:
         check_field_types(self)
+        _check_simulator(self.simulator)
         _at_least(self, 2, "num_fields")
         _at_least(self, 0, "seed", "refine_steps")
 
@@ -296,7 +438,17 @@ _TABLES = {
     "mesh": MeshConfig, "pde": PDEConfig, "sensors": SensorConfig, "noise": NoiseConfig,
     "prior": PriorConfig, "truth": TruthConfig, "map": MapConfig, "mcmc": MCMCConfig,
     "baseline": BaselineConfig, "approximation_error": ApproximationErrorConfig,
+    "data": DataConfig,
 }  # fmt: skip
+#: Keys that apply to a synthetic truth only, refused next to ``[data]``: table, keys, why.
+_TRUTH_ONLY = {
+    "truth": (None, "the data are measured, so there is no synthetic truth"),
+    "sensors": (None, "the sensors are the positions in the [data] file"),
+    "noise": (("relative", "seed"), "they set the synthetic noise draw; give the noise "
+              "std as a std column of the file, [noise] std or [noise] prior"),
+}  # fmt: skip
+#: Keys of ``[pde]`` that describe a built-in kind, refused next to ``[pde] form``.
+_KIND_KEYS = ("kind", "kappa", "source")
 _STUDY_KEYS = tuple(f.name for f in fields(_StudyTable))
 
 #: Keys that moved, ``(old table, key): (new table, key, why)``; an old file gets an error
@@ -319,6 +471,40 @@ _MOVED = {
         "[map] max_iterations",
     ),
 }  # fmt: skip
+
+
+def _check_data_tables(data: dict) -> None:
+    """InputError for a synthetic-truth key next to ``[data]``, or a kind's next to a form."""
+    if "data" in data:
+        for table, (keys, why) in _TRUTH_ONLY.items():
+            given = sorted(
+                data.get(table, {}) if keys is None else set(keys) & set(data.get(table, {}))
+            )
+            if table in data and (keys is None or given):
+                what = f"[{table}]" if keys is None else f"[{table}] {', '.join(given)}"
+                raise InputError(f"{what} and [data] are both given: {why}; remove {what}")
+    pde = data.get("pde", {})
+    if "form" in pde and (given := [k for k in _KIND_KEYS if k in pde]):
+        raise InputError(
+            f"[pde] form and [pde] {', '.join(given)} are both given: the user's form "
+            f"replaces the built-in kinds and their settings; remove {', '.join(given)}"
+        )
+
+
+def _resolve(data: dict, base: Path) -> dict:
+    """``data`` with the relative paths of ``[data] file`` and ``[pde] form`` under ``base``."""
+    data = {
+        name: dict(table) if isinstance(table, dict) else table for name, table in data.items()
+    }
+    file = data.get("data", {}).get("file")
+    if isinstance(file, str) and file.strip() and not Path(file).is_absolute():
+        data["data"]["file"] = str(base / file)
+    form = data.get("pde", {}).get("form")
+    if isinstance(form, str) and ":" in form:
+        path, _, name = form.rpartition(":")
+        if path.strip() and not Path(path).is_absolute():
+            data["pde"]["form"] = f"{base / path}:{name}"
+    return data
 
 
 def _check_moved(data: dict) -> None:
@@ -368,11 +554,12 @@ class StudyConfig:
     sensors: SensorConfig = field(default_factory=SensorConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     prior: PriorConfig = field(default_factory=PriorConfig)
-    truth: TruthConfig = field(default_factory=TruthConfig)
+    truth: TruthConfig | None = field(default_factory=TruthConfig)
     map: MapConfig = field(default_factory=MapConfig)
     mcmc: MCMCConfig = field(default_factory=MCMCConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     approximation_error: ApproximationErrorConfig = field(default_factory=ApproximationErrorConfig)
+    data: DataConfig | None = None
     kernel: str = "nuts"
     seed: int = 0
     parallel_chains: bool = False
@@ -392,21 +579,78 @@ class StudyConfig:
                 f"block correlation needs that many draws), got {self.mcmc.num_samples} * "
                 f"{self.mcmc.num_chains} = {draws}; raise num_samples or num_chains"
             )
-        if self.approximation_error.enabled and self.approximation_error.seed == self.truth.seed:
+        if (self.data is None) == (self.truth is None):
+            raise InputError(
+                "a study has either [truth] (synthetic data) or [data] (measured data), got "
+                f"{'both' if self.data is not None else 'neither'}"
+            )
+        truth_seed = self.truth.seed if self.truth is not None else None
+        approx = self.approximation_error
+        if approx.enabled and approx.seed == truth_seed:
             raise InputError(
                 "[approximation_error] seed equals [truth] seed: the error moments would be "
                 "estimated on the truth itself; pick another seed"
             )
+        if approx.enabled and self.approximation_simulator is None:
+            raise InputError(
+                "[approximation_error] needs the simulator of its draws: a study on [data] "
+                "has no truth to take it from; set [approximation_error] simulator"
+            )
+        if approx.enabled and self.noise.prior is not None:
+            raise InputError(
+                "[approximation_error] is enabled with [noise] prior: the enhanced noise "
+                "model needs a known noise std; give [noise] std or disable it"
+            )
         baseline = self.baseline
-        if baseline.enabled and baseline.seed is not None and baseline.seed == self.truth.seed:
+        if baseline.enabled and self._baseline_blocker():
+            raise InputError(f"[baseline] enabled = true, but {self._baseline_blocker()}")
+        if self.baseline_simulator and baseline.seed is not None and baseline.seed == truth_seed:
             raise InputError(
                 "[baseline] seed equals [truth] seed: the baseline's Gaussian would be "
                 "estimated from draws that include the truth; pick another seed or leave it out"
             )
 
+    def _baseline_blocker(self) -> str | None:
+        """Why the baseline cannot run, or None."""
+        if self.baseline.simulator is None and self.truth is None:
+            return (
+                "a study on [data] has no truth whose simulator the baseline could draw "
+                "from; set [baseline] simulator or disable the baseline"
+            )
+        if self.noise.prior is not None:
+            return (
+                "the baseline needs a known noise std and [noise] prior makes it unknown; "
+                "give [noise] std or set [baseline] enabled = false"
+            )
+        return None
+
+    @property
+    def baseline_simulator(self) -> str | None:
+        """Simulator of the Gaussian baseline's draws, or None when the baseline does not run.
+
+        ``[baseline] simulator``, else the truth's. ``[baseline] enabled`` None runs the
+        baseline whenever it can (a simulator and a known noise std).
+        """
+        if self.baseline.enabled is False or self._baseline_blocker():
+            return None
+        return self.baseline.simulator or self.truth.simulator
+
+    @property
+    def approximation_simulator(self) -> str | None:
+        """Simulator of the approximation error's draws: its own, else the truth's."""
+        if self.approximation_error.simulator is not None:
+            return self.approximation_error.simulator
+        return self.truth.simulator if self.truth is not None else None
+
     @classmethod
-    def from_dict(cls, data: dict) -> StudyConfig:
+    def from_dict(cls, data: dict, base: str | Path | None = None) -> StudyConfig:
         """Build from the parsed TOML tables.
+
+        Args:
+            data: The tables.
+            base: Folder that relative paths of ``[data] file`` and ``[pde] form`` are
+                relative to (the TOML file's); None leaves them relative to the working
+                directory.
 
         Raises:
             InputError: An unknown table or key, a table given as a plain value, or a
@@ -422,6 +666,9 @@ class StudyConfig:
                     f"{name} = {table!r}"
                 )
         _check_moved(data)
+        _check_data_tables(data)
+        if base is not None:
+            data = _resolve(data, Path(base))
         mcmc = dict(data.get("mcmc", {}))
         known_mcmc = sorted({f.name for f in fields(MCMCConfig)} | {"kernel"})
         if bad := sorted(set(mcmc) - set(known_mcmc)):
@@ -433,7 +680,12 @@ class StudyConfig:
         built = {
             name: config_from_table(kind, mcmc if name == "mcmc" else data.get(name, {}), name)
             for name, kind in _TABLES.items()
+            if name not in ("data", "truth") or name in data
         }
+        if "data" not in data:
+            built["truth"] = built.get("truth", TruthConfig())
+        else:
+            built["truth"] = None
         return cls(
             **built,
             kernel=kernel.kernel,
@@ -449,7 +701,8 @@ class StudyConfig:
         Raises:
             InputError: The file is missing, unreadable or not valid TOML (the message
                 gives the line and column), or a value is bad; every message starts with
-                the file's path.
+                the file's path. Relative paths of ``[data] file`` and ``[pde] form`` are
+                relative to the file's folder.
         """
         try:
             with open(path, "rb") as f:
@@ -465,6 +718,6 @@ class StudyConfig:
         except UnicodeDecodeError as err:
             raise InputError(f"{path}: not UTF-8 text, so not a TOML file: {err}") from err
         try:
-            return cls.from_dict(data)
+            return cls.from_dict(data, base=Path(path).parent)
         except InputError as err:
             raise InputError(f"{path}: {err}") from err

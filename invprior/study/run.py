@@ -7,6 +7,8 @@ import dataclasses
 import time
 from pathlib import Path
 
+import numpy as np
+
 from .. import infer, linearised
 from ..block_correlation import block_correlation, plot_block_correlation
 from ..collective import on_root, staged_folder
@@ -35,7 +37,7 @@ def run_study(
     write: bool = True,
     checkpoint: infer.checkpoint.SamplingCheckpoint | None = None,
 ) -> dict[str, object]:
-    """Run a study: truth, data, MAP, MCMC, the Gaussian baseline, DataTree and report.
+    """Run a study: truth or measured data, MAP, MCMC, the baseline, DataTree and report.
 
     Collective on ``comm``. With ``config.parallel_chains`` off, the mesh is distributed
     over all ranks of ``comm`` and the chains run one after another. With it on, ``comm``
@@ -65,12 +67,19 @@ def run_study(
             (:class:`invprior.infer.checkpoint.SamplingCheckpoint`); with chains on rank
             groups each group's root writes its own chains.
 
+    A study on measured data (``[data]``) has no truth: its metrics hold no error
+    scores, and its baseline runs only with ``[baseline] simulator``
+    (:attr:`StudyConfig.baseline_simulator`).
+
     Returns:
         The metrics of :func:`invprior.report.study_metrics` (with ``gp_rel_l2_error`` and
-        ``gp_coverage_90`` when the baseline runs), plus ``wall_s`` and ``pde_solves`` of
-        the whole study (truth, MAP, sampling, predictive checks, baseline; solves summed
-        over the rank groups; ``sampling_*`` are the sampling's alone), ``map_energy``,
-        ``noise_std``, ``approximation_error`` (whether it was used),
+        ``gp_coverage_90`` when the baseline runs against a truth), plus ``wall_s`` and
+        ``pde_solves`` of the whole study (truth, MAP, sampling, predictive checks,
+        baseline; solves summed over the rank groups; ``sampling_*`` are the sampling's
+        alone), ``map_energy``, ``noise_std`` (the known std, a number or one per
+        observation; the std the synthetic data were drawn with under ``[noise] prior``;
+        null for measured data under ``[noise] prior``, whose posterior is
+        ``noise_std_posterior``), ``approximation_error`` (whether it was used),
         ``block_correlation_max`` (largest posterior correlation between a named and a
         residual coordinate) and, when written, ``folder``.
 
@@ -124,16 +133,16 @@ def run_study(
         tree["posterior"].attrs["field"] = (
             "generator field plus a conditional draw of its approximation error"
         )
-    if config.baseline.enabled:
+    if config.baseline_simulator is not None:
         seed, seed_source = baseline_seed(config, problem.prior.generator)
         baseline = gp_baseline(
             setup.measured,
             setup.data,
-            config.truth.simulator,
+            config.baseline_simulator,
             dataclasses.replace(config.baseline, seed=seed),
             map_config=config.map,
             seed=config.seed,
-            linear=config.pde.kind == "source",
+            linear=setup.linear,
         )
         baseline.attrs["seed_source"] = seed_source
         tree[BASELINE] = baseline
@@ -143,7 +152,7 @@ def run_study(
         metrics["block_correlation_max"] = correlation.max_abs
     metrics.update(
         map_energy=start.potential_energy,
-        noise_std=std,
+        noise_std=std.tolist() if isinstance(std, np.ndarray) else std,
         approximation_error=approx is not None,
         # each rank counts its mesh's solves: sum over ranks / ranks per mesh = sum over meshes
         pde_solves=comm.allreduce(model.counter.total) // mesh_comm.size,

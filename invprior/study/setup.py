@@ -3,46 +3,237 @@
 
 from __future__ import annotations
 
+import types
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pyro.distributions as dist
 import torch
 
 from .. import priors
 from ..approximation_error import ApproximationError
 from ..bridge import DenseObservationMap, TorchForward
+from ..data import Observations, read_observations
 from ..model import DisentangledPrior, InverseProblem
 from ..parallel import chain_group
+from ..priors.arrays import reference_tensor
 from ..priors.simulate import simulate
 from ..validation import InputError
 from .config import StudyConfig
 
-__all__ = ["StudySetup", "build_study", "check_study", "load_generator", "synthetic_truth"]
+__all__ = [
+    "StudySetup",
+    "build_study",
+    "check_study",
+    "load_form",
+    "load_generator",
+    "synthetic_truth",
+]
+
+#: Pyro distribution of each ``[noise] prior``, from its ``scale``.
+_NOISE_PRIORS = {"halfnormal": dist.HalfNormal, "halfcauchy": dist.HalfCauchy}
 
 
-def _forward_model(config: StudyConfig, grid: object, comm: object) -> tuple[object, object]:
+def load_form(config: StudyConfig) -> Callable:
+    """The user's residual function named by ``[pde] form`` (``"path.py:name"``).
+
+    The file is run as a module of its own (not added to ``sys.modules``, no bytecode
+    written beside it), so it may import anything; its function is checked when the
+    problem is built
+    (:class:`invprior.pde.VariationalProblem`).
+
+    Raises:
+        InputError: The file is missing or fails to run, or has no callable ``name``.
+    """
+    path, _, name = config.pde.form.rpartition(":")
+    where = f"[pde] form = {config.pde.form!r}"
+    if not Path(path).is_file():
+        raise InputError(f"{where}: no file {path}; check the path (relative to the TOML file)")
+    module = types.ModuleType(f"invprior_user_form_{Path(path).stem}")
+    module.__file__ = path
+    try:  # compiled here rather than imported: no bytecode is written beside the file
+        exec(compile(Path(path).read_text(encoding="utf-8"), path, "exec"), module.__dict__)
+    except Exception as err:  # the user's file: any error it raises is bad input
+        raise InputError(f"{where}: running {path} failed: {type(err).__name__}: {err}") from err
+    function = module.__dict__.get(name)
+    if not callable(function):
+        found = sorted(k for k, v in module.__dict__.items() if callable(v) and k[0] != "_")
+        raise InputError(
+            f"{where}: {path} has no function {name!r}"
+            + (f"; it defines {found}" if found else "")
+        )
+    return function
+
+
+def _box_tags(mesh: object, bbox: tuple) -> object:
+    """Facet tags 1-4 of the left, right, bottom and top sides of the box ``bbox``.
+
+    The tags of ``[pde.dirichlet]`` and friends (:data:`invprior.study.config.SIDES`).
+    """
+    from ..pde import tag_boundaries
+
+    (x0, y0), (x1, y1) = bbox
+    scale = max(x1 - x0, y1 - y0)
+    near = {1: (0, x0), 2: (0, x1), 3: (1, y0), 4: (1, y1)}
+    return tag_boundaries(
+        mesh,
+        {
+            tag: (lambda x, axis=axis, at=at: np.isclose(x[axis], at, atol=1e-10 * scale))
+            for tag, (axis, at) in near.items()
+        },
+    )
+
+
+def _pde_model(
+    config: StudyConfig,
+    mesh: object,
+    points: np.ndarray | None,
+    grid: object,
+    residual: Callable | None,
+    observations: Observations | None,
+) -> object:
+    """The PDE forward model of ``config`` on ``mesh``.
+
+    Args:
+        config: The study.
+        mesh: The mesh of the generator's box.
+        points: Sensor positions, shape ``(n_obs, 2)``; None means the ``[sensors]`` grid.
+        grid: The generator's grid.
+        residual: The user's residual (``[pde] form``), or None for a built-in kind.
+        observations: The ``[data]`` observations, to name the rows of sensors outside
+            the mesh; None without ``[data]``.
+
+    Raises:
+        InputError: Sensors outside the mesh, or a residual the problem refuses.
+    """
+    from ..pde import (
+        ConductivityProblem,
+        SensorOutsideMeshError,
+        SourceProblem,
+        VariationalProblem,
+        grid_sensors,
+    )
+
+    pde = config.pde
+    points = grid_sensors(grid.bbox, config.sensors.per_side) if points is None else points
+    try:
+        if residual is not None:
+            given = any(t is not None for t in (pde.dirichlet, pde.neumann, pde.robin))
+            dirichlet = list((pde.dirichlet or {}).items()) if given else None
+            robin = [(tag, alpha, g) for tag, (alpha, g) in (pde.robin or {}).items()]
+            return VariationalProblem(
+                mesh, residual, points, grid.shape, grid.bbox,
+                dirichlet=dirichlet, neumann=list((pde.neumann or {}).items()), robin=robin,
+                facet_tags=_box_tags(mesh, grid.bbox), solver=pde.solver,
+            )  # fmt: skip
+        if pde.kind == "source":
+            return SourceProblem(
+                mesh, points, grid.shape, grid.bbox, kappa=pde.kappa, solver=pde.solver
+            )
+        return ConductivityProblem(
+            mesh, points, grid.shape, grid.bbox, source=pde.source, solver=pde.solver
+        )
+    except SensorOutsideMeshError as err:
+        if observations is None:
+            raise
+        (x0, y0), (x1, y1) = grid.bbox
+        raise InputError(
+            f"[data] file: sensors outside the mesh [{x0:g}, {x1:g}] x [{y0:g}, {y1:g}] (the "
+            f"generator's box) at {observations.where(err.indices[:10])}; move or remove them"
+        ) from err
+    except (TypeError, ValueError) as err:
+        if residual is None or isinstance(err, InputError):
+            raise
+        raise InputError(f"[pde] form = {pde.form!r} is not a valid residual: {err}") from err
+
+
+def _forward_model(
+    config: StudyConfig, grid: object, comm: object, observations: Observations | None
+) -> tuple[object, object]:
     """The PDE on a mesh of the generator's bounding box, and the forward model built on it.
 
     Returns:
         ``(model, forward)``: the PDE problem and, with ``[pde] dense``, its
         :class:`~invprior.bridge.DenseObservationMap` (built here, ``n_obs`` adjoint
         solves), else the :class:`~invprior.bridge.TorchForward` that solves at every call.
+        With ``[pde] form`` and ``dense`` unset, the dense map is used when the form's
+        map is affine.
+
+    Raises:
+        InputError: See :func:`_pde_model`, or ``dense = true`` for a form that is not
+            affine.
     """
-    from ..pde import ConductivityProblem, SourceProblem, grid_sensors, rectangle
+    from ..pde import rectangle
 
     n = config.mesh.n
     mesh = rectangle(comm, grid.bbox, (n, n))
-    sensors = grid_sensors(grid.bbox, config.sensors.per_side)
+    residual = load_form(config) if config.pde.form is not None else None
+    points = observations.points if observations is not None else None
+    model = _pde_model(config, mesh, points, grid, residual, observations)
+    return model, DenseObservationMap(model) if _dense(config, model) else TorchForward(model)
+
+
+def _dense(config: StudyConfig, model: object) -> bool:
+    """Whether the forward model of ``model`` is its dense observation map.
+
+    Raises:
+        InputError: ``[pde] dense = true`` for a form whose map is not affine.
+    """
     pde = config.pde
-    if pde.kind == "source":
-        model = SourceProblem(
-            mesh, sensors, grid.shape, grid.bbox, kappa=pde.kappa, solver=pde.solver
+    if pde.form is None:
+        return pde.use_dense
+    if pde.dense and not model.affine:
+        raise InputError(
+            f"[pde] dense = true, but the map of form {pde.form!r} is not affine (it is "
+            "nonlinear in u, or its operator or its derivative in m depends on m); "
+            "remove dense"
         )
-    else:
-        model = ConductivityProblem(
-            mesh, sensors, grid.shape, grid.bbox, source=pde.source, solver=pde.solver
-        )
-    return model, DenseObservationMap(model) if pde.use_dense else TorchForward(model)
+    return model.affine if pde.dense is None else pde.dense
+
+
+def _noise_std(config: StudyConfig, n_obs: int, observations: Observations | None) -> object:
+    """The known noise std (a float or one value per observation), or None with a prior.
+
+    With ``[data]``: the file's ``std`` column, ``[noise] std`` or ``[noise] prior``,
+    exactly one. Without it, ``[noise] std`` or None (then ``relative``).
+
+    Raises:
+        InputError: None or several of those for ``[data]``, or a ``[noise] std`` list
+            whose length is not the number of observations.
+    """
+    noise = config.noise
+    if observations is not None:
+        given = [
+            what
+            for what, value in (
+                (f"a std column in {observations.path}", observations.std),
+                ("[noise] std", noise.std),
+                ("[noise] prior", noise.prior),
+            )
+            if value is not None
+        ]
+        if len(given) != 1:
+            raise InputError(
+                f"the noise std of [data] comes from one of a std column of the file, "
+                f"[noise] std or [noise] prior; got {' and '.join(given) or 'none of them'}"
+            )
+        if observations.std is not None:
+            return observations.std
+    if isinstance(noise.std, tuple):
+        if len(noise.std) != n_obs:
+            where = (
+                f"the {n_obs} observations of {observations.path}"
+                if observations
+                else (f"the {n_obs} sensors of [sensors] per_side = {config.sensors.per_side}")
+            )
+            raise InputError(
+                f"[noise] std lists {len(noise.std)} values but there are {where}; give one "
+                "value per observation, in their order, or a single number"
+            )
+        return np.asarray(noise.std, dtype=np.float64)
+    return noise.std
 
 
 def synthetic_truth(config: StudyConfig, generator: object) -> dict[str, np.ndarray]:
@@ -63,7 +254,7 @@ def _approximation_error(config: StudyConfig, generator: object, forward: object
         return None
 
     cfg = config.approximation_error
-    draws = simulate(config.truth.simulator, cfg.num_fields, cfg.seed, generator.grid)
+    draws = simulate(config.approximation_simulator, cfg.num_fields, cfg.seed, generator.grid)
     return ApproximationError.estimate(
         generator, draws.fields, forward, refine_steps=cfg.refine_steps
     )
@@ -74,30 +265,37 @@ class StudySetup:
     """Everything a study builds before inference (:func:`build_study`).
 
     Attributes:
-        model: The PDE forward model (:class:`invprior.pde.SourceProblem` or
-            :class:`invprior.pde.ConductivityProblem`) on the study's mesh.
+        model: The PDE forward model (:class:`invprior.pde.SourceProblem`,
+            :class:`invprior.pde.ConductivityProblem` or, with ``[pde] form``,
+            :class:`invprior.pde.VariationalProblem`) on the study's mesh.
         forward: The forward model on ``model`` as a torch callable
             (:class:`invprior.bridge.TorchForward`, or with ``[pde] dense`` the
             :class:`invprior.bridge.DenseObservationMap`).
-        truth: The held-out truth (:func:`synthetic_truth`).
-        noise_std: Measurement noise std.
-        measured: The inverse problem with measurement noise only.
+        truth: The held-out truth (:func:`synthetic_truth`), or None for measured data.
+        noise_std: The known measurement noise std, a float or one value per observation
+            (shape ``(n_obs,)``); with ``[noise] prior`` and a synthetic truth, the std the
+            data were drawn with; None with ``[noise] prior`` and measured data.
+        measured: The inverse problem with measurement noise only (its noise std a site
+            with ``[noise] prior``).
         approximation_error: The generator's error moments, or None when not enabled.
         problem: The problem inference runs on: ``measured``, or with the enhanced noise
             model when the approximation error is enabled.
-        data: The noisy data, shape ``(n_obs,)``, float64 on the CPU.
+        data: The data, shape ``(n_obs,)``, float64 on the CPU: noisy synthetic data, or
+            the ``[data]`` file's values.
         obs: ``data`` on the generator's dtype and device.
+        linear: Whether the forward map is affine in the field (labels the baseline).
     """
 
     model: object
     forward: object
-    truth: dict[str, np.ndarray]
-    noise_std: float
+    truth: dict[str, np.ndarray] | None
+    noise_std: float | np.ndarray | None
     measured: object
     approximation_error: object | None
     problem: object
     data: torch.Tensor
     obs: torch.Tensor
+    linear: bool
 
 
 def load_generator(config: StudyConfig) -> priors.Generator:
@@ -146,20 +344,48 @@ def load_generator(config: StudyConfig) -> priors.Generator:
     return generator
 
 
+def _probe(config: StudyConfig, grid: object, observations: Observations | None) -> None:
+    """Build the study's PDE on a 2 x 2 mesh of the box on this rank alone.
+
+    The cheap way to check, before the real mesh, that every sensor lies inside the
+    domain and that a user's form gives a valid problem with its boundary data (the
+    form's compiled kernels are cached for the real mesh).
+    """
+    from mpi4py import MPI
+
+    from ..pde import rectangle
+
+    mesh = rectangle(MPI.COMM_SELF, grid.bbox, (2, 2))
+    residual = load_form(config) if config.pde.form is not None else None
+    points = observations.points if observations is not None else None
+    model = _pde_model(config, mesh, points, grid, residual, observations)
+    _dense(config, model)
+    model.destroy()
+
+
 def check_study(config: StudyConfig, comm: object | None = None) -> None:
     """Check what the dataclasses cannot check alone, before any mesh or PDE is built.
 
     Loads the generator (:func:`load_generator`) and, with ``config.parallel_chains``,
     checks that the ranks of ``comm`` split into one group per chain
-    (:func:`invprior.parallel.chain_group`). Cheap next to a study, and it raises the same
-    error on every rank, so a command calls it on every rank before :func:`run_study`.
+    (:func:`invprior.parallel.chain_group`). With ``[data]``, reads the observation file
+    (:func:`invprior.data.read_observations`) and checks where the noise std comes from;
+    checks a ``[noise] std`` list against the number of observations; with ``[data]`` or
+    ``[pde] form``, builds the PDE on a 2 x 2 mesh of the generator's box on this rank
+    alone, so sensors outside the domain and a form that is not a valid residual are
+    named here. Cheap next to a study, and it raises the same error on every rank, so a
+    command calls it on every rank before :func:`run_study`.
 
     Args:
         config: The study.
         comm: MPI communicator the study will run on; None skips the rank-group check.
 
     Raises:
-        InputError: See :func:`load_generator`; or the ranks cannot be split into groups.
+        InputError: See :func:`load_generator`, :func:`load_form` and
+            :func:`invprior.data.read_observations`; the ranks cannot be split into
+            groups; the noise std is given in none or several places for ``[data]``, or
+            as a list of the wrong length; a sensor lies outside the mesh; the form is not
+            a valid residual with its boundary data.
     """
     if config.parallel_chains and comm is not None:
         try:
@@ -169,15 +395,23 @@ def check_study(config: StudyConfig, comm: object | None = None) -> None:
                 f"[study] parallel_chains = true with num_chains = {config.mcmc.num_chains}: "
                 f"{err}; or set parallel_chains = false"
             ) from err
-    load_generator(config)
+    generator = load_generator(config)
+    observations = read_observations(config.data.file) if config.data is not None else None
+    n_obs = observations.n_obs if observations is not None else config.sensors.per_side**2
+    _noise_std(config, n_obs, observations)
+    if observations is not None or config.pde.form is not None:
+        _probe(config, generator.grid, observations)
 
 
 def build_study(config: StudyConfig, comm: object) -> StudySetup:
-    """Mesh, forward model, truth, noisy data and the inverse problem of a study.
+    """Mesh, forward model, truth or measured data, and the inverse problem of a study.
 
     Collective on ``comm`` (the mesh's communicator). The generator is loaded first, so a
-    bad ``[prior]`` fails before the mesh is built. The noise std is ``[noise] std`` or
-    ``relative * max |F(truth)|``; the noise draw is seeded by ``[noise] seed``.
+    bad ``[prior]`` fails before the mesh is built. With ``[truth]``, the noise std is
+    ``[noise] std`` or ``relative * max |F(truth)|`` and the noise draw is seeded by
+    ``[noise] seed``. With ``[data]``, the data and sensors are the file's and the noise
+    std its ``std`` column or ``[noise] std``. With ``[noise] prior`` the problem's noise
+    std is a site with that prior (``HalfNormal(scale)`` or ``HalfCauchy(scale)``).
 
     Args:
         config: The study.
@@ -187,27 +421,38 @@ def build_study(config: StudyConfig, comm: object) -> StudySetup:
         The :class:`StudySetup`.
 
     Raises:
-        InputError: A bad ``[prior]`` (see :func:`load_generator`).
+        InputError: See :func:`check_study`.
     """
     generator = load_generator(config)
-    model, forward = _forward_model(config, generator.grid, comm)
-    truth = synthetic_truth(config, generator)
-    clean = forward(torch.as_tensor(truth["field"])).numpy()
-    std = config.noise.std or config.noise.relative * float(np.abs(clean).max())
-    noise = np.random.default_rng(config.noise.seed).standard_normal(clean.shape)
+    observations = read_observations(config.data.file) if config.data is not None else None
+    model, forward = _forward_model(config, generator.grid, comm, observations)
+    std = _noise_std(config, model.n_obs, observations)
+    if observations is None:
+        truth = synthetic_truth(config, generator)
+        clean = forward(torch.as_tensor(truth["field"])).numpy()
+        std = std if std is not None else config.noise.relative * float(np.abs(clean).max())
+        noise = np.random.default_rng(config.noise.seed).standard_normal(clean.shape)
+        data = torch.as_tensor(clean + std * noise)
+    else:
+        truth, data = None, torch.as_tensor(observations.values)
     prior = DisentangledPrior(generator, tau=config.prior.tau, fixed_eps=config.prior.fixed_eps)
-    measured = InverseProblem(prior, forward, std)
+    if config.noise.prior is not None:
+        scale = reference_tensor(generator).new_tensor(config.noise.scale)
+        measured = InverseProblem(prior, forward, _NOISE_PRIORS[config.noise.prior](scale))
+    else:
+        measured = InverseProblem(prior, forward, std)
     approx = _approximation_error(config, generator, forward)
     problem = InverseProblem(prior, forward, approx.likelihood(std)) if approx else measured
-    data = torch.as_tensor(clean + std * noise)
+    linear = model.affine if config.pde.form is not None else config.pde.kind == "source"
     return StudySetup(
         model=model,
         forward=forward,
         truth=truth,
-        noise_std=std,
+        noise_std=std if observations is None or config.noise.prior is None else None,
         measured=measured,
         approximation_error=approx,
         problem=problem,
         data=data,
         obs=problem.check_obs(data),
+        linear=linear,
     )
