@@ -3,8 +3,8 @@
 
 Each configuration is run as ``invprior run`` runs it, into its own sub-folder of
 ``--out`` (named after the file); the configurations must describe the same data (the
-``mesh``, ``sensors``, ``noise`` and ``truth`` tables and the PDE's ``kind``, ``kappa``
-and ``source`` agree), so that the priors or inference settings they differ in are
+``mesh``, ``sensors``, ``noise``, ``truth`` and ``data`` tables and the PDE's physics agree),
+so that the priors or inference settings they differ in are
 compared on identical observations. Writes ``comparison.md`` (one row per metric, one
 column per study) and ``comparison.json``; the last line printed is one JSON object,
 ``{study: metrics}``.
@@ -54,7 +54,7 @@ def data_differences(configs: dict) -> list[str]:
         for table in ("mesh", "sensors", "noise", "truth", "data"):
             if getattr(config, table) != getattr(first, table):
                 problems.append(f"[{table}] of {name} differs from {first_name}'s")
-        for key in ("kind", "kappa", "source"):
+        for key in ("kind", "kappa", "source", "form", "dirichlet", "neumann", "robin"):
             if getattr(config.pde, key) != getattr(first.pde, key):
                 problems.append(f"[pde] {key} of {name} differs from {first_name}'s")
     return problems
