@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The ``invprior run`` and ``invprior report`` commands on a tiny study."""
 
+import dataclasses
 import json
 import tomllib
 import xml.etree.ElementTree as ET
@@ -393,3 +394,129 @@ def test_worked_example_passes_the_checks():
 
     example = Path(__file__).resolve().parents[1] / "examples" / "own_problem"
     check_study(StudyConfig.from_toml(example / "study.toml"), MPI.COMM_WORLD)
+
+
+def test_toml_paths_resolve_against_its_folder(tiny_prior, tmp_path, monkeypatch):
+    """Every relative path of a TOML is relative to its folder, whatever the working one."""
+    import shutil
+
+    from invprior.study.setup import load_generator
+
+    case = tmp_path / "case"
+    (case / "priors").mkdir(parents=True)
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(tiny_prior.with_suffix(suffix), case / "priors" / f"tiny{suffix}")
+    text = study_toml("priors/tiny", "../out").replace("[mesh]\nn = 8\n", "")
+    text += '[mesh]\nfile = "geometry/l.xdmf"\n[pde]\nform = "physics.py:residual"\n'
+    (case / "study.toml").write_text(text)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    config = StudyConfig.from_toml("../case/study.toml")
+    base = Path("../case")
+    assert config.prior.name == str(base / "priors" / "tiny")
+    assert config.folder == base / ".." / "out" and config.folder.resolve() == tmp_path / "out"
+    assert config.mesh.file == str(base / "geometry" / "l.xdmf")
+    assert config.pde.form == f"{base / 'physics.py'}:residual"
+    assert load_generator(config).grid.shape == (16, 16)  # found from another folder
+    # shipped names, unknown bare names (misspelt shipped ones) and absolute paths stay
+    shipped = StudyConfig.from_toml(
+        _write(
+            case / "shipped.toml",
+            f'[prior]\nname = "source-auxvae"\n[output]\nfolder = "{tmp_path}"\n',
+        )
+    )
+    assert shipped.prior.name == "source-auxvae" and shipped.folder == tmp_path
+    typo = StudyConfig.from_toml(_write(case / "typo.toml", '[prior]\nname = "source-auxvea"\n'))
+    assert typo.prior.name == "source-auxvea"
+    with pytest.raises(ValueError, match=r"no shipped generator named 'source-auxvea'"):
+        load_generator(typo)
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.dolfinx
+@pytest.mark.skip_in_parallel
+def test_l_shaped_mesh_file_end_to_end(tiny_prior, tmp_path, capsys, monkeypatch):
+    """[mesh] file: an L-shaped XDMF mesh whose facet tags carry the boundary data."""
+    from mpi4py import MPI
+
+    import dolfinx.fem
+    import ufl
+    from user_problem import L_BOUNDARY, PHYSICS, l_mesh, write_mesh
+
+    from invprior.pde import VariationalProblem
+    from invprior.study import build_study
+
+    case = tmp_path / "case"
+    case.mkdir()
+    (case / "physics.py").write_text(PHYSICS)
+    mesh, tags = l_mesh(MPI.COMM_SELF)
+    write_mesh(case / "l.xdmf", mesh, tags)
+    points = np.array([[0.25, 0.25], [0.25, 0.75], [0.75, 0.25], [0.5, 0.4], [0.9, 0.1]])
+    namespace = {}
+    exec(PHYSICS, namespace)  # the oracle: the same physics on the mesh built here
+    oracle = VariationalProblem(
+        mesh, namespace["residual"], points, (16, 16), ((0.0, 0.0), (1.0, 1.0)),
+        dirichlet=[(1, 0.0)], robin=[(5, 5.0, 0.0)], facet_tags=tags,
+    )  # fmt: skip
+    probe = np.full((16, 16), 0.3)
+    values = oracle.forward(probe)
+    rows = "".join(
+        f"{x!r},{y!r},{v!r}\n" for (x, y), v in zip(points.tolist(), values.tolist(), strict=True)
+    )
+    (case / "data.csv").write_text("x,y,value\n" + rows)
+    (case / "study.toml").write_text(
+        study_toml(tiny_prior, baseline=False).replace("[mesh]\nn = 8\n", "")
+        .replace("[sensors]\nper_side = 3\n", "").replace("[noise]\nrelative = 0.05\n", "")
+        .replace('[truth]\nsimulator = "source"\nseed = 5\n', "")
+        + '[mesh]\nfile = "l.xdmf"\n[data]\nfile = "data.csv"\n[noise]\nstd = 0.02\n'
+        + '[pde]\nform = "physics.py:residual"\n' + L_BOUNDARY
+    )  # fmt: skip
+    setup = build_study(StudyConfig.from_toml(case / "study.toml"), MPI.COMM_WORLD)
+    area = dolfinx.fem.assemble_scalar(dolfinx.fem.form(1.0 * ufl.dx(setup.model.V.mesh)))
+    assert area == pytest.approx(0.75, rel=1e-12)
+    field = torch.full((16, 16), 0.3, dtype=torch.float64)
+    np.testing.assert_allclose(setup.forward(field).numpy(), values, rtol=1e-10)
+    assert values.min() > 0 and values[0] < values[3]  # u = 0 upwind at x = 0
+    # through the command, from another folder; --out is relative to the working directory
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "case/study.toml", "--out", "l-out"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["noise_std"] == 0.02 and metrics["pde_solves"] > 0
+    assert metrics["folder"] == "l-out" and (tmp_path / "l-out" / "posterior.nc").is_file()
+    xdmf = ET.parse(tmp_path / "l-out" / "fields.xdmf").getroot()
+    cells = next(xdmf.iter("Topology")).get("NumberOfElements")
+    assert int(cells) == mesh.topology.index_map(2).size_local  # the L, not the square
+
+
+@pytest.mark.dolfinx
+@pytest.mark.mpi
+def test_data_study_same_chains_on_one_and_all_ranks(tiny_prior, comm, tmp_path_factory):
+    """A [data] + [pde] form study: the chains on COMM_SELF and on all ranks agree."""
+    from mpi4py import MPI
+
+    import xarray as xr
+    from user_problem import data_toml, write_user_problem
+
+    from invprior.study import run_study
+
+    shared = Path(comm.bcast(str(tmp_path_factory.mktemp("data")) if comm.rank == 0 else None))
+    if comm.rank == 0:
+        write_user_problem(shared, tiny_prior, MPI.COMM_SELF)
+        (shared / "study.toml").write_text(data_toml(tiny_prior, "all"))
+    comm.Barrier()
+    config = StudyConfig.from_toml(shared / "study.toml")
+    serial = dataclasses.replace(config, folder=shared / f"self-{comm.rank}")
+    one = run_study(serial, MPI.COMM_SELF)
+    every = run_study(config, comm)
+    assert every["pde_solves"] == one["pde_solves"] > 0
+    comm.Barrier()
+    a = xr.open_datatree(shared / f"self-{comm.rank}" / "posterior.nc")["posterior"]
+    b = xr.open_datatree(shared / "all" / "posterior.nc")["posterior"]
+    assert set(a.data_vars) == set(b.data_vars)
+    for name in a.data_vars:
+        scale = max(float(abs(a[name]).max()), 1e-300)
+        np.testing.assert_allclose(b[name].values, a[name].values, atol=1e-8 * scale, err_msg=name)

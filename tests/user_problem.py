@@ -67,3 +67,41 @@ def write_user_problem(folder, prior, comm, std_column=False):
             writer.writerow([repr(float(x)), repr(float(y)), repr(float(value))]
                             + ([0.02] if std_column else []))  # fmt: skip
     return setup
+
+
+#: Boundary data of the physics on the L-shaped mesh: u = 0 on the left side (tag 1),
+#: Robin outflow on the right side x = 1 (tag 5), the rest natural.
+L_BOUNDARY = "[pde.dirichlet]\n1 = 0.0\n[pde.robin]\n5 = [5.0, 0.0]\n"
+
+
+def l_mesh(comm, n=4):
+    """The unit square without its top-right quarter, tags 1 on x = 0 and 5 on x = 1.
+
+    Returns:
+        ``(mesh, facet_tags)``, both named for XDMF (``"mesh"``, ``"facet_tags"``).
+    """
+    import dolfinx.mesh
+    import numpy as np
+
+    from invprior.pde import tag_boundaries
+
+    square = dolfinx.mesh.create_unit_square(comm, n, n)
+    cells = np.arange(square.topology.index_map(2).size_local, dtype=np.int32)
+    mid = dolfinx.mesh.compute_midpoints(square, 2, cells)
+    keep = cells[~((mid[:, 0] > 0.5) & (mid[:, 1] > 0.5))]
+    mesh = dolfinx.mesh.create_submesh(square, 2, keep)[0]
+    tags = tag_boundaries(
+        mesh, {1: lambda x: np.isclose(x[0], 0.0), 5: lambda x: np.isclose(x[0], 1.0)}
+    )
+    mesh.name, tags.name = "mesh", "facet_tags"
+    return mesh, tags
+
+
+def write_mesh(path, mesh, tags=None):
+    """Write ``mesh`` and, if given, its facet ``tags`` to the XDMF file ``path``."""
+    import dolfinx.io
+
+    with dolfinx.io.XDMFFile(mesh.comm, str(path), "w") as xdmf:
+        xdmf.write_mesh(mesh)
+        if tags is not None:
+            xdmf.write_meshtags(tags, mesh.geometry)

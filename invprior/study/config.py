@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..infer import MapConfig, MCMCConfig
+from ..priors import pretrained_names
 from ..validation import InputError, check_field_types, check_value, config_from_table
 
 __all__ = [
@@ -46,6 +47,8 @@ NOISE_PRIORS = ("halfnormal", "halfcauchy")
 #: and ``[pde.robin]``: side by tag.
 SIDES = {1: "left (x = xmin)", 2: "right (x = xmax)", 3: "bottom (y = ymin)", 4: "top (y = ymax)"}
 
+_SIDE_NAMES = ", ".join(f"{k} {v}" for k, v in SIDES.items())
+
 #: Fewest draws over all chains a study accepts: the block correlation of the posterior
 #: (:func:`invprior.block_correlation.block_correlation`) needs this many.
 MIN_TOTAL_DRAWS = 10
@@ -67,14 +70,32 @@ def _check_simulator(simulator: str | None) -> None:
 
 @dataclass(frozen=True)
 class MeshConfig:
-    """Structured triangle mesh of the generator's bounding box, ``n`` squares per side."""
+    """The mesh of the PDE: the generator's bounding box, or a file.
+
+    Attributes:
+        n: Squares per side of the structured triangle mesh of the generator's box
+            (without ``file``).
+        file: An XDMF mesh (:func:`invprior.pde.read_mesh`, its mesh grid named ``"mesh"``)
+            in place of the box; a relative path is relative to the TOML file. Its domain
+            may have any shape the generator's grid covers (an L-shape inside the box);
+            the keys of ``[pde.dirichlet]``, ``[pde.neumann]`` and ``[pde.robin]`` are
+            then its facet tags. Excludes ``n``.
+        facet_tags: Name of the facet-tag grid in ``file`` (read only when a boundary
+            table uses the tags).
+    """
 
     n: int = 32
+    file: str | None = None
+    facet_tags: str = "facet_tags"
 
     def __post_init__(self) -> None:
         check_field_types(self)
         if self.n < 2:
             raise InputError(f"n must be >= 2 (squares per side of the mesh), got {self.n}")
+        if self.file is not None and not self.file.lower().endswith(".xdmf"):
+            raise InputError(f"file must be an XDMF mesh (.xdmf), got {self.file!r}")
+        if not self.facet_tags.strip():
+            raise InputError("facet_tags must name the facet-tag grid of the file, got ''")
 
 
 @dataclass(frozen=True)
@@ -103,7 +124,8 @@ class PDEConfig:
             TOML file. ``kind``, ``kappa`` and ``source`` do not apply then, and ``dense``
             None means dense when the form's map is affine.
         dirichlet: With ``form``, ``{tag: g}``: :math:`u = g` on the side ``tag`` of the
-            generator's box (:data:`SIDES`: 1 left, 2 right, 3 bottom, 4 top). Written
+            generator's box (:data:`SIDES`: 1 left, 2 right, 3 bottom, 4 top), or with
+            ``[mesh] file`` on the facets the file tags ``tag``. Written
             ``[pde.dirichlet]`` then ``1 = 0.0``. When no boundary table is given,
             :math:`u = 0` on the whole boundary; when some are, sides named by none get
             the form's natural condition (zero conormal flux).
@@ -163,10 +185,10 @@ class PDEConfig:
             for key, value in values.items():
                 where = f"{table}.{key}"  # [pde.dirichlet] 1 = g is [pde] dirichlet.1 = g
                 tag = int(key) if str(key).strip().isdigit() else None
-                if tag not in SIDES:
+                if tag is None:
                     raise InputError(
-                        f"{where}: the keys are facet tags of the generator's box, "
-                        f"{', '.join(f'{k} {v}' for k, v in SIDES.items())}; got {key!r}"
+                        f"{where}: the keys are facet tags (positive integers) of the "
+                        f"generator's box, {_SIDE_NAMES}, or of [mesh] file; got {key!r}"
                     )
                 if tag in sides:
                     raise InputError(
@@ -261,7 +283,8 @@ class PriorConfig:
     r"""Generator (shipped name or checkpoint path), ``tau`` and the networks' device.
 
     Attributes:
-        name: Shipped name or checkpoint path; checked when the study loads it
+        name: Shipped name or checkpoint path (a relative path is relative to the TOML
+            file); checked when the study loads it
             (:func:`invprior.study.setup.load_generator`).
         tau: Scale of the named block's link, positive; None means the generator's own.
         device: Where the generator and the inference state live: ``"auto"`` (CUDA when
@@ -450,6 +473,9 @@ _TRUTH_ONLY = {
 #: Keys of ``[pde]`` that describe a built-in kind, refused next to ``[pde] form``.
 _KIND_KEYS = ("kind", "kappa", "source")
 _STUDY_KEYS = tuple(f.name for f in fields(_StudyTable))
+#: Keys whose values are paths, resolved against the TOML's folder: ``(table, key)``.
+_PATHS = (("data", "file"), ("mesh", "file"), ("pde", "form"), ("prior", "name"),
+          ("output", "folder"))  # fmt: skip
 
 #: Keys that moved, ``(old table, key): (new table, key, why)``; an old file gets an error
 #: saying where each went.
@@ -483,6 +509,11 @@ def _check_data_tables(data: dict) -> None:
             if table in data and (keys is None or given):
                 what = f"[{table}]" if keys is None else f"[{table}] {', '.join(given)}"
                 raise InputError(f"{what} and [data] are both given: {why}; remove {what}")
+    if "file" in data.get("mesh", {}) and "n" in data["mesh"]:
+        raise InputError(
+            "[mesh] file and [mesh] n are both given: n sets the mesh of the generator's box, "
+            "which the file replaces; remove n"
+        )
     pde = data.get("pde", {})
     if "form" in pde and (given := [k for k in _KIND_KEYS if k in pde]):
         raise InputError(
@@ -491,19 +522,43 @@ def _check_data_tables(data: dict) -> None:
         )
 
 
+def _under(base: Path, path: str) -> str:
+    """``path`` under ``base`` when it is relative, else ``path`` unchanged."""
+    return path if Path(path).is_absolute() else str(base / path)
+
+
+def _shipped_or_unknown(name: str, base: Path) -> bool:
+    """Whether ``[prior] name`` is a bare name that is shipped or not a checkpoint in ``base``.
+
+    Such a name is left as it is, so a misspelt shipped name gets the list of shipped ones.
+    """
+    bare = "/" not in name and os.sep not in name and not name.endswith((".json", ".safetensors"))
+    return bare and (name in pretrained_names() or not (base / f"{name}.json").is_file())
+
+
 def _resolve(data: dict, base: Path) -> dict:
-    """``data`` with the relative paths of ``[data] file`` and ``[pde] form`` under ``base``."""
+    """``data`` with every relative path of the TOML under ``base`` (the TOML's folder).
+
+    The paths are ``[data] file``, ``[mesh] file``, the file of ``[pde] form``,
+    ``[prior] name`` unless it is a shipped name (:func:`invprior.priors.pretrained_names`)
+    or a bare name with no checkpoint in ``base``, and ``[output] folder``. Values that are
+    not non-empty strings are left for the dataclasses to refuse.
+    """
     data = {
         name: dict(table) if isinstance(table, dict) else table for name, table in data.items()
     }
-    file = data.get("data", {}).get("file")
-    if isinstance(file, str) and file.strip() and not Path(file).is_absolute():
-        data["data"]["file"] = str(base / file)
-    form = data.get("pde", {}).get("form")
-    if isinstance(form, str) and ":" in form:
-        path, _, name = form.rpartition(":")
-        if path.strip() and not Path(path).is_absolute():
-            data["pde"]["form"] = f"{base / path}:{name}"
+    for table, key in _PATHS:
+        value = data.get(table, {}).get(key)
+        if not (isinstance(value, str) and value.strip()):
+            continue
+        if table == "prior" and _shipped_or_unknown(value, base):
+            continue
+        if table == "pde":
+            path, colon, name = value.rpartition(":")
+            if colon and path.strip():
+                data[table][key] = f"{_under(base, path)}:{name}"
+            continue
+        data[table][key] = _under(base, value)
     return data
 
 
@@ -546,7 +601,8 @@ class StudyConfig:
             of the mesh (:func:`invprior.parallel.split_chains`); false (the default) runs
             them one after another with the mesh distributed over all ranks. Both give the
             same chains up to solver tolerance (``[study] parallel_chains``).
-        folder: Output folder (``[output] folder``).
+        folder: Output folder (``[output] folder``; a relative path is relative to the
+            TOML file, ``invprior run --out`` to the working directory).
     """
 
     mesh: MeshConfig = field(default_factory=MeshConfig)
@@ -584,6 +640,7 @@ class StudyConfig:
                 "a study has either [truth] (synthetic data) or [data] (measured data), got "
                 f"{'both' if self.data is not None else 'neither'}"
             )
+        self._check_sides()
         truth_seed = self.truth.seed if self.truth is not None else None
         approx = self.approximation_error
         if approx.enabled and approx.seed == truth_seed:
@@ -609,6 +666,18 @@ class StudyConfig:
                 "[baseline] seed equals [truth] seed: the baseline's Gaussian would be "
                 "estimated from draws that include the truth; pick another seed or leave it out"
             )
+
+    def _check_sides(self) -> None:
+        """InputError for a boundary tag that is no side of the box, without ``[mesh] file``."""
+        if self.mesh.file is not None:
+            return  # the file's tags are checked when it is read (check_study)
+        for table in ("dirichlet", "neumann", "robin"):
+            for tag in getattr(self.pde, table) or {}:
+                if tag not in SIDES:
+                    raise InputError(
+                        f"[pde] {table}.{tag}: the keys are facet tags of the generator's "
+                        f"box, {_SIDE_NAMES}; got {tag}; or give [mesh] file with facet tags"
+                    )
 
     def _baseline_blocker(self) -> str | None:
         """Why the baseline cannot run, or None."""
@@ -648,9 +717,10 @@ class StudyConfig:
 
         Args:
             data: The tables.
-            base: Folder that relative paths of ``[data] file`` and ``[pde] form`` are
-                relative to (the TOML file's); None leaves them relative to the working
-                directory.
+            base: Folder that every relative path of the tables is relative to (the TOML
+                file's): ``[data] file``, ``[mesh] file``, the file of ``[pde] form``,
+                ``[prior] name`` when it is not a shipped name, ``[output] folder``. None
+                leaves them relative to the working directory.
 
         Raises:
             InputError: An unknown table or key, a table given as a plain value, or a
@@ -701,8 +771,9 @@ class StudyConfig:
         Raises:
             InputError: The file is missing, unreadable or not valid TOML (the message
                 gives the line and column), or a value is bad; every message starts with
-                the file's path. Relative paths of ``[data] file`` and ``[pde] form`` are
-                relative to the file's folder.
+                the file's path. Every relative path in the file (``[data] file``,
+                ``[mesh] file``, ``[pde] form``, a ``[prior] name`` that is not a shipped
+                name, ``[output] folder``) is relative to the file's folder.
         """
         try:
             with open(path, "rb") as f:

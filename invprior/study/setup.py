@@ -86,9 +86,72 @@ def _box_tags(mesh: object, bbox: tuple) -> object:
     )
 
 
+def _boundary_tables(config: StudyConfig) -> dict[str, dict]:
+    """The boundary tables of ``[pde]`` that are given, by name."""
+    pde = config.pde
+    tables = {"dirichlet": pde.dirichlet, "neumann": pde.neumann, "robin": pde.robin}
+    return {name: table for name, table in tables.items() if table is not None}
+
+
+def _mesh(config: StudyConfig, grid: object, comm: object, n: int) -> tuple[object, object]:
+    """The study's mesh on ``comm`` and its facet tags (None when nothing uses them).
+
+    Without ``[mesh] file``: the ``n`` x ``n`` mesh of the generator's box, its sides
+    tagged (:func:`_box_tags`) when a form is given. With it: the file's mesh and, when a
+    boundary table is given, its facet tags.
+
+    Raises:
+        InputError: The file is missing or unreadable, has no facet-tag grid of that name,
+            tags no facet with a tag a boundary table uses, or reaches outside the
+            generator's grid.
+    """
+    from ..pde import mesh_bbox, read_mesh, rectangle
+
+    file, tables = config.mesh.file, _boundary_tables(config)
+    if file is None:
+        mesh = rectangle(comm, grid.bbox, (n, n))
+        return mesh, _box_tags(mesh, grid.bbox) if config.pde.form is not None else None
+    name = config.mesh.facet_tags if tables else None
+    try:
+        loaded = read_mesh(comm, file, facet_tags_name=name)
+    except FileNotFoundError as err:
+        raise InputError(
+            f"[mesh] file: no file {file}; check the path (relative to the TOML file)"
+        ) from err
+    except RuntimeError as err:  # dolfinx: a grid of that name is not in the file
+        wanted = "a mesh grid named 'mesh'" + (f" and facet tags named {name!r}" if name else "")
+        raise InputError(
+            f"[mesh] file = {file!r}: cannot read {wanted} ({err}); write the mesh with "
+            "dolfinx.io.XDMFFile.write_mesh and its facet tags with write_meshtags, or set "
+            "[mesh] facet_tags to the name of the tag grid"
+        ) from err
+    mesh, tags = loaded.mesh, loaded.facet_tags
+    (x0, y0), (x1, y1) = grid.bbox
+    (a0, b0), (a1, b1) = box = mesh_bbox(mesh)
+    slack = 1e-10 * max(x1 - x0, y1 - y0)
+    if a0 < x0 - slack or b0 < y0 - slack or a1 > x1 + slack or b1 > y1 + slack:
+        raise InputError(
+            f"[mesh] file = {file!r}: the mesh's bounding box {box} reaches outside the "
+            f"generator's grid {grid.bbox}, so the prior's fields do not cover the domain; "
+            "use a prior trained on a grid that covers the mesh, or move or scale the mesh "
+            "into the grid"
+        )
+    if tags is not None:
+        local = np.unique(tags.values)
+        known = sorted({int(t) for part in comm.allgather(local) for t in part})
+        for table, values in tables.items():
+            if missing := sorted(set(values) - set(known)):
+                raise InputError(
+                    f"[pde] {table}.{missing[0]}: [mesh] file = {file!r} tags no facet "
+                    f"{missing}; its facet tags are {known}; use those or retag the mesh"
+                )
+    return mesh, tags
+
+
 def _pde_model(
     config: StudyConfig,
     mesh: object,
+    facet_tags: object,
     points: np.ndarray | None,
     grid: object,
     residual: Callable | None,
@@ -98,7 +161,8 @@ def _pde_model(
 
     Args:
         config: The study.
-        mesh: The mesh of the generator's box.
+        mesh: The study's mesh (:func:`_mesh`).
+        facet_tags: Its facet tags, for the boundary tables of a form.
         points: Sensor positions, shape ``(n_obs, 2)``; None means the ``[sensors]`` grid.
         grid: The generator's grid.
         residual: The user's residual (``[pde] form``), or None for a built-in kind.
@@ -126,7 +190,7 @@ def _pde_model(
             return VariationalProblem(
                 mesh, residual, points, grid.shape, grid.bbox,
                 dirichlet=dirichlet, neumann=list((pde.neumann or {}).items()), robin=robin,
-                facet_tags=_box_tags(mesh, grid.bbox), solver=pde.solver,
+                facet_tags=facet_tags, solver=pde.solver,
             )  # fmt: skip
         if pde.kind == "source":
             return SourceProblem(
@@ -139,9 +203,10 @@ def _pde_model(
         if observations is None:
             raise
         (x0, y0), (x1, y1) = grid.bbox
+        box = f"[{x0:g}, {x1:g}] x [{y0:g}, {y1:g}] (the generator's box)"
         raise InputError(
-            f"[data] file: sensors outside the mesh [{x0:g}, {x1:g}] x [{y0:g}, {y1:g}] (the "
-            f"generator's box) at {observations.where(err.indices[:10])}; move or remove them"
+            f"[data] file: sensors outside the mesh {config.mesh.file or box} at "
+            f"{observations.where(err.indices[:10])}; move or remove them"
         ) from err
     except (TypeError, ValueError) as err:
         if residual is None or isinstance(err, InputError):
@@ -152,7 +217,7 @@ def _pde_model(
 def _forward_model(
     config: StudyConfig, grid: object, comm: object, observations: Observations | None
 ) -> tuple[object, object]:
-    """The PDE on a mesh of the generator's bounding box, and the forward model built on it.
+    """The PDE on the study's mesh (:func:`_mesh`), and the forward model built on it.
 
     Returns:
         ``(model, forward)``: the PDE problem and, with ``[pde] dense``, its
@@ -165,13 +230,10 @@ def _forward_model(
         InputError: See :func:`_pde_model`, or ``dense = true`` for a form that is not
             affine.
     """
-    from ..pde import rectangle
-
-    n = config.mesh.n
-    mesh = rectangle(comm, grid.bbox, (n, n))
+    mesh, tags = _mesh(config, grid, comm, config.mesh.n)
     residual = load_form(config) if config.pde.form is not None else None
     points = observations.points if observations is not None else None
-    model = _pde_model(config, mesh, points, grid, residual, observations)
+    model = _pde_model(config, mesh, tags, points, grid, residual, observations)
     return model, DenseObservationMap(model) if _dense(config, model) else TorchForward(model)
 
 
@@ -345,20 +407,19 @@ def load_generator(config: StudyConfig) -> priors.Generator:
 
 
 def _probe(config: StudyConfig, grid: object, observations: Observations | None) -> None:
-    """Build the study's PDE on a 2 x 2 mesh of the box on this rank alone.
+    """Build the study's PDE on a 2 x 2 mesh of the box, or the ``[mesh] file``, on this rank.
 
     The cheap way to check, before the real mesh, that every sensor lies inside the
-    domain and that a user's form gives a valid problem with its boundary data (the
+    domain, that a mesh file is readable, inside the grid and has the tags the boundary
+    tables use, and that a user's form gives a valid problem with its boundary data (the
     form's compiled kernels are cached for the real mesh).
     """
     from mpi4py import MPI
 
-    from ..pde import rectangle
-
-    mesh = rectangle(MPI.COMM_SELF, grid.bbox, (2, 2))
+    mesh, tags = _mesh(config, grid, MPI.COMM_SELF, 2)
     residual = load_form(config) if config.pde.form is not None else None
     points = observations.points if observations is not None else None
-    model = _pde_model(config, mesh, points, grid, residual, observations)
+    model = _pde_model(config, mesh, tags, points, grid, residual, observations)
     _dense(config, model)
     model.destroy()
 
@@ -371,10 +432,11 @@ def check_study(config: StudyConfig, comm: object | None = None) -> None:
     (:func:`invprior.parallel.chain_group`). With ``[data]``, reads the observation file
     (:func:`invprior.data.read_observations`) and checks where the noise std comes from;
     checks a ``[noise] std`` list against the number of observations; with ``[data]`` or
-    ``[pde] form``, builds the PDE on a 2 x 2 mesh of the generator's box on this rank
-    alone, so sensors outside the domain and a form that is not a valid residual are
-    named here. Cheap next to a study, and it raises the same error on every rank, so a
-    command calls it on every rank before :func:`run_study`.
+    ``[pde] form`` or ``[mesh] file``, builds the PDE on a 2 x 2 mesh of the generator's
+    box (or the file's mesh) on this rank alone, so sensors outside the domain, a bad mesh
+    file and a form that is not a valid residual are named here. Cheap next to a study, and
+    it raises the same error on every rank, so a command calls it on every rank before
+    :func:`run_study`.
 
     Args:
         config: The study.
@@ -399,7 +461,7 @@ def check_study(config: StudyConfig, comm: object | None = None) -> None:
     observations = read_observations(config.data.file) if config.data is not None else None
     n_obs = observations.n_obs if observations is not None else config.sensors.per_side**2
     _noise_std(config, n_obs, observations)
-    if observations is not None or config.pde.form is not None:
+    if observations is not None or config.pde.form is not None or config.mesh.file is not None:
         _probe(config, generator.grid, observations)
 
 

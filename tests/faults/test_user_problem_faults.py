@@ -142,3 +142,50 @@ def test_bad_data_from_the_command(tiny_prior, tmp_path):
     result = run_cli("run", path)
     assert_input_error(result, "run", "value is missing, NaN or infinite at line 4")
     assert listing(tmp_path) == ["data.csv", "physics.py", "study.toml"]
+
+
+# (name, what the mesh file is, boundary TOML, fragments)
+BAD_MESHES = [
+    ("missing mesh file", None, "", ["[mesh] file: no file", "l.xdmf"]),
+    ("no facet tags", "untagged", "", ["cannot read a mesh grid named 'mesh' and facet tags"]),
+    ("unknown tag", "l", "[pde.neumann]\n7 = 1.0\n", ["[pde] neumann.7:", "tags no facet [7]"]),
+    ("outside the grid", "wide", "", ["reaches outside the generator's grid", "l.xdmf"]),
+]
+
+
+@pytest.mark.dolfinx
+@pytest.mark.skip_in_parallel
+@pytest.mark.parametrize(("name", "kind", "extra", "fragments"), BAD_MESHES,
+                         ids=[b[0] for b in BAD_MESHES])  # fmt: skip
+def test_bad_mesh_file_is_refused(tiny_prior, tmp_path, capsys, name, kind, extra, fragments):
+    from mpi4py import MPI
+
+    from user_problem import L_BOUNDARY, l_mesh, write_mesh
+
+    from invprior.pde import rectangle, tag_boundaries
+
+    path = _study(tmp_path, tiny_prior)
+    text = path.read_text().replace("[mesh]\nn = 8\n", "").split("[pde.dirichlet]")[0]
+    path.write_text(text + L_BOUNDARY + extra + '[mesh]\nfile = "l.xdmf"\n')
+    if kind in ("l", "untagged"):
+        mesh, tags = l_mesh(MPI.COMM_SELF)
+        write_mesh(tmp_path / "l.xdmf", mesh, tags if kind == "l" else None)
+    elif kind == "wide":
+        mesh = rectangle(MPI.COMM_SELF, ((0.0, 0.0), (2.0, 1.0)), (4, 2))
+        tags = tag_boundaries(mesh, {1: lambda x: x[0] < 1e-12, 5: lambda x: x[0] > 2 - 1e-12})
+        mesh.name, tags.name = "mesh", "facet_tags"
+        write_mesh(tmp_path / "l.xdmf", mesh, tags)
+    status = main(["run", str(path)])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    for fragment in ["invprior run: error:", *fragments]:
+        assert fragment in err, (fragment, err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_mesh_file_excludes_n_and_needs_xdmf(tmp_path, capsys):
+    for mesh, fragment in (('file = "a.xdmf"\nn = 4', "[mesh] file and [mesh] n are both"),
+                           ('file = "a.msh"', "file must be an XDMF mesh (.xdmf)")):  # fmt: skip
+        (tmp_path / "s.toml").write_text(f"[mesh]\n{mesh}\n")
+        assert main(["run", str(tmp_path / "s.toml")]) == 2
+        assert fragment in capsys.readouterr().err
