@@ -11,7 +11,12 @@ venv=$(cd "${1:-$root/.venv}" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-"$venv/bin/python" -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" "$root"
+# Build from a copy of the files git tracks or would track, so no stale build/ folder or
+# other ignored file can slip into the wheel.
+mkdir "$work/src"
+(cd "$root" && git ls-files -z --cached --others --exclude-standard | tar --null --ignore-failed-read -T - -cf - 2>/dev/null) \
+  | tar -xf - -C "$work/src"
+"$venv/bin/python" -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" "$work/src"
 "$venv/bin/python" -m venv "$work/env"
 site() { "$1" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
 # A plain path line: .venv's own .pth files (the editable install's finder) are not run.
