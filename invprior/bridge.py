@@ -25,6 +25,7 @@ References:
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 
 import numpy as np
 import torch
@@ -117,7 +118,7 @@ class PDEFunction(torch.autograd.Function):
         return out.to(dtype=field.dtype, device=field.device), None
 
 
-class _ModelTorchForward:
+class _ModelTorchForward(ABC):
     """What both torch forward models share: the model's attributes and the input checks."""
 
     model: ForwardModel
@@ -141,6 +142,27 @@ class _ModelTorchForward:
     def counter(self) -> SolveCounter:
         """Counts of the model's forward and adjoint solves."""
         return self.model.counter
+
+    def __call__(self, field: torch.Tensor) -> torch.Tensor:
+        """Predicted observations.
+
+        Args:
+            field: Fields, shape ``(*batch, ny, nx)``, any floating dtype and device.
+
+        Returns:
+            Observations, shape ``(*batch, n_obs)``, on the dtype and device of ``field``.
+
+        Raises:
+            TypeError: If ``field`` is not a floating-point tensor.
+            ValueError: If its last two dimensions are not ``grid_shape``.
+            PDESolveError: If a forward solve fails (never for the dense map).
+        """
+        self._check_field(field)
+        return self._observe(field)
+
+    @abstractmethod
+    def _observe(self, field: torch.Tensor) -> torch.Tensor:
+        """The observations of a checked field, shape ``(*batch, n_obs)``."""
 
     def _check_field(self, field: torch.Tensor) -> None:
         """Raise TypeError or ValueError unless ``field`` is floating, ``(*batch, ny, nx)``."""
@@ -189,21 +211,8 @@ class TorchForward(_ModelTorchForward):
             )
         self.model = model
 
-    def __call__(self, field: torch.Tensor) -> torch.Tensor:
-        """Predicted observations.
-
-        Args:
-            field: Fields, shape ``(*batch, ny, nx)``, any floating dtype and device.
-
-        Returns:
-            Observations, shape ``(*batch, n_obs)``, on the dtype and device of ``field``.
-
-        Raises:
-            TypeError: If ``field`` is not a floating-point tensor.
-            ValueError: If its last two dimensions are not ``grid_shape``.
-            PDESolveError: If a forward solve fails.
-        """
-        self._check_field(field)
+    def _observe(self, field: torch.Tensor) -> torch.Tensor:
+        """One PDE solve per field (:class:`PDEFunction`)."""
         return PDEFunction.apply(field, self.model)
 
 
@@ -242,23 +251,7 @@ class DenseObservationMap(_ModelTorchForward):
         F, c = model.affine_map()
         self._dense = (torch.from_numpy(F), torch.from_numpy(c))
 
-    def __call__(self, field: torch.Tensor) -> torch.Tensor:
-        """Predicted observations.
-
-        Args:
-            field: Fields, shape ``(*batch, ny, nx)``, any floating dtype and device.
-
-        Returns:
-            Observations, shape ``(*batch, n_obs)``, on the dtype and device of ``field``.
-
-        Raises:
-            TypeError: If ``field`` is not a floating-point tensor.
-            ValueError: If its last two dimensions are not ``grid_shape``.
-        """
-        self._check_field(field)
-        return self._affine(field)
-
-    def _affine(self, field: torch.Tensor) -> torch.Tensor:
+    def _observe(self, field: torch.Tensor) -> torch.Tensor:
         """:math:`F m + c` in float64 on the field's device.
 
         The map is copied to the field's device when that changes, so a GPU-resident

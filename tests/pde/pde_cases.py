@@ -19,3 +19,37 @@ def build(kind, comm, n=8, grid=(9, 9), k=3, **kwargs):
 
     cls = {"source": SourceProblem, "conductivity": ConductivityProblem}[kind]
     return cls(unit_square(comm, n), grid_sensors(UNIT, k), grid, **kwargs)
+
+
+def misfit(problem, y):
+    """The data misfit ``0.5 |F(m) - y|^2`` of ``problem`` and its gradient by the adjoint."""
+
+    def f(m):
+        r = problem.forward(m) - y
+        return 0.5 * float(r @ r)
+
+    def grad(m):
+        return problem.vjp(m, problem.forward(m) - y)
+
+    return f, grad
+
+
+def misfit_taylor_test(problem, shape=(9, 9), seed=4):
+    """Taylor test of :func:`misfit` at a smooth field with noisy data of that field."""
+    from invprior.pde import taylor_test
+
+    rng = np.random.default_rng(seed)
+    m = smooth_field(shape, 0.5)
+    y = problem.forward(m) + 0.1 * rng.standard_normal(problem.n_obs)
+    f, grad = misfit(problem, y)
+    return taylor_test(f, grad, m, rng.standard_normal(shape))
+
+
+def solve_each(make, args, field, cot):
+    """``[(F(field), J^T cot)]`` of the problem ``make(arg)`` for each arg, destroyed after."""
+    results = []
+    for arg in args:
+        problem = make(arg)
+        results.append((problem.forward(field), problem.vjp(field, cot)))
+        problem.destroy()
+    return results

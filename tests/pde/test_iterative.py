@@ -3,7 +3,7 @@
 
 import numpy as np
 import pytest
-from pde_cases import build, smooth_field
+from pde_cases import build, misfit_taylor_test, smooth_field, solve_each
 
 pytestmark = [pytest.mark.dolfinx, pytest.mark.mpi]
 
@@ -15,32 +15,14 @@ def _relative(a, b):
 
 
 def test_taylor_remainder_rate_two_at_default_tolerance(comm, kind):
-    from invprior.pde import taylor_test
-
-    problem = build(kind, comm, n=N, solver="iterative")
-    rng = np.random.default_rng(4)
-    m = smooth_field((9, 9), 0.5)
-    y = problem.forward(m) + 0.1 * rng.standard_normal(9)
-
-    def f(x):
-        r = problem.forward(x) - y
-        return 0.5 * float(r @ r)
-
-    def grad(x):
-        return problem.vjp(x, problem.forward(x) - y)
-
-    result = taylor_test(f, grad, m, rng.standard_normal((9, 9)))
+    result = misfit_taylor_test(build(kind, comm, n=N, solver="iterative"))
     np.testing.assert_allclose(result["rates"], 2.0, atol=0.1)
 
 
 def test_iterative_agrees_with_direct(comm, kind):
     field, cot = smooth_field((9, 9), 0.5), np.linspace(-1.0, 1.0, 9)
-    results = []
-    for solver in ("direct", "iterative"):
-        problem = build(kind, comm, n=N, solver=solver)
-        results.append((problem.forward(field), problem.vjp(field, cot)))
-        problem.destroy()
-    (y_direct, g_direct), (y_iter, g_iter) = results
+    make = lambda solver: build(kind, comm, n=N, solver=solver)  # noqa: E731
+    (y_direct, g_direct), (y_iter, g_iter) = solve_each(make, ("direct", "iterative"), field, cot)
     assert _relative(y_iter, y_direct) < 1e-8
     assert _relative(g_iter, g_direct) < 1e-8
 

@@ -7,7 +7,7 @@ the generic class is checked against them on the same mesh and sensors.
 
 import numpy as np
 import pytest
-from pde_cases import UNIT, smooth_field
+from pde_cases import UNIT, misfit_taylor_test, smooth_field, solve_each
 
 pytestmark = [pytest.mark.dolfinx]
 
@@ -54,20 +54,7 @@ MODEL_IDS = [f"{case}-{'variational' if b is build else 'builtin'}" for case, b 
 @pytest.mark.mpi
 @pytest.mark.parametrize(("case", "builder"), MODELS, ids=MODEL_IDS)
 def test_taylor_rate_two_through_the_adjoint(comm, case, builder):
-    from invprior.pde import taylor_test
-
-    problem = builder(case, comm)
-    rng = np.random.default_rng(4)
-    m = smooth_field((9, 9), 0.5)
-    y = problem.forward(m) + 0.1 * rng.standard_normal(9)
-
-    def f(x):
-        r = problem.forward(x) - y
-        return 0.5 * float(r @ r)
-
-    result = taylor_test(
-        f, lambda x: problem.vjp(x, problem.forward(x) - y), m, rng.standard_normal(m.shape)
-    )
+    result = misfit_taylor_test(builder(case, comm))
     np.testing.assert_allclose(result["rates"], 2.0, atol=0.05)
 
 
@@ -258,12 +245,8 @@ def test_one_and_all_ranks_agree(comm, case):
     from mpi4py import MPI
 
     field, cot = smooth_field((9, 9), 0.5), np.linspace(-1.0, 1.0, 16)
-    results = []
-    for c in (MPI.COMM_SELF, comm):
-        problem = build(case, c, n=12, k=4)
-        results.append((problem.forward(field), problem.vjp(field, cot)))
-        problem.destroy()
-    (y1, g1), (yn, gn) = results
+    make = lambda c: build(case, c, n=12, k=4)  # noqa: E731
+    (y1, g1), (yn, gn) = solve_each(make, (MPI.COMM_SELF, comm), field, cot)
     np.testing.assert_allclose(yn, y1, rtol=1e-9)
     np.testing.assert_allclose(gn, g1, rtol=1e-9, atol=1e-12)
     assert np.array_equal(comm.bcast(yn, root=0), yn)
