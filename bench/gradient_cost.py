@@ -114,7 +114,7 @@ class InPlaceTimers:
         model = forward.model
         self._patches = [(generator, "decode", "generator", "generator")]
         if isinstance(forward, DenseObservationMap):
-            self._patches += [(forward, "_affine", "forward", "adjoint")]
+            self._patches += [(forward, "_observe", "forward", "adjoint")]
         else:
             self._patches += [
                 (model, "forward", "forward", None),
