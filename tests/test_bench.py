@@ -85,3 +85,15 @@ def test_forward_adjoint(bench, capsys):
     for rate in [*rates, *result["taylor_rates"].values()]:
         assert rate == pytest.approx(2.0, abs=0.05)
     assert (result["ndofs"], result["n_obs"], result["grid"]) == (81, 4, [9, 9])
+
+
+def test_map_newton(bench, capsys):
+    module = bench("map_newton")
+    result = module.main(["--n", "8", "--sensors", "3", "--lbfgs-iterations", "20"])
+    assert last_json(capsys) == result
+    assert (result["latent_dim"], result["n_obs"]) == (81, 9)
+    assert_positive(result, ["map_s", "lbfgs_map_s", "speedup", "gradient_evals_ratio"])
+    # exact in one Gauss-Newton step: one batched Jacobian, two gradients, the prior diagonal
+    assert (result["map_jacobian_evals"], result["map_gradient_evals"]) == (1, 1 + 1 + 2 + 1)
+    assert result["map_vector_jacobian_products"] == 5 + 8
+    assert result["map_error"] < 1e-9 and result["map_energy"] <= result["lbfgs_map_energy"]

@@ -19,7 +19,9 @@ is a site, :math:`\sigma = T(\zeta_\sigma)`, its expected Fisher information
 :math:`(d\sigma / d\zeta_\sigma)^2\, 2 n / \sigma^2` to the diagonal entry of
 :math:`\zeta_\sigma`.
 
-For any other Pyro model, which exposes no forward map, :math:`H` is the exact Hessian
+The Hessian is built by :mod:`invprior.infer.hessian`, the same code Newton's MAP
+(:func:`invprior.infer.map` with ``optimizer="newton"``) steps with. For any other Pyro
+model, which exposes no forward map, :math:`H` is the exact Hessian
 :math:`\nabla^2_\zeta U(\hat\zeta)` by automatic differentiation: the model must be
 twice differentiable in torch (a PDE bridge is not; write such a model as an inverse
 problem).
@@ -37,37 +39,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..bridge import NotTwiceDifferentiableError
 from ..model import InverseProblem
 from ..potential import Potential, PotentialEnergy, potential_energy
-from ..sites import FIELD, NOISE_STD
 from .common import seeded, solve_counts, solves_since
+from .hessian import GaussNewtonHessian, autograd_hessian, observation_jacobian
 from .mode import MapResult
 
 __all__ = ["LaplaceResult", "laplace", "observation_jacobian"]
-
-
-def observation_jacobian(
-    potential: PotentialEnergy, latent: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Predicted observations and their Jacobian with respect to the unconstrained latent.
-
-    Args:
-        potential: Potential of the problem (supplies transforms and layout).
-        latent: Unconstrained latent, shape ``(dim,)``.
-
-    Returns:
-        ``(prediction, J)`` with shapes ``(n_obs,)`` and ``(n_obs, dim)``.
-    """
-    problem = potential.problem
-    latent = latent.detach().clone().requires_grad_(True)
-    values = potential.constrain(potential.layout.unpack(latent))
-    prediction = problem.forward(problem.prior.complete(values)[FIELD])
-    rows = [
-        torch.autograd.grad(prediction[i], latent, retain_graph=i + 1 < problem.n_obs)[0]
-        for i in range(problem.n_obs)
-    ]
-    return prediction.detach(), torch.stack(rows)
 
 
 @dataclass(frozen=True)
@@ -142,9 +120,10 @@ def laplace(
         )
     before = solve_counts(potential.forward)
     if isinstance(potential, PotentialEnergy):
-        precision, name = _gauss_newton(potential, mean), "Gauss-Newton Hessian"
+        precision = GaussNewtonHessian.at(potential, mean).dense()
+        name = "Gauss-Newton Hessian"
     else:
-        precision, name = _autograd_hessian(potential, mean), "Hessian of the potential"
+        precision, name = autograd_hessian(potential, mean).matrix, "Hessian of the potential"
     precision = 0.5 * (precision + precision.T)
     chol, info = torch.linalg.cholesky_ex(precision)
     if int(info) != 0:
@@ -159,40 +138,3 @@ def laplace(
         potential=potential,
         pde_solves=solves_since(before, potential.forward),
     )
-
-
-def _gauss_newton(potential: PotentialEnergy, mean: torch.Tensor) -> torch.Tensor:
-    """The Gauss-Newton Hessian of an inverse problem's potential at ``mean``, ``(dim, dim)``."""
-    problem = potential.problem
-    prediction, jac = observation_jacobian(potential, mean)
-    params = potential.layout.unpack(mean)
-    values = potential.constrain(params)
-    likelihood = problem.likelihood_of(values)
-    weight = likelihood.fisher(prediction)
-    prior_hessian = torch.autograd.functional.hessian(
-        lambda z: potential.prior_energy(potential.layout.unpack(z)), mean
-    )
-    precision = jac.T @ weight @ jac + prior_hessian
-    if problem.noise_prior is not None:
-        t = potential.transforms[NOISE_STD]
-        slope = t.log_abs_det_jacobian(params[NOISE_STD], values[NOISE_STD]).exp()
-        k = potential.layout.positions((NOISE_STD,))
-        precision[k, k] += slope.square() * likelihood.scale_fisher(prediction)
-    return precision
-
-
-def _autograd_hessian(potential: object, mean: torch.Tensor) -> torch.Tensor:
-    """Exact Hessian of a general model's potential at ``mean``, shape ``(dim, dim)``.
-
-    Raises:
-        ValueError: The model is not twice differentiable in torch (a PDE solve through
-            :class:`invprior.bridge.PDEFunction` inside a hand-written model).
-    """
-    try:
-        return torch.autograd.functional.hessian(potential.flat, mean)
-    except NotTwiceDifferentiableError as err:
-        raise ValueError(
-            "the model is not twice differentiable: its PDE solve (invprior.bridge) has no "
-            "second derivative; write it as an InverseProblem (Gauss-Newton Laplace), or "
-            "sample with init_mass='identity'"
-        ) from err
