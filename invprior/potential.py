@@ -90,6 +90,11 @@ __all__ = [
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
+def _sum_event(value: torch.Tensor, batch_dims: int) -> torch.Tensor:
+    """Sum ``value`` ``(*batch, *event)`` over its event dimensions, shape ``batch``."""
+    return value.flatten(batch_dims).sum(-1) if value.dim() > batch_dims else value
+
+
 def probit_interval(low: torch.Tensor, high: torch.Tensor) -> Transform:
     r"""The bijection :math:`\zeta \mapsto l + (h - l)\,\Phi(\zeta)` from R onto ``(low, high)``.
 
@@ -238,6 +243,13 @@ class Potential(ABC):
         """:math:`U` of a flat unconstrained latent, shape ``(dim,)``."""
         return self(self.layout.unpack(latent))
 
+    def batch(self, latent: torch.Tensor) -> torch.Tensor:
+        """:math:`U` of a batch of flat latents ``(num, dim)``, shape ``(num,)``.
+
+        One evaluation per row here; :class:`PotentialEnergy` evaluates the batch at once.
+        """
+        return torch.stack([self.flat(row) for row in latent])
+
 
 def potential_energy(
     model: InverseProblem | Callable[..., object], obs: torch.Tensor
@@ -319,7 +331,9 @@ class PotentialEnergy(Potential):
         return biject_to(torch.distributions.constraints.real_vector)
 
     def _energy(self, params: Mapping[str, torch.Tensor], likelihood: bool = True) -> torch.Tensor:
-        r""":math:`U`, or its prior part without ``likelihood``, a scalar tensor.
+        r""":math:`U`, or its prior part without ``likelihood``, shape ``batch``.
+
+        ``params`` have shapes ``(*batch, *event_shape)``; a scalar for ``batch = ()``.
 
         The probit-mapped named sites and the unnamed sites are standard normal in
         :math:`\zeta`: :math:`-\tfrac12 \sum \zeta^2` minus a constant. Each other named
@@ -327,6 +341,8 @@ class PotentialEnergy(Potential):
         log-Jacobian.
         """
         prior, values = self.problem.prior, dict(params)
+        first = self.layout.names[0]
+        batch_dims = params[first].dim() - len(self.layout.shapes[first])
         blocks = [params[name] for name in self._unnamed]
         if self._bounds is not None:
             low, high = self._bounds
@@ -334,21 +350,30 @@ class PotentialEnergy(Potential):
             u = low + (high - low) * torch.special.ndtr(zeta)
             values.update(zip(self._probit, u.unbind(-1), strict=True))
             blocks.insert(0, zeta)
-        squares = blocks[0].square().sum()
+        squares = _sum_event(blocks[0].square(), batch_dims)
         for block in blocks[1:]:
-            squares = squares + block.square().sum()
+            squares = squares + _sum_event(block.square(), batch_dims)
         log_joint = -0.5 * squares - self._num_standard * _HALF_LOG_2PI
         for name, distribution in self._other.items():
             t = self.transforms[name]
             values[name] = t(params[name])
             log_prior = distribution.log_prob(values[name])
             log_jacobian = t.log_abs_det_jacobian(params[name], values[name])
-            log_joint = log_joint + (log_prior + log_jacobian).sum()
+            log_joint = log_joint + _sum_event(log_prior + log_jacobian, batch_dims)
         if likelihood:
             prediction = self.problem.forward(prior.decode(values))
             lik = self.problem.likelihood_of(values)
             log_joint = log_joint + lik.log_prob(prediction, self.obs)
         return -log_joint
+
+    def batch(self, latent: torch.Tensor) -> torch.Tensor:
+        """:math:`U` of a batch of flat latents ``(num, dim)`` in one vectorised pass, ``(num,)``.
+
+        The generator decodes the batch at once and the forward model maps it at once (the
+        dense map as one matrix product, a PDE forward model one solve per row).
+        """
+        self.num_evals += latent.shape[0]
+        return self._energy(self.layout.unpack(latent))
 
     def prior_energy(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
         r"""The prior part of :math:`U` (no forward solve), a scalar tensor."""

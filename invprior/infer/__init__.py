@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""MAP, Laplace, HMC and NUTS for :class:`invprior.model.InverseProblem` and other Pyro models.
+"""MAP, Laplace, HMC, NUTS and batched ChEES-HMC for inverse problems and other Pyro models.
 
 Every routine takes an inverse problem (its potential evaluated without tracing,
 Gauss-Newton Laplace) or any Pyro model whose latent sites are continuous, called as
@@ -25,6 +25,7 @@ this package the function is always called ``find_map``, so the builtin ``map`` 
 shadowed in module code.
 """
 
+from .chees import chees
 from .gaussian import LaplaceResult, laplace, observation_jacobian
 from .mcmc import MCMCConfig, MCMCResult, hmc, nuts
 from .mode import MapConfig, MapResult, find_map
@@ -37,6 +38,7 @@ __all__ = [
     "MCMCResult",
     "MapConfig",
     "MapResult",
+    "chees",
     "find_map",
     "hmc",
     "laplace",

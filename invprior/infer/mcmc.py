@@ -103,6 +103,10 @@ class MCMCConfig:
             Gauss-Newton Laplace covariance at the chains' start, dense mass only: ``n_obs``
             adjoint solves once, and far fewer leapfrog steps on tight posteriors) or
             ``"identity"`` (Pyro's default). Warm-up adapts it further either way.
+        adapt_mass: Adapt the mass matrix during warm-up (Pyro's ``adapt_mass_matrix``;
+            ChEES: a diagonal rescaling of its preconditioner). False keeps the initial one
+            (the Laplace covariance with ``init_mass="laplace"``) fixed.
+        max_leapfrog_steps: ChEES only: leapfrog steps per iteration at most.
         store_field: Keep the decoded field of every draw in the result.
         disable_progbar: Hide the progress bar (always hidden on MPI ranks other than 0).
     """
@@ -117,6 +121,8 @@ class MCMCConfig:
     full_mass: bool | None = None
     max_dense_dim: int = 64
     init_mass: str = "laplace"
+    adapt_mass: bool = True
+    max_leapfrog_steps: int = 1023
     store_field: bool = True
     disable_progbar: bool = False
 
@@ -124,6 +130,7 @@ class MCMCConfig:
         check_field_types(self)
         minimum = {"num_samples": MIN_DRAWS_PER_CHAIN, "num_chains": 1, "max_tree_depth": 1}
         minimum |= {"num_steps": 1, "warmup_steps": 0, "max_dense_dim": 0}
+        minimum |= {"max_leapfrog_steps": 1}
         for name, least in minimum.items():
             if getattr(self, name) < least:
                 why = " (split R-hat halves each chain)" if name == "num_samples" else ""
@@ -357,7 +364,7 @@ class _ChainSaver:
         return snap.iteration
 
 
-def _initial_latents(
+def initial_latents(
     problem: InverseProblem | Callable[..., object],
     obs: torch.Tensor,
     init: MapResult | torch.Tensor | None,
@@ -568,7 +575,7 @@ def _starts_and_mass(
     if store is not None and store.checkpoint.resume:
         starts, inverse_mass = store.load_run()
         return starts.to(obs), None if inverse_mass is None else inverse_mass.to(obs)
-    starts = _initial_latents(problem, obs, init, config.num_chains, seed)
+    starts = initial_latents(problem, obs, init, config.num_chains, seed)
     if starts.shape[-1] != dim:
         raise ValueError(
             f"initial latent has {starts.shape[-1]} coordinates but the problem has "
@@ -641,7 +648,7 @@ def _run_chains(
         )
     latent = torch.stack(latents)
     return MCMCResult(
-        samples=_sites(whole, latent, config.store_field),
+        samples=site_draws(whole, latent, config.store_field),
         latent=latent,
         sample_stats={key: np.stack([s[key] for s in stats]) for key in stats[0]},
         chain_stats=chain_stats,
@@ -650,7 +657,7 @@ def _run_chains(
     )
 
 
-def _sites(
+def site_draws(
     potential: Potential, latent: torch.Tensor, store_field: bool
 ) -> dict[str, torch.Tensor]:
     """All latent and deterministic sites of draws ``(chain, draw, dim)``, chain by chain."""
@@ -725,6 +732,7 @@ def nuts(
             inverse_mass_matrix=inverse_mass,
             step_size=config.step_size,
             full_mass=full_mass,
+            adapt_mass_matrix=config.adapt_mass,
             target_accept_prob=config.target_accept_prob,
             max_tree_depth=config.max_tree_depth,
         )
@@ -758,6 +766,7 @@ def hmc(
             step_size=config.step_size,
             num_steps=config.num_steps,
             full_mass=full_mass,
+            adapt_mass_matrix=config.adapt_mass,
             target_accept_prob=config.target_accept_prob,
         )
 

@@ -60,7 +60,7 @@ error metrics, and runs the Gaussian baseline only with ``[baseline] simulator``
 fields: ``seed`` and ``parallel_chains`` (chains on MPI rank groups,
 :mod:`invprior.parallel`). Tables ``[map]`` and ``[mcmc]`` take the fields of
 :class:`invprior.infer.MapConfig` and :class:`invprior.infer.MCMCConfig`; ``[mcmc]`` also
-takes ``kernel`` (``"nuts"`` or ``"hmc"``); ``[output]`` takes ``folder``;
+takes ``kernel`` (``"nuts"``, ``"hmc"`` or ``"chees"``); ``[output]`` takes ``folder``;
 ``[baseline]`` takes the fields of :class:`BaselineConfig` (the Gaussian-field baseline,
 on by default), ``[approximation_error]`` those of :class:`ApproximationErrorConfig`.
 

@@ -433,6 +433,11 @@ class _StudyTable:
         _at_least(self, 0, "seed")
 
 
+#: The samplers of ``[mcmc] kernel``: NUTS and HMC run chain by chain, ChEES-HMC runs all
+#: chains as one batch (:mod:`invprior.infer.chees`).
+KERNELS = ("nuts", "hmc", "chees")
+
+
 @dataclass(frozen=True)
 class _Kernel:
     """The key of ``[mcmc]`` besides the fields of :class:`MCMCConfig`: which sampler runs."""
@@ -441,8 +446,8 @@ class _Kernel:
 
     def __post_init__(self) -> None:
         check_field_types(self)
-        if self.kernel not in ("nuts", "hmc"):
-            raise InputError(f"kernel must be 'nuts' or 'hmc', got {self.kernel!r}")
+        if self.kernel not in KERNELS:
+            raise InputError(f"kernel must be one of {list(KERNELS)}, got {self.kernel!r}")
 
 
 @dataclass(frozen=True)
@@ -592,7 +597,7 @@ class StudyConfig:
     ``folder`` may be given as a string; it is stored as a :class:`~pathlib.Path`.
 
     Attributes:
-        kernel: ``"nuts"`` or ``"hmc"`` (``[mcmc] kernel``).
+        kernel: ``"nuts"``, ``"hmc"`` or ``"chees"`` (``[mcmc] kernel``).
         seed: Seed of the MAP restarts, the chains, the approximation-error draws added to
             the posterior fields and the baseline's MAP (``[study] seed``). The truth, the
             noise and the simulator draws of the error moments and of the baseline have

@@ -21,6 +21,9 @@ from .baseline import baseline_seed, gp_baseline
 from .config import StudyConfig
 from .setup import build_study
 
+#: The sampler of each ``[mcmc] kernel`` (:data:`invprior.study.config.KERNELS`).
+SAMPLERS = {"nuts": infer.nuts, "hmc": infer.hmc, "chees": infer.chees}
+
 __all__ = ["OUTPUT_SOURCE", "run_study"]
 
 OUTPUT_SOURCE = "[output] folder or --out"
@@ -43,7 +46,8 @@ def run_study(
     over all ranks of ``comm`` and the chains run one after another. With it on, ``comm``
     is split into rank groups (:func:`invprior.parallel.split_chains`), each with its own
     mesh; every group computes the MAP, rank 0's MAP is broadcast as the chains' start,
-    each group runs its chains, and the chains are gathered on every rank; the rest
+    each group runs its chains (with ``[mcmc] kernel = "chees"``, whose chains adapt
+    together, every group runs all of them), and the chains are gathered on every rank; the rest
     (predictive checks, baseline) is repeated on every group, so every rank returns the
     same metrics. When ``write`` is set, rank 0 writes ``posterior.nc`` (with the baseline
     as the group ``baseline``), the report and the linearised-prior figures
@@ -98,13 +102,14 @@ def run_study(
     mesh_comm, chains = comm, None  # chains None: all of them, on this one mesh
     if config.parallel_chains:
         mesh_comm, chains = split_chains(comm, config.mcmc.num_chains)
+    batched = config.kernel == "chees"  # adapted together: every group runs all chains
     setup = build_study(config, mesh_comm)
     model, forward, truth, std = setup.model, setup.forward, setup.truth, setup.noise_std
     problem, obs, approx = setup.problem, setup.obs, setup.approximation_error
     start = infer.map(problem, obs, seed=config.seed, config=config.map)
     if chains is not None:
         start = comm.bcast(start, root=0)  # one start for all groups, as in one run
-    sampler = infer.nuts if config.kernel == "nuts" else infer.hmc
+    sampler = SAMPLERS[config.kernel]
     if checkpoint is not None and chains is not None:
         checkpoint = dataclasses.replace(checkpoint, write=mesh_comm.rank == 0)
     result = sampler(
@@ -113,10 +118,10 @@ def run_study(
         init=start,
         seed=config.seed,
         config=config.mcmc,
-        chains=chains,
+        chains=None if batched else chains,
         checkpoint=checkpoint,
     )
-    if chains is not None:
+    if chains is not None and not batched:
         result = gather_chains(result, comm, mesh_comm)
     tree = to_arviz(
         result,
@@ -154,13 +159,15 @@ def run_study(
         map_energy=start.potential_energy,
         noise_std=std.tolist() if isinstance(std, np.ndarray) else std,
         approximation_error=approx is not None,
-        # each rank counts its mesh's solves: sum over ranks / ranks per mesh = sum over meshes
-        pde_solves=comm.allreduce(model.counter.total) // mesh_comm.size,
+        # each rank counts its mesh's solves: sum over ranks / ranks per mesh = sum over
+        # meshes, or over one mesh where every group ran the same chains
+        pde_solves=comm.allreduce(model.counter.total)
+        // (comm.size if batched else mesh_comm.size),
     )
     if write:
         maps = field_maps(tree)
         with staged_folder(comm, folder) as out:  # all of it, or the previous folder
-            if chains is None or 0 in chains:  # the mesh that holds rank 0
+            if mesh_comm.allreduce(int(comm.rank == 0)):  # the mesh that holds rank 0
                 write_grid_functions(model.Q, model.transfer, maps, out / "fields.xdmf")
             if comm.rank == 0:
                 save_datatree(tree, out / MARKER)

@@ -1,0 +1,504 @@
+# SPDX-License-Identifier: MIT
+r"""Many chains as one batch: jittered HMC with ChEES trajectory adaptation [1].
+
+All chains move together. At every iteration each chain draws a fresh momentum and takes
+the same number of leapfrog steps, so one leapfrog step is one batched evaluation of the
+potential (:meth:`invprior.potential.Potential.batch`): the generator decodes every
+chain's field at once and the forward model maps them at once (the dense observation map
+as one matrix product). No chain waits for another's tree to finish, as NUTS chains
+would in a batch.
+
+**Coordinates.** The chains move in :math:`y` with :math:`\zeta = m + S y`, where
+:math:`m` is the first start (the MAP) and :math:`S` the Cholesky factor of the Laplace
+covariance there (``init_mass="laplace"``; the identity with ``"identity"``; its diagonal
+without ``full_mass``). For a linear-Gaussian problem :math:`y` is exactly standard
+normal under the posterior, whatever its dimension, so no mass matrix has to be learnt
+from a few draws in thousands of dimensions. On top of :math:`S` a diagonal inverse mass
+matrix is adapted during warm-up from the spread of all chains (``adapt_mass``), in
+windows ending at 20%, 40% and 70% of warm-up; ``adapt_mass=False`` keeps :math:`S`
+alone.
+
+**Adaptation** (warm-up only, shared by all chains, from statistics of all chains):
+
+- the step size :math:`\epsilon` by dual averaging [2] on the harmonic mean of the
+  chains' acceptance probabilities (a chain that nearly always rejects pulls it down,
+  unlike the arithmetic mean), towards ``target_accept_prob``;
+- the trajectory length :math:`T` by Adam on the gradient of the ChEES criterion
+  :math:`\tfrac14 E[(\|y' - E y'\|^2 - \|y - E y\|^2)^2]` (the change in the estimate
+  of the expected squared distance from the centre, large when a transition decorrelates
+  the second moments), estimated per chain as
+  :math:`t\,(\|y' - \bar y'\|^2 - \|y - \bar y\|^2)\,(y' - \bar y')\cdot v'` with
+  :math:`v'` the velocity at the proposal, and averaged with the acceptance
+  probabilities as weights [1].
+
+The leapfrog steps of iteration :math:`i` are :math:`\lceil h_i T / \epsilon \rceil`
+(at most ``max_leapfrog_steps``), with :math:`h_i \in (0, 1)` the :math:`i`-th point of
+the base-2 Halton sequence: jittered lengths avoid the periodic orbits of a fixed one,
+and the quasi-random sequence covers :math:`(0, 1)` evenly. After warm-up :math:`\epsilon`
+and :math:`T` are their averaged iterates.
+
+**Seeding.** Chain :math:`c` draws its start, momenta and acceptance decisions from its own
+generator seeded with the :math:`c`-th of ``child_seeds(seed, num_chains)``; the jitter is
+deterministic. Its start is :math:`m + S \xi_c` with :math:`\xi_c \sim N(0, I)`: a draw
+from the Laplace approximation, dispersed enough for R-hat to see chains that have not
+met (:math:`m` itself where the potential is not finite there). Same seed, same chains.
+
+**Divergences.** A chain whose potential becomes non-finite (a PDE solver failure
+included) stops moving for the rest of the trajectory, and a transition whose energy
+error exceeds ``1000`` is divergent; both are rejected and recorded as ``diverging``.
+
+References:
+    [1] M. D. Hoffman, A. Radul, P. Sountsov, "An Adaptive-MCMC Scheme for Setting
+        Trajectory Lengths in Hamiltonian Monte Carlo", AISTATS 2021,
+        https://proceedings.mlr.press/v130/hoffman21a.html
+    [2] M. D. Hoffman, A. Gelman, "The No-U-Turn Sampler", JMLR 15 (2014),
+        https://arxiv.org/abs/1111.4246
+    [3] Stan Development Team, "Stan Reference Manual", HMC algorithm parameters
+        (regularised diagonal metric estimate).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from pyro.infer.mcmc.logger import ProgressBar
+from pyro.ops.dual_averaging import DualAveraging
+
+from ..model import InverseProblem
+from ..potential import Potential, is_pde_failure, potential_energy
+from ..validation import InputError
+from .checkpoint import SamplingCheckpoint
+from .common import child_seeds, is_root, solve_counts, solves_since
+from .gaussian import laplace
+from .mcmc import MCMCConfig, MCMCResult, initial_latents, site_draws
+from .mode import MapResult
+
+__all__ = ["chees"]
+
+#: Energy error beyond which a transition is divergent (Pyro's and Stan's threshold).
+MAX_ENERGY_ERROR = 1000.0
+#: Adam's learning rate for the log trajectory length, and its largest update [1].
+TRAJECTORY_LEARNING_RATE = 0.025
+MAX_LOG_UPDATE = 0.35
+#: Ends of the mass adaptation windows, as fractions of warm-up.
+MASS_WINDOWS = (0.2, 0.4, 0.7)
+#: Initial trajectory length in the preconditioned coordinates (posterior scale about 1).
+INITIAL_TRAJECTORY = 1.0
+
+
+def halton(index: int) -> float:
+    """The ``index``-th point (from 0) of the base-2 Halton (van der Corput) sequence, in (0, 1).
+
+    Example:
+        >>> [halton(i) for i in range(4)]
+        [0.5, 0.25, 0.75, 0.125]
+    """
+    n, value, scale = index + 1, 0.0, 0.5
+    while n:
+        value += scale * (n & 1)
+        n >>= 1
+        scale *= 0.5
+    return value
+
+
+class _Preconditioned:
+    r"""The potential of :math:`y` with :math:`\zeta = m + S y` (``S`` dense or a diagonal)."""
+
+    def __init__(self, potential: Potential, centre: torch.Tensor, factor: torch.Tensor) -> None:
+        self.potential = potential
+        self.centre = centre
+        self.factor = factor
+
+    def latent(self, y: torch.Tensor) -> torch.Tensor:
+        r""":math:`\zeta` of ``y``, both ``(num, dim)``."""
+        if self.factor.dim() == 1:
+            return self.centre + y * self.factor
+        return self.centre + y @ self.factor.T
+
+    def energy_and_grad(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:math:`U` ``(num,)`` and its gradient in ``y`` ``(num, dim)``; non-finite is ``inf``.
+
+        A PDE solver failure in the batch is retried chain by chain, so only the chains
+        whose solve fails get an infinite energy (and a zero gradient).
+        """
+        try:
+            energy, grad = self._evaluate(y, self.potential.batch)
+        except Exception as err:
+            if not is_pde_failure(err):
+                raise
+            rows = [self._row(row) for row in y]
+            energy = torch.stack([e for e, _ in rows])
+            grad = torch.stack([g for _, g in rows])
+        bad = ~torch.isfinite(energy) | ~torch.isfinite(grad).all(-1)
+        energy = torch.where(bad, math.inf, energy)
+        return energy, torch.where(bad.unsqueeze(-1), 0.0, grad)
+
+    def _evaluate(
+        self, y: torch.Tensor, energy_of: Callable[[torch.Tensor], torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        y = y.detach().requires_grad_(True)
+        energy = energy_of(self.latent(y))
+        (grad,) = torch.autograd.grad(energy.sum(), y)
+        return energy.detach(), grad
+
+    def _row(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One chain's energy and gradient; ``inf`` and zeros where its solve fails."""
+        try:
+            energy, grad = self._evaluate(y.unsqueeze(0), self.potential.batch)
+        except Exception as err:
+            if not is_pde_failure(err):
+                raise
+            return y.new_tensor(math.inf), torch.zeros_like(y)
+        return energy[0], grad[0]
+
+
+class _TrajectoryAdam:
+    r"""Adam ascent on :math:`\log T` with clipped updates and a Polyak average [1]."""
+
+    def __init__(self, length: float) -> None:
+        self.log_length = math.log(length)
+        self.log_average = self.log_length
+        self._m = self._v = 0.0
+        self._t = 0
+
+    def step(self, gradient: float) -> None:
+        r"""One ascent step along ``gradient`` (of the criterion in :math:`\log T`)."""
+        beta1, beta2 = 0.9, 0.999
+        self._t += 1
+        self._m = beta1 * self._m + (1 - beta1) * gradient
+        self._v = beta2 * self._v + (1 - beta2) * gradient**2
+        m_hat, v_hat = self._m / (1 - beta1**self._t), self._v / (1 - beta2**self._t)
+        update = TRAJECTORY_LEARNING_RATE * m_hat / (math.sqrt(v_hat) + 1e-8)
+        self.log_length += min(max(update, -MAX_LOG_UPDATE), MAX_LOG_UPDATE)
+        weight = self._t**-0.5
+        self.log_average = (1 - weight) * self.log_average + weight * self.log_length
+
+
+def _chees_gradient(
+    y0: torch.Tensor,
+    y1: torch.Tensor,
+    v1: torch.Tensor,
+    accept: torch.Tensor,
+    diverging: torch.Tensor,
+    jittered_length: float,
+) -> float:
+    r"""The acceptance-weighted ChEES gradient in :math:`\log T` over the chains [1]."""
+    weight = torch.where(diverging, 0.0, accept)
+    if float(weight.sum()) <= 0.0:
+        return 0.0
+    ok = ~diverging
+    proposal_mean = (weight.unsqueeze(-1) * y1).sum(0) / weight.sum()
+    start_mean = y0[ok].mean(0)
+    c1, c0 = y1 - proposal_mean, y0 - start_mean
+    change = c1.square().sum(-1) - c0.square().sum(-1)
+    per_chain = jittered_length * change * (c1 * v1).sum(-1)
+    per_chain = torch.where(ok, per_chain, 0.0)
+    return float((weight * per_chain).sum() / weight.sum())
+
+
+def _regularised_variance(total: torch.Tensor, squares: torch.Tensor, n: int) -> torch.Tensor:
+    """Stan's shrunk variance estimate [3] from sums over ``n`` draws."""
+    mean = total / n
+    variance = (squares - n * mean.square()) / max(n - 1, 1)
+    return (n / (n + 5.0)) * variance + 1e-3 * (5.0 / (n + 5.0))
+
+
+def _preconditioner(
+    problem: InverseProblem | Callable[..., object],
+    obs: torch.Tensor,
+    centre: torch.Tensor,
+    config: MCMCConfig,
+    full_mass: bool,
+) -> torch.Tensor:
+    """The preconditioner ``S``: ``(dim, dim)``, or ``(dim,)`` for a diagonal.
+
+    The Laplace covariance's Cholesky factor (the root of its diagonal without
+    ``full_mass``), or ones for ``init_mass="identity"`` or where Laplace fails.
+    """
+    ones = torch.ones_like(centre)
+    if config.init_mass != "laplace":
+        return ones
+    try:
+        cov = laplace(problem, obs, centre).cov
+    except ValueError as err:
+        warnings.warn(
+            f"ChEES runs without the Laplace preconditioner: {err}", RuntimeWarning, stacklevel=3
+        )
+        return ones
+    if not full_mass:
+        return cov.diagonal().sqrt()
+    return torch.linalg.cholesky(cov)
+
+
+class _Sampler:
+    """The state of all chains and of the shared adaptation."""
+
+    def __init__(
+        self,
+        target: _Preconditioned,
+        config: MCMCConfig,
+        generators: list[torch.Generator],
+        y: torch.Tensor,
+    ) -> None:
+        self.target = target
+        self.config = config
+        self.generators = generators
+        energy, grad = target.energy_and_grad(y)
+        failed = ~torch.isfinite(energy)
+        if bool(failed.any()):  # such a chain starts at the centre instead
+            y = torch.where(failed.unsqueeze(-1), 0.0, y)
+            energy, grad = target.energy_and_grad(y)
+            if not bool(torch.isfinite(energy).all()):
+                raise ValueError(
+                    "the potential is not finite at the chains' start (a failed solve or a "
+                    "point outside the prior's support); start from the MAP of this problem"
+                )
+        self.y, self.energy, self.grad = y, energy, grad
+        self.inverse_mass = torch.ones_like(y[0])
+        self.step_size = config.step_size
+        self.trajectory = _TrajectoryAdam(max(INITIAL_TRAJECTORY, config.step_size))
+        self._restart_step_size()
+
+    def _restart_step_size(self) -> None:
+        self.dual = DualAveraging(prox_center=math.log(10 * self.step_size))
+
+    def _normal(self) -> torch.Tensor:
+        """One standard normal vector per chain, each from its chain's generator."""
+        dim, like = self.y.shape[-1], self.y
+        return torch.stack(
+            [torch.randn(dim, generator=g, dtype=like.dtype, device=like.device)
+             for g in self.generators]
+        )  # fmt: skip
+
+    def _uniform(self) -> torch.Tensor:
+        like = self.y
+        return torch.stack(
+            [torch.rand((), generator=g, dtype=like.dtype, device=like.device)
+             for g in self.generators]
+        )  # fmt: skip
+
+    def _kinetic(self, p: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.inverse_mass * p.square()).sum(-1)
+
+    def transition(self, index: int, length: float) -> dict[str, torch.Tensor | int]:
+        """One jittered HMC transition of every chain with trajectory length ``length``."""
+        eps = self.step_size
+        jitter = halton(index)
+        num_steps = max(1, min(math.ceil(jitter * length / eps), self.config.max_leapfrog_steps))
+        p0 = self._normal() / self.inverse_mass.sqrt()
+        start_energy = self.energy + self._kinetic(p0)
+        y, p, grad, energy = self.y, p0 - 0.5 * eps * self.grad, self.grad, self.energy
+        moving = torch.isfinite(energy)
+        for step in range(num_steps):
+            y = torch.where(moving.unsqueeze(-1), y + eps * self.inverse_mass * p, y)
+            energy, grad = self.target.energy_and_grad(y)
+            moving = moving & torch.isfinite(energy)
+            kick = eps if step + 1 < num_steps else 0.5 * eps
+            p = torch.where(moving.unsqueeze(-1), p - kick * grad, p)
+        end_energy = energy + self._kinetic(p)
+        error = end_energy - start_energy
+        diverging = ~moving | ~(error < MAX_ENERGY_ERROR)
+        log_accept = torch.where(diverging, -math.inf, -error).clamp(max=0.0)
+        accept_prob = log_accept.exp()
+        accepted = self._uniform().log() < log_accept
+        y0 = self.y
+        self.y = torch.where(accepted.unsqueeze(-1), y, self.y)
+        self.energy = torch.where(accepted, energy, self.energy)
+        self.grad = torch.where(accepted.unsqueeze(-1), grad, self.grad)
+        return {
+            "y0": y0,
+            "proposal": y,
+            "velocity": self.inverse_mass * p,
+            "accept_prob": accept_prob,
+            "diverging": diverging,
+            "energy": start_energy,
+            "num_steps": num_steps,
+            "jitter": jitter,
+        }
+
+    def adapt(self, step: dict[str, torch.Tensor | int], length: float) -> None:
+        """Update the step size and trajectory length from one transition of all chains."""
+        accept, diverging = step["accept_prob"], step["diverging"]
+        ok = ~diverging
+        harmonic = 0.0
+        if bool(ok.any()):
+            harmonic = float(1.0 / (1.0 / accept[ok].clamp(min=1e-10)).mean())
+        self.dual.step(self.config.target_accept_prob - harmonic)
+        log_step, _ = self.dual.get_state()
+        self.step_size = math.exp(log_step)
+        gradient = _chees_gradient(
+            step["y0"], step["proposal"], step["velocity"], accept, diverging,
+            step["jitter"] * length,
+        )  # fmt: skip
+        self.trajectory.step(gradient)
+
+    def trajectory_length(self, averaged: bool) -> float:
+        """The current (or averaged) trajectory length, between one and the most steps."""
+        log_length = self.trajectory.log_average if averaged else self.trajectory.log_length
+        longest = self.config.max_leapfrog_steps * self.step_size
+        return min(max(math.exp(log_length), self.step_size), longest)
+
+    def set_inverse_mass(self, inverse_mass: torch.Tensor) -> None:
+        """A new diagonal inverse mass; step size adaptation starts again from the current."""
+        self.inverse_mass = inverse_mass
+        self._restart_step_size()
+
+    def finish_warmup(self) -> None:
+        """Fix the step size and trajectory length at their averaged iterates."""
+        _, log_average = self.dual.get_state()
+        self.step_size = math.exp(log_average)
+
+
+def chees(
+    problem: InverseProblem | Callable[..., object],
+    obs: torch.Tensor,
+    *,
+    init: MapResult | torch.Tensor | None = None,
+    seed: int = 0,
+    config: MCMCConfig | None = None,
+    chains: Sequence[int] | None = None,
+    checkpoint: SamplingCheckpoint | None = None,
+    **kwargs: object,
+) -> MCMCResult:
+    """Sample the posterior with ChEES-HMC, all chains in one batch [1].
+
+    Arguments as for :func:`invprior.infer.nuts` (``max_tree_depth`` and ``num_steps`` are
+    not used; ``max_leapfrog_steps`` caps a trajectory). The chains adapt together, so they
+    always run together: ``chains`` must be None or all of them, and under MPI each rank
+    group runs the whole batch.
+
+    Returns:
+        An :class:`MCMCResult` with ``kernel="ChEES"``. Per chain ``wall_s``,
+        ``num_evals`` and ``pde_solves`` are the batch's shared equally.
+
+    Raises:
+        ValueError: If ``chains`` is a strict subset, or the initial latent does not fit.
+        InputError: If ``checkpoint`` asks to resume (ChEES runs are not checkpointed).
+
+    Example:
+        >>> result = chees(problem, obs, num_chains=16, num_samples=200)  # doctest: +SKIP
+        >>> result.samples["z_rec"].shape  # doctest: +SKIP
+        torch.Size([16, 200, 8])
+    """
+    config = config if config is not None else MCMCConfig(**kwargs)
+    if chains is not None and sorted(int(c) for c in chains) != list(range(config.num_chains)):
+        raise ValueError(
+            f"ChEES adapts all {config.num_chains} chains together and runs them as one "
+            f"batch; pass chains=None (got {list(chains)})"
+        )
+    if checkpoint is not None and checkpoint.resume:
+        raise InputError(
+            "kernel 'chees' does not checkpoint its chains, so there is nothing to resume; "
+            "rerun without --resume, or use kernel = 'nuts'"
+        )
+    potential = potential_energy(problem, obs)
+    dim = potential.layout.dim
+    full_mass = config.full_mass if config.full_mass is not None else dim <= config.max_dense_dim
+    centre = initial_latents(problem, obs, init, 1, seed)[0].to(potential.obs)
+    if centre.shape[-1] != dim:
+        raise ValueError(
+            f"initial latent has {centre.shape[-1]} coordinates but the problem has {dim}; "
+            f"pass the MAP of this problem or a latent of that size"
+        )
+    before, tic = solve_counts(potential.forward), time.perf_counter()
+    target = _Preconditioned(
+        potential, centre, _preconditioner(problem, obs, centre, config, full_mass)
+    )
+    device = centre.device
+    generators = [
+        torch.Generator(device=device).manual_seed(s) for s in child_seeds(seed, config.num_chains)
+    ]
+    start = torch.stack(
+        [torch.randn(dim, generator=g, dtype=centre.dtype, device=device) for g in generators]
+    )
+    sampler = _Sampler(target, config, generators, start)
+    draws, stats = _run(sampler, config)
+    wall = time.perf_counter() - tic
+    latent = target.latent(torch.stack(draws, 1).flatten(0, 1)).reshape(
+        config.num_chains, config.num_samples, dim
+    )
+    solves = solves_since(before, potential.forward)
+    chain_stats = [
+        {
+            "chain": c,
+            "wall_s": wall / config.num_chains,
+            "pde_solves": _share(solves, c, config.num_chains),
+            "num_evals": _share({"n": potential.num_evals}, c, config.num_chains)["n"],
+            "num_divergences": int(stats["diverging"][c].sum()),
+            "step_size": sampler.step_size,
+        }
+        for c in range(config.num_chains)
+    ]
+    return MCMCResult(
+        samples=site_draws(potential, latent, config.store_field),
+        latent=latent,
+        sample_stats=stats,
+        chain_stats=chain_stats,
+        config=config,
+        kernel="ChEES",
+    )
+
+
+def _share(counts: dict[str, int] | None, chain: int, num_chains: int) -> dict[str, int] | None:
+    """Chain ``chain``'s share of the batch's counts (the remainder to the first chains)."""
+    if counts is None:
+        return None
+    return {key: n // num_chains + (chain < n % num_chains) for key, n in counts.items()}
+
+
+def _run(sampler: _Sampler, config: MCMCConfig) -> tuple[list[torch.Tensor], dict]:
+    """Warm-up and sampling; the draws ``(chain, dim)`` in ``y`` and per-draw statistics."""
+    warmup, num_samples, num_chains = config.warmup_steps, config.num_samples, config.num_chains
+    windows = sorted({round(f * warmup) for f in MASS_WINDOWS} - {0}) if config.adapt_mass else []
+    total_y = squares_y = None
+    count, window_start = 0, 0
+    floats = ("step_size", "accept_prob", "energy", "lp")
+    stats = {key: np.zeros((num_chains, num_samples)) for key in floats}
+    stats["n_steps"] = np.zeros((num_chains, num_samples), dtype=np.int64)
+    stats["diverging"] = np.zeros((num_chains, num_samples), dtype=bool)
+    draws: list[torch.Tensor] = []
+    progress = ProgressBar(warmup, num_samples, disable=config.disable_progbar or not is_root())
+    try:
+        for i in range(warmup + num_samples):
+            warm = i < warmup
+            if i == warmup:
+                sampler.finish_warmup()
+            length = sampler.trajectory_length(averaged=not warm)
+            step = sampler.transition(i, length)
+            if warm:
+                sampler.adapt(step, length)
+                if windows and i >= window_start:
+                    y = sampler.y
+                    total_y = y.sum(0) + (0.0 if total_y is None else total_y)
+                    squares_y = y.square().sum(0) + (0.0 if squares_y is None else squares_y)
+                    count += y.shape[0]
+                if windows and i + 1 == windows[0]:
+                    windows.pop(0)
+                    variance = _regularised_variance(total_y, squares_y, count)
+                    sampler.set_inverse_mass(variance)
+                    total_y = squares_y = None
+                    count, window_start = 0, i + 1
+            else:
+                k = i - warmup
+                draws.append(sampler.y.detach().clone())
+                stats["step_size"][:, k] = sampler.step_size
+                stats["n_steps"][:, k] = step["num_steps"]
+                stats["accept_prob"][:, k] = step["accept_prob"].cpu().numpy()
+                stats["energy"][:, k] = step["energy"].cpu().numpy()
+                stats["lp"][:, k] = (-sampler.energy).cpu().numpy()
+                stats["diverging"][:, k] = step["diverging"].cpu().numpy()
+            progress.set_description("Warmup" if warm else "Sample", refresh=False)
+            progress.set_postfix(
+                {"step size": f"{sampler.step_size:.2e}", "steps": step["num_steps"],
+                 "acc. prob": f"{float(step['accept_prob'].mean()):.2f}"},
+                refresh=False,
+            )  # fmt: skip
+            progress.update()
+    finally:
+        progress.close()
+    return draws, stats
