@@ -18,7 +18,9 @@ part in a chain, so they are not stored.
 
 Pyro keeps a kernel's state in private attributes. Every access to them is in this
 module, in :func:`kernel_state` and :func:`restore_kernel`, against the names listed in
-:data:`PYRO_ATTRIBUTES` (a test checks that they still exist). Pyro's own ``setup`` is
+:data:`PYRO_ATTRIBUTES` (a test checks that they still exist); the list also names the
+private NUTS methods and tree fields that :mod:`invprior.infer.mcmc` extends for its
+fixed-mass U-turn checks. Pyro's own ``setup`` is
 not called on resume: it would spend potential evaluations and random numbers to find a
 step size the checkpoint already holds.
 
@@ -43,8 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from pyro.infer.mcmc import NUTS
 from pyro.infer.mcmc.adaptation import BlockMassMatrix, WarmupAdapter
 from pyro.infer.mcmc.hmc import HMC
+from pyro.infer.mcmc.nuts import _TreeInfo
 from pyro.ops.dual_averaging import DualAveraging
 from pyro.ops.welford import WelfordCovariance
 from safetensors import SafetensorError, safe_open
@@ -93,6 +97,9 @@ PYRO_ATTRIBUTES: dict[type, tuple[str, ...]] = {
         "_mass_matrix_size", "_adapt_scheme",
     ),
     WelfordCovariance: ("diagonal", "_mean", "_m2", "n_samples"),
+    # the extra U-turn checks of NUTS with a fixed mass matrix (invprior.infer.mcmc)
+    NUTS: ("_build_tree", "_is_turning", "_sample_r"),
+    _TreeInfo: ("r_left_unscaled", "r_right_unscaled", "r_sum"),
 }  # fmt: skip
 
 _RUN = "run.safetensors"

@@ -35,6 +35,9 @@ References:
         https://arxiv.org/abs/1701.02434
     [3] M. Betancourt, "Diagnosing Suboptimal Cotangent Disintegrations in Hamiltonian
         Monte Carlo" (2016), https://arxiv.org/abs/1604.00695
+    [4] Stan's additional U-turn checks across subtrees, https://github.com/stan-dev/stan/pull/2800,
+        after "NUTS misses U-turns, runs in circles until max treedepth",
+        https://discourse.mc-stan.org/t/nuts-misses-u-turns-runs-in-circles-until-max-treedepth/9727
 """
 
 from __future__ import annotations
@@ -105,7 +108,9 @@ class MCMCConfig:
             ``"identity"`` (Pyro's default). Warm-up adapts it further either way.
         adapt_mass: Adapt the mass matrix during warm-up (Pyro's ``adapt_mass_matrix``;
             ChEES: a diagonal rescaling of its preconditioner). False keeps the initial one
-            (the Laplace covariance with ``init_mass="laplace"``) fixed.
+            (the Laplace covariance with ``init_mass="laplace"``) fixed; NUTS then also
+            checks for U-turns across subtrees [4], which a fixed step size on a posterior
+            the fixed mass makes isotropic would otherwise miss.
         max_leapfrog_steps: ChEES only: leapfrog steps per iteration at most.
         store_field: Keep the decoded field of every draw in the result.
         disable_progbar: Hide the progress bar (always hidden on MPI ranks other than 0).
@@ -226,6 +231,96 @@ class _StartEnergy:
 
 class _NUTS(_InitialMass, _StartEnergy, NUTS):
     """NUTS whose warm-up may start from a given inverse mass matrix."""
+
+
+class _SubtreeUTurn:
+    r"""NUTS mixin: the no-U-turn criterion also across the two parts of every join [4].
+
+    Pyro checks the criterion only between the two ends of a joined trajectory. Where the
+    posterior is isotropic in the metric of the mass matrix (a Gaussian posterior with its
+    exact covariance as the inverse mass) and the step size is fixed, every coordinate
+    turns with the same period, and at step sizes just above
+    :math:`2 \sin(\pi / (2^k - 1))` a doubling spans a little more than whole periods: the
+    two ends then look as if the trajectory had not turned, and every transition doubles on
+    for several more periods, often up to ``max_tree_depth``. During warm-up the step size
+    changes every iteration, so only a few transitions meet such a step size; after it, all
+    of them do. Like Stan, each join of a left part ``L`` and a right part ``R`` (the two
+    halves of a subtree, or the trajectory so far and a new subtree) is also checked over
+    ``L`` with the first state of ``R`` and over the last state of ``L`` with ``R``; the
+    checks are symmetric in the tree, so the transition stays reversible. Only the stopping
+    changes: no extra evaluation, no extra random number.
+
+    The joins are Pyro's ``_build_tree`` (two halves, built by the two calls it makes of
+    ``_build_tree`` one level down) and ``sample`` (the trajectory so far, whose end momenta
+    and momentum sum are tracked from the momentum ``_sample_r`` draws, and the subtree its
+    last top-level ``_build_tree`` call built); both then call ``_is_turning`` on the joined
+    trajectory, where the two extra checks are added. Momenta are the unscaled ones, as in
+    Pyro's check.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self._joins: list[tuple[int, list]] = []  # per subtree being built: direction, halves
+        self._trajectory: tuple[dict, dict, dict] | None = None  # left, right, sum so far
+        self._new_subtree: tuple[int, object] | None = None  # direction, latest top subtree
+
+    def _sample_r(self, name: str) -> tuple[dict, dict]:
+        r, r_unscaled = super()._sample_r(name)
+        self._trajectory = (r_unscaled, r_unscaled, r_unscaled)  # the starting state alone
+        return r, r_unscaled
+
+    def _build_tree(
+        self,
+        z: dict,
+        r: dict,
+        z_grads: dict,
+        log_slice: torch.Tensor,
+        direction: int,
+        tree_depth: int,
+        energy_current: torch.Tensor,
+    ) -> object:
+        self._joins.append((direction, []))
+        try:
+            tree = super()._build_tree(
+                z, r, z_grads, log_slice, direction, tree_depth, energy_current
+            )
+        finally:
+            self._joins.pop()
+        if self._joins:
+            self._joins[-1][1].append(tree)  # a half of the subtree one level up
+        else:
+            self._new_subtree = (direction, tree)
+        return tree
+
+    def _is_turning(self, r_left_unscaled: dict, r_right_unscaled: dict, r_sum: dict) -> bool:
+        if super()._is_turning(r_left_unscaled, r_right_unscaled, r_sum):
+            return True
+        if self._joins:  # the two halves of a subtree
+            direction, halves = self._joins[-1]
+            first, second = ((t.r_left_unscaled, t.r_right_unscaled, t.r_sum) for t in halves)
+        else:  # the trajectory so far and a new subtree, in ``sample``
+            direction, tree = self._new_subtree
+            first = self._trajectory
+            second = (tree.r_left_unscaled, tree.r_right_unscaled, tree.r_sum)
+            self._trajectory = (r_left_unscaled, r_right_unscaled, r_sum)
+        (left_l, left_r, left_sum), (right_l, right_r, right_sum) = (
+            (first, second) if direction == 1 else (second, first)
+        )
+        with_first = {key: left_sum[key] + right_l[key] for key in left_sum}
+        with_last = {key: right_sum[key] + left_r[key] for key in right_sum}
+        return bool(
+            super()._is_turning(left_l, right_l, with_first)
+            or super()._is_turning(left_r, right_r, with_last)
+        )
+
+
+class _FixedMassNUTS(_SubtreeUTurn, _NUTS):
+    """NUTS for a mass matrix that warm-up leaves as it is (``adapt_mass=False``).
+
+    With the Laplace covariance of a near-Gaussian posterior as the fixed inverse mass, the
+    posterior is nearly isotropic in its metric, the case :class:`_SubtreeUTurn` guards
+    against. Adapted runs keep Pyro's criterion alone, and so their draws.
+    """
 
 
 class _HMC(_InitialMass, _StartEnergy, HMC):
@@ -727,7 +822,8 @@ def nuts(
     def make_kernel(
         potential: Potential, full_mass: bool, inverse_mass: torch.Tensor | None
     ) -> MCMCKernel:
-        return _NUTS(
+        kind = _NUTS if config.adapt_mass else _FixedMassNUTS
+        return kind(
             potential_fn=potential,
             inverse_mass_matrix=inverse_mass,
             step_size=config.step_size,

@@ -17,8 +17,9 @@ from linear_gaussian import (
     make_problem,
     synthetic_obs,
 )
-from pyro.infer.mcmc import HMC, MCMC
+from pyro.infer.mcmc import HMC, MCMC, NUTS
 from pyro.infer.mcmc.adaptation import BlockMassMatrix, WarmupAdapter
+from pyro.infer.mcmc.nuts import _TreeInfo
 from pyro.ops.dual_averaging import DualAveraging
 from pyro.ops.welford import WelfordCovariance
 
@@ -35,7 +36,7 @@ from invprior.infer.checkpoint import (
     signals_held,
 )
 from invprior.infer.common import child_seeds, seeded
-from invprior.infer.mcmc import _NUTS
+from invprior.infer.mcmc import _NUTS, _FixedMassNUTS
 from invprior.model import InverseProblem
 from invprior.potential import PotentialEnergy
 from invprior.sites import AUX_NOISE, FIELD, Z_AUX, Z_REC
@@ -346,6 +347,8 @@ def test_pyro_kernel_attributes_used_by_checkpoints_still_exist(resumable):
         DualAveraging: adapter._step_size_adapt_scheme,
         BlockMassMatrix: mass,
         WelfordCovariance: next(iter(mass._adapt_scheme.values())),
+        NUTS: first,
+        _TreeInfo: _TreeInfo,
     }
     missing = [
         f"{kind.__name__}.{name}"
@@ -377,3 +380,94 @@ def test_signals_held_defers_sigint():
             time.sleep(0.05)
             reached = True
     assert reached
+
+
+# A mass matrix fixed through warm-up: no U-turn missed at a resonant step size -----------
+
+
+def _draws_at_fixed_step(monkeypatch, problem, obs, start, step_size, adapt_mass):
+    """NUTS from the exact Laplace mass, without warm-up, at exactly ``step_size``.
+
+    Pyro's search for a reasonable step size is switched off, so the draws run at the
+    step size given (as all draws after warm-up run at the one warm-up ends with).
+    """
+    with monkeypatch.context() as patch:
+        patch.setattr(HMC, "_find_reasonable_step_size", lambda self, z: self.step_size)
+        return infer.nuts(
+            problem, obs, init=start, seed=2, num_chains=1, num_samples=8, warmup_steps=0,
+            full_mass=True, init_mass="laplace", adapt_mass=adapt_mass, max_tree_depth=8,
+            step_size=step_size, disable_progbar=True,
+        )  # fmt: skip
+
+
+def test_fixed_laplace_mass_does_not_miss_u_turns_at_a_resonant_step_size(monkeypatch):
+    """With the exact covariance as mass a Gaussian posterior is isotropic in its metric.
+
+    All 402 coordinates then turn with one period, and at a step size just above
+    ``2 sin(pi / 15)`` = 0.416 the 15-step tree falls short of half a period while the
+    31-step one spans a little more than a whole period, so Pyro's check between the two ends
+    misses the U-turn: 127 steps a draw instead of about 15. The fixed-mass kernel checks
+    across the subtrees too.
+    """
+    problem = make_problem(aux_dim=1, rec_dim=400)
+    obs = synthetic_obs(problem)
+    mean, cov = exact_posterior(problem, obs)
+    noise = torch.randn(mean.shape, generator=torch.Generator().manual_seed(0), dtype=mean.dtype)
+    start = mean + torch.linalg.cholesky(cov) @ noise  # a posterior draw, as after warm-up
+    resonant, plain = 0.419, 0.40
+    missed = _draws_at_fixed_step(monkeypatch, problem, obs, start, resonant, adapt_mass=True)
+    fixed = _draws_at_fixed_step(monkeypatch, problem, obs, start, resonant, adapt_mass=False)
+    near = _draws_at_fixed_step(monkeypatch, problem, obs, start, plain, adapt_mass=False)
+    assert missed.sample_stats["step_size"][0, 0] == fixed.sample_stats["step_size"][0, 0]
+    assert fixed.sample_stats["step_size"][0, 0] == resonant
+    # the case is resonant under Pyro's criterion (no warm-up, so nothing adapts the mass)
+    assert missed.sample_stats["n_steps"].mean() >= 100, missed.sample_stats["n_steps"]
+    steps, steps_near = fixed.sample_stats["n_steps"], near.sample_stats["n_steps"]
+    assert steps.max() <= 31 and steps.mean() <= 1.5 * steps_near.mean(), (steps, steps_near)
+    assert fixed.num_divergences == 0
+
+
+def test_fixed_laplace_mass_is_the_one_used_after_warmup():
+    """``adapt_mass=False``: the inverse mass after warm-up is the Laplace covariance."""
+    problem = make_problem(aux_dim=2, rec_dim=3)
+    obs = synthetic_obs(problem)
+    mean, cov = exact_posterior(problem, obs)  # linear-Gaussian: Laplace is exact
+    potential = PotentialEnergy(problem, obs)
+    kernel = _FixedMassNUTS(
+        potential_fn=potential,
+        full_mass=True,
+        adapt_mass_matrix=False,
+        inverse_mass_matrix=infer.laplace(problem, obs, mean).cov,
+    )
+    kernel.initial_params = params = potential.layout.unpack(mean)
+    names = tuple(sorted(potential.layout.names))
+    order = potential.layout.positions(names)
+    with seeded(4, torch.device("cpu")):
+        kernel.setup(warmup_steps=30)
+        for _ in range(32):
+            params = kernel.sample(params)
+    assert kernel._t == 32  # two draws after warm-up
+    torch.testing.assert_close(
+        kernel.inverse_mass_matrix[names], cov[order][:, order], rtol=1e-6, atol=1e-10
+    )
+
+
+def test_fixed_mass_chains_resume_bit_for_bit(resumable, tmp_path, monkeypatch):
+    """Interrupted in warm-up and among the draws, a fixed-mass chain resumes bit for bit."""
+    problem, obs, start = resumable
+    options = {"init": start, "seed": 7, "num_chains": 1, "adapt_mass": False, **RESUMABLE}
+    reference = infer.nuts(problem, obs, **options)
+    folder = tmp_path / "sampling"
+    done = []
+    for stop in (40, 105):
+        with monkeypatch.context() as patch:
+            _interrupt_at(patch, stop)
+            checkpoint = SamplingCheckpoint(folder, every=3, resume=bool(done))
+            with pytest.raises(SamplingInterrupted) as info:
+                infer.nuts(problem, obs, checkpoint=checkpoint, **options)
+        done.append(info.value.done)
+    assert 0 < done[0] < 20 < done[1] < 28, done  # in warm-up, then among the draws
+    resumed = infer.nuts(
+        problem, obs, checkpoint=SamplingCheckpoint(folder, resume=True), **options
+    )
+    _assert_same_run(resumed, reference)
