@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: MIT
-"""``invprior train auxvae|betavae|hvae|ssvae|dlcfm --data DATA.npz --out CHECKPOINT``."""
+"""``invprior train auxvae|betavae|hvae|ssvae|dlcfm --data DATA.npz|DATA.nc --out CHECKPOINT``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+from pathlib import Path
 
 from invprior.fileio import check_writable
 from invprior.validation import InputError
@@ -51,14 +52,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a prior (Aux-VAE, beta-VAE, hierarchical-prior or semi-supervised "
         "VAE, or the DL-CFM flow over a trained Aux-VAE) on simulated fields",
-        description="Train on DATA.npz (from `invprior simulate`), score the model on a "
-        "fresh held-out sample from the same simulator (seed + 1000003), and write "
+        description="Train on DATA.npz or DATA.nc (from `invprior simulate`, or your own "
+        "fields in the NetCDF layout of invprior.training_data), score the model on a "
+        "fresh held-out sample from the same simulator (seed + 1000003; a data file "
+        "without a simulator recipe is not scored), and write "
         "CHECKPOINT.safetensors with its CHECKPOINT.json sidecar. `dlcfm` trains the "
         "residual flow of a DL-CFM generator over the Aux-VAE given by --base.",
     )
     p.add_argument("model", choices=("auxvae", "betavae", "hvae", "ssvae", "dlcfm"))
     p.add_argument(
-        "--data", required=True, metavar="DATA.npz", help="training data (`invprior simulate`)"
+        "--data",
+        required=True,
+        metavar="DATA.npz|DATA.nc",
+        help="training data (`invprior simulate`, or the NetCDF layout)",
     )
     p.add_argument(
         "--out",
@@ -117,16 +123,41 @@ def _check_options(args: argparse.Namespace) -> dict:
 
 
 def _check_recipe(recipe: dict, eval_n: int, simulators: tuple[str, ...]) -> None:
-    """The held-out evaluation can run on data made by ``recipe`` (when it is asked for)."""
-    if eval_n == 0 or not recipe.get("simulator"):
+    """The held-out evaluation can run on data made by ``recipe`` (when it is asked for).
+
+    A recipe names a built-in ``simulator`` or a simulator ``plugin`` (``FILE.py:NAME``,
+    whose file must still be where the data were simulated from), and a seed.
+    """
+    made_by = recipe.get("simulator") or recipe.get("plugin")
+    if eval_n == 0 or not made_by:
         return
     seed = recipe.get("seed")
-    if recipe["simulator"] not in simulators or not isinstance(seed, int) or seed < 0:
+    plugin = recipe.get("plugin")
+    known = Path(str(plugin).rpartition(":")[0]).is_file() if plugin else made_by in simulators
+    if not known or not isinstance(seed, int) or seed < 0:
         raise InputError(
-            f"the data's recipe names simulator {recipe['simulator']!r} and seed {seed!r}; "
-            f"the held-out evaluation needs one of {list(simulators)} and a seed >= 0: "
-            "simulate the data with `invprior simulate`, or pass --eval-n 0"
+            f"the data's recipe names simulator {made_by!r} and seed {seed!r}; "
+            f"the held-out evaluation needs one of {list(simulators)} or a simulator file, "
+            "and a seed >= 0: simulate the data with `invprior simulate`, or pass --eval-n 0"
         )
+
+
+def _heldout(recipe: dict, eval_n: int, grid: object) -> object:
+    """The held-out sample of the simulator of ``recipe`` (seed + HELDOUT_SEED_OFFSET)."""
+    from invprior.priors.simulate import simulate
+    from invprior.priors.train.evaluate import HELDOUT_SEED_OFFSET
+    from invprior.training_data import run_simulator
+
+    seed = int(recipe["seed"]) + HELDOUT_SEED_OFFSET
+    if recipe.get("plugin"):
+        try:
+            return run_simulator(recipe["plugin"], eval_n, seed)
+        except InputError as err:
+            raise InputError(
+                f"the held-out evaluation runs the data's simulator again: {err}; run from "
+                "the folder the data were simulated in, or pass --eval-n 0"
+            ) from err
+    return simulate(recipe["simulator"], eval_n, seed, grid)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,7 +172,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from invprior.priors.checkpoint import load, save
-    from invprior.priors.simulate import FieldDataset, simulate
     from invprior.priors.train import (
         DLCFMTrainConfig,
         TrainingDivergedError,
@@ -150,8 +180,9 @@ def run(args: argparse.Namespace) -> int:
         train_dlcfm,
         train_vae,
     )
-    from invprior.priors.train.evaluate import HELDOUT_SEED_OFFSET, evaluate_dlcfm, evaluate_vae
+    from invprior.priors.train.evaluate import evaluate_dlcfm, evaluate_vae
     from invprior.priors.vae import AuxVAE
+    from invprior.training_data import read_fields
 
     flow = args.model == "dlcfm"
     try:
@@ -164,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     except InputError as err:
         raise InputError(f"bad option value: {err}") from err
     check_writable(args.out, "--out")
-    data = FieldDataset.load(args.data)
+    data = read_fields(args.data)
     recipe = data.recipe
     _check_recipe(recipe, args.eval_n, ("source", "conductivity"))
     if flow:
@@ -188,11 +219,11 @@ def run(args: argparse.Namespace) -> int:
     if bad := nonfinite_weights(model):
         raise TrainingDivergedError(f"the trained model has non-finite weights in {bad[:5]}")
     metrics: dict = {}
-    if args.eval_n > 0 and recipe.get("simulator"):
-        seed = int(recipe["seed"]) + HELDOUT_SEED_OFFSET
-        held = simulate(recipe["simulator"], args.eval_n, seed, data.grid)
+    if args.eval_n > 0 and (recipe.get("simulator") or recipe.get("plugin")):
+        held = _heldout(recipe, args.eval_n, data.grid)
         metrics = (evaluate_dlcfm if flow else evaluate_vae)(model.cpu(), held)
-        metrics["heldout"] = {"simulator": recipe["simulator"], "n": args.eval_n, "seed": seed}
+        made_by = recipe.get("simulator") or recipe["plugin"]
+        metrics["heldout"] = {"simulator": made_by, "n": args.eval_n, "seed": held.recipe["seed"]}
     training = {
         "config": config.to_dict(),
         "options": overrides,

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyro.distributions as dist
@@ -18,6 +16,7 @@ from ..bridge import DenseObservationMap, TorchForward
 from ..data import Observations, read_observations
 from ..model import DisentangledPrior, InverseProblem
 from ..parallel import chain_group
+from ..plugin import load_function
 from ..priors.arrays import reference_tensor
 from ..priors.simulate import simulate
 from ..validation import InputError
@@ -39,32 +38,14 @@ _NOISE_PRIORS = {"halfnormal": dist.HalfNormal, "halfcauchy": dist.HalfCauchy}
 def load_form(config: StudyConfig) -> Callable:
     """The user's residual function named by ``[pde] form`` (``"path.py:name"``).
 
-    The file is run as a module of its own (not added to ``sys.modules``, no bytecode
-    written beside it), so it may import anything; its function is checked when the
-    problem is built
-    (:class:`invprior.pde.VariationalProblem`).
+    Loaded by :func:`invprior.plugin.load_function`; the function is checked when the
+    problem is built (:class:`invprior.pde.VariationalProblem`).
 
     Raises:
         InputError: The file is missing or fails to run, or has no callable ``name``.
     """
-    path, _, name = config.pde.form.rpartition(":")
     where = f"[pde] form = {config.pde.form!r}"
-    if not Path(path).is_file():
-        raise InputError(f"{where}: no file {path}; check the path (relative to the TOML file)")
-    module = types.ModuleType(f"invprior_user_form_{Path(path).stem}")
-    module.__file__ = path
-    try:  # compiled here rather than imported: no bytecode is written beside the file
-        exec(compile(Path(path).read_text(encoding="utf-8"), path, "exec"), module.__dict__)
-    except Exception as err:  # the user's file: any error it raises is bad input
-        raise InputError(f"{where}: running {path} failed: {type(err).__name__}: {err}") from err
-    function = module.__dict__.get(name)
-    if not callable(function):
-        found = sorted(k for k, v in module.__dict__.items() if callable(v) and k[0] != "_")
-        raise InputError(
-            f"{where}: {path} has no function {name!r}"
-            + (f"; it defines {found}" if found else "")
-        )
-    return function
+    return load_function(config.pde.form, where, relative_to="the TOML file")[0]
 
 
 def _box_tags(mesh: object, bbox: tuple) -> object:

@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 import pytest
+import xarray as xr
 from fault_cli import assert_input_error, listing, run_cli
 
 from invprior.priors.simulate import simulate
@@ -105,3 +106,54 @@ def test_evaluate_prior_that_cannot_be_loaded(tmp_path):
     result = run_cli("evaluate-prior", tmp_path / "p", "--n", "10", "--out", tmp_path / "figs")
     assert_input_error(result, "evaluate-prior", f"cannot load prior '{tmp_path / 'p'}'")
     assert listing(tmp_path) == ["p.json", "p.safetensors"]
+
+
+def _netcdf(path, fields=None, drop=(), dims=("sample", "y", "x"), depth_attrs=None):
+    """A NetCDF data file of 32 fields on a 16 x 16 grid, with one named factor ``depth``."""
+    rng = np.random.default_rng(0)
+    fields = rng.random((32, 16, 16)).astype(np.float32) if fields is None else fields
+    attrs = {"units": "m", "range": [0.0, 1.0]} if depth_attrs is None else depth_attrs
+    variables = {"field": (dims, fields), "depth": ("sample", rng.random(32), attrs)}
+    ds = xr.Dataset(
+        {k: v for k, v in variables.items() if k not in drop},
+        attrs={"bbox": [0.0, 0.0, 1.0, 1.0], "aux_names": "depth"},
+    )
+    ds.to_netcdf(path)
+    return path
+
+
+def _nan_fields():
+    fields = np.random.default_rng(1).random((32, 16, 16)).astype(np.float32)
+    fields[[3, 9], 4, 4] = np.nan
+    return fields
+
+
+# (name, keyword arguments of _netcdf, fragments of the message)
+BAD_NETCDF = [
+    ("missing field", {"drop": ("field",)}, ["expected a variable 'field' with dimensions "
+                                             "('sample', 'y', 'x'), got no such variable"]),
+    ("wrong dims", {"dims": ("sample", "x", "y")}, ["got ('sample', 'x', 'y')"]),
+    ("NaN", {"fields": _nan_fields()}, ["NaN or Inf values: fields in 2 of 32 samples "
+                                        "(rows [3, 9])"]),
+    ("missing factor", {"drop": ("depth",)}, ["aux_names lists ['depth'], which have no "
+                                              "variable"]),
+    ("no units", {"depth_attrs": {"range": [0.0, 1.0]}},
+     ["the named factor 'depth' needs the attributes 'units' (text) and 'range'"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "fragments"), BAD_NETCDF, ids=[b[0] for b in BAD_NETCDF]
+)
+def test_bad_netcdf_data_file_writes_nothing(tmp_path, name, kwargs, fragments):
+    path = _netcdf(tmp_path / "d.nc", **kwargs)
+    result = _train(path, tmp_path / "out" / "g")
+    assert_input_error(result, "train", f"{path}: ", *fragments)
+    assert listing(tmp_path / "out") == []
+
+
+def test_text_file_named_nc(tmp_path):
+    (tmp_path / "d.nc").write_text("x0,y0\n0.5,0.5\n")
+    result = _train(tmp_path / "d.nc", tmp_path / "out" / "g")
+    assert_input_error(result, "train", f"{tmp_path / 'd.nc'} is not a readable NetCDF file")
+    assert listing(tmp_path / "out") == []
