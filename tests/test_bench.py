@@ -97,3 +97,21 @@ def test_map_newton(bench, capsys):
     assert (result["map_jacobian_evals"], result["map_gradient_evals"]) == (1, 1 + 1 + 2 + 1)
     assert result["map_vector_jacobian_products"] == 5 + 8
     assert result["map_error"] < 1e-9 and result["map_energy"] <= result["lbfgs_map_energy"]
+
+
+def test_sampling_throughput(bench, capsys):
+    module = bench("sampling_throughput")
+    args = ["--chains", "4", "--warmup", "8", "--samples", "8", "--nuts-draws", "6", "--n", "8"]
+    args += ["--field-chains", "4", "--field-warmup", "10", "--field-samples", "10"]
+    result = module.main(args)
+    assert last_json(capsys) == result
+    assert (result["num_chains"], result["nuts_num_chains"]) == (4, 2)
+    assert (result["num_samples"], result["nuts_num_samples"]) == (8, 6)
+    keys = ["ess_per_min_named", "nuts_ess_per_min_named", "speedup_vs_nuts", "map_s"]
+    assert_positive(result, keys + ["field_ess_per_min", "field_step_size", "grad_evals"])
+    assert result["speedup_vs_nuts"] == pytest.approx(
+        result["ess_per_min_named"] / result["nuts_ess_per_min_named"]
+    )
+    assert result["field_latent_dim"] == 81 and result["map_gradient_evals_ratio"] > 1
+    # the exact Laplace preconditioner: the linear-Gaussian posterior is N(0, I) in y
+    assert abs(result["field_mean_z"]) < 5 and abs(result["field_sd_z"]) < 5

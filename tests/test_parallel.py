@@ -107,16 +107,25 @@ def small_prior(tmp_path_factory, comm):
 
 @pytest.mark.dolfinx
 @pytest.mark.mpi
-def test_study_on_rank_groups_equals_the_one_rank_study(small_prior, comm, tmp_path_factory):
-    """Under mpiexec: 2 chains on rank groups give the chains of the sequential 1-rank run."""
+@pytest.mark.parametrize("kernel", ["nuts", "chees"])
+def test_study_on_rank_groups_equals_the_one_rank_study(
+    small_prior, comm, tmp_path_factory, kernel
+):
+    """Under mpiexec: the chains on rank groups are those of the sequential 1-rank run.
+
+    NUTS splits its chains over the groups; ChEES runs all of them on every group.
+    """
     from mpi4py import MPI
 
     from invprior.study import StudyConfig, run_study
 
     if comm.size == 1:
         pytest.skip("compares rank groups with one rank; run under mpiexec -n 2")
-    shared = Path(comm.bcast(str(tmp_path_factory.mktemp("groups")) if comm.rank == 0 else None))
+    shared = Path(comm.bcast(str(tmp_path_factory.mktemp(kernel)) if comm.rank == 0 else None))
     config = StudyConfig.from_dict(tomllib.loads(study_toml(small_prior, n=6, baseline=False)))
+    if kernel == "chees":
+        mcmc = dataclasses.replace(config.mcmc, num_chains=4, warmup_steps=30, num_samples=10)
+        config = dataclasses.replace(config, kernel=kernel, mcmc=mcmc)
     serial_folder = shared / f"serial-{comm.rank}"
     serial = run_study(dataclasses.replace(config, folder=serial_folder), MPI.COMM_SELF)
     config = dataclasses.replace(config, folder=shared / "groups", parallel_chains=True)

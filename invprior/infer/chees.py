@@ -10,13 +10,14 @@ would in a batch.
 
 **Coordinates.** The chains move in :math:`y` with :math:`\zeta = m + S y`, where
 :math:`m` is the first start (the MAP) and :math:`S` the Cholesky factor of the Laplace
-covariance there (``init_mass="laplace"``; the identity with ``"identity"``; its diagonal
-without ``full_mass``). For a linear-Gaussian problem :math:`y` is exactly standard
-normal under the posterior, whatever its dimension, so no mass matrix has to be learnt
-from a few draws in thousands of dimensions. On top of :math:`S` a diagonal inverse mass
-matrix is adapted during warm-up from the spread of all chains (``adapt_mass``), in
-windows ending at 20%, 40% and 70% of warm-up; ``adapt_mass=False`` keeps :math:`S`
-alone.
+covariance there (``init_mass="laplace"``; the identity with ``"identity"``). For a
+linear-Gaussian problem :math:`y` is exactly standard normal under the posterior,
+whatever its dimension, so no mass matrix has to be learnt from a few draws in thousands
+of dimensions. On top of :math:`S` an inverse mass matrix in :math:`y` is estimated
+during warm-up from the positions of all chains (``adapt_mass``), in windows ending at
+20%, 40% and 70% of warm-up: dense with ``full_mass`` (by default for at most
+``max_dense_dim`` coordinates, where many chains give a usable dense estimate within a
+window), diagonal otherwise; ``adapt_mass=False`` keeps :math:`S` alone.
 
 **Adaptation** (warm-up only, shared by all chains, from statistics of all chains):
 
@@ -201,11 +202,30 @@ def _chees_gradient(
     return float((weight * per_chain).sum() / weight.sum())
 
 
-def _regularised_variance(total: torch.Tensor, squares: torch.Tensor, n: int) -> torch.Tensor:
-    """Stan's shrunk variance estimate [3] from sums over ``n`` draws."""
-    mean = total / n
-    variance = (squares - n * mean.square()) / max(n - 1, 1)
-    return (n / (n + 5.0)) * variance + 1e-3 * (5.0 / (n + 5.0))
+class _WindowMoments:
+    """Mean and (dense or diagonal) covariance of all chains' positions in one window."""
+
+    def __init__(self, dense: bool) -> None:
+        self.dense = dense
+        self.count = 0
+        self.total: torch.Tensor | float = 0.0
+        self.squares: torch.Tensor | float = 0.0
+
+    def add(self, y: torch.Tensor) -> None:
+        """Add the positions ``(num_chains, dim)`` of one iteration."""
+        self.count += y.shape[0]
+        self.total = self.total + y.sum(0)
+        self.squares = self.squares + (y.T @ y if self.dense else y.square().sum(0))
+
+    def inverse_mass(self) -> torch.Tensor:
+        """Stan's regularised estimate [3]: shrunk towards ``1e-3`` times the identity."""
+        n, mean = self.count, self.total / self.count
+        if self.dense:
+            cov = (self.squares - n * torch.outer(mean, mean)) / max(n - 1, 1)
+            shrink = 1e-3 * (5.0 / (n + 5.0)) * torch.eye(len(mean)).to(cov)
+            return (n / (n + 5.0)) * cov + shrink
+        variance = (self.squares - n * mean.square()) / max(n - 1, 1)
+        return (n / (n + 5.0)) * variance + 1e-3 * (5.0 / (n + 5.0))
 
 
 def _preconditioner(
@@ -213,12 +233,11 @@ def _preconditioner(
     obs: torch.Tensor,
     centre: torch.Tensor,
     config: MCMCConfig,
-    full_mass: bool,
 ) -> torch.Tensor:
-    """The preconditioner ``S``: ``(dim, dim)``, or ``(dim,)`` for a diagonal.
+    """The preconditioner ``S``, ``(dim, dim)``, or ``(dim,)`` ones for the identity.
 
-    The Laplace covariance's Cholesky factor (the root of its diagonal without
-    ``full_mass``), or ones for ``init_mass="identity"`` or where Laplace fails.
+    The Cholesky factor of the Laplace covariance at ``centre``; the identity for
+    ``init_mass="identity"`` or where the Laplace approximation fails.
     """
     ones = torch.ones_like(centre)
     if config.init_mass != "laplace":
@@ -230,13 +249,19 @@ def _preconditioner(
             f"ChEES runs without the Laplace preconditioner: {err}", RuntimeWarning, stacklevel=3
         )
         return ones
-    if not full_mass:
-        return cov.diagonal().sqrt()
     return torch.linalg.cholesky(cov)
 
 
 class _Sampler:
-    """The state of all chains and of the shared adaptation."""
+    """The state of all chains and of the shared adaptation.
+
+    Args:
+        target: The preconditioned potential.
+        config: The sampler settings.
+        generators: One random generator per chain.
+        y: Start of every chain, ``(num_chains, dim)``.
+        dense_mass: Adapt a dense inverse mass matrix (else a diagonal).
+    """
 
     def __init__(
         self,
@@ -244,10 +269,13 @@ class _Sampler:
         config: MCMCConfig,
         generators: list[torch.Generator],
         y: torch.Tensor,
+        dense_mass: bool,
     ) -> None:
         self.target = target
         self.config = config
         self.generators = generators
+        self.dense_mass = dense_mass
+        self.step_size = config.step_size
         energy, grad = target.energy_and_grad(y)
         failed = ~torch.isfinite(energy)
         if bool(failed.any()):  # such a chain starts at the centre instead
@@ -259,10 +287,8 @@ class _Sampler:
                     "point outside the prior's support); start from the MAP of this problem"
                 )
         self.y, self.energy, self.grad = y, energy, grad
-        self.inverse_mass = torch.ones_like(y[0])
-        self.step_size = config.step_size
+        self.set_inverse_mass(torch.ones_like(y[0]))
         self.trajectory = _TrajectoryAdam(max(INITIAL_TRAJECTORY, config.step_size))
-        self._restart_step_size()
 
     def _restart_step_size(self) -> None:
         self.dual = DualAveraging(prox_center=math.log(10 * self.step_size))
@@ -282,20 +308,33 @@ class _Sampler:
              for g in self.generators]
         )  # fmt: skip
 
+    def _velocity(self, p: torch.Tensor) -> torch.Tensor:
+        """:math:`M^{-1} p` for momenta ``(num_chains, dim)``."""
+        if self.inverse_mass.dim() == 1:
+            return self.inverse_mass * p
+        return p @ self.inverse_mass
+
     def _kinetic(self, p: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (self.inverse_mass * p.square()).sum(-1)
+        return 0.5 * (p * self._velocity(p)).sum(-1)
+
+    def _momentum(self) -> torch.Tensor:
+        r"""Fresh momenta :math:`p \sim N(0, M)`, one per chain."""
+        xi = self._normal()
+        if self.inverse_mass.dim() == 1:
+            return xi / self.inverse_mass.sqrt()
+        return torch.linalg.solve_triangular(self._mass_factor.T, xi.T, upper=True).T
 
     def transition(self, index: int, length: float) -> dict[str, torch.Tensor | int]:
         """One jittered HMC transition of every chain with trajectory length ``length``."""
         eps = self.step_size
         jitter = halton(index)
         num_steps = max(1, min(math.ceil(jitter * length / eps), self.config.max_leapfrog_steps))
-        p0 = self._normal() / self.inverse_mass.sqrt()
+        p0 = self._momentum()
         start_energy = self.energy + self._kinetic(p0)
         y, p, grad, energy = self.y, p0 - 0.5 * eps * self.grad, self.grad, self.energy
         moving = torch.isfinite(energy)
         for step in range(num_steps):
-            y = torch.where(moving.unsqueeze(-1), y + eps * self.inverse_mass * p, y)
+            y = torch.where(moving.unsqueeze(-1), y + eps * self._velocity(p), y)
             energy, grad = self.target.energy_and_grad(y)
             moving = moving & torch.isfinite(energy)
             kick = eps if step + 1 < num_steps else 0.5 * eps
@@ -313,7 +352,7 @@ class _Sampler:
         return {
             "y0": y0,
             "proposal": y,
-            "velocity": self.inverse_mass * p,
+            "velocity": self._velocity(p),
             "accept_prob": accept_prob,
             "diverging": diverging,
             "energy": start_energy,
@@ -344,8 +383,13 @@ class _Sampler:
         return min(max(math.exp(log_length), self.step_size), longest)
 
     def set_inverse_mass(self, inverse_mass: torch.Tensor) -> None:
-        """A new diagonal inverse mass; step size adaptation starts again from the current."""
+        """A new inverse mass, ``(dim,)`` (diagonal) or ``(dim, dim)``.
+
+        Step size adaptation starts again from the current step size.
+        """
         self.inverse_mass = inverse_mass
+        if inverse_mass.dim() == 2:
+            self._mass_factor = torch.linalg.cholesky(inverse_mass)
         self._restart_step_size()
 
     def finish_warmup(self) -> None:
@@ -406,9 +450,7 @@ def chees(
             f"pass the MAP of this problem or a latent of that size"
         )
     before, tic = solve_counts(potential.forward), time.perf_counter()
-    target = _Preconditioned(
-        potential, centre, _preconditioner(problem, obs, centre, config, full_mass)
-    )
+    target = _Preconditioned(potential, centre, _preconditioner(problem, obs, centre, config))
     device = centre.device
     generators = [
         torch.Generator(device=device).manual_seed(s) for s in child_seeds(seed, config.num_chains)
@@ -416,7 +458,7 @@ def chees(
     start = torch.stack(
         [torch.randn(dim, generator=g, dtype=centre.dtype, device=device) for g in generators]
     )
-    sampler = _Sampler(target, config, generators, start)
+    sampler = _Sampler(target, config, generators, start, full_mass)
     draws, stats = _run(sampler, config)
     wall = time.perf_counter() - tic
     latent = target.latent(torch.stack(draws, 1).flatten(0, 1)).reshape(
@@ -455,8 +497,7 @@ def _run(sampler: _Sampler, config: MCMCConfig) -> tuple[list[torch.Tensor], dic
     """Warm-up and sampling; the draws ``(chain, dim)`` in ``y`` and per-draw statistics."""
     warmup, num_samples, num_chains = config.warmup_steps, config.num_samples, config.num_chains
     windows = sorted({round(f * warmup) for f in MASS_WINDOWS} - {0}) if config.adapt_mass else []
-    total_y = squares_y = None
-    count, window_start = 0, 0
+    moments = _WindowMoments(sampler.dense_mass)
     floats = ("step_size", "accept_prob", "energy", "lp")
     stats = {key: np.zeros((num_chains, num_samples)) for key in floats}
     stats["n_steps"] = np.zeros((num_chains, num_samples), dtype=np.int64)
@@ -472,17 +513,12 @@ def _run(sampler: _Sampler, config: MCMCConfig) -> tuple[list[torch.Tensor], dic
             step = sampler.transition(i, length)
             if warm:
                 sampler.adapt(step, length)
-                if windows and i >= window_start:
-                    y = sampler.y
-                    total_y = y.sum(0) + (0.0 if total_y is None else total_y)
-                    squares_y = y.square().sum(0) + (0.0 if squares_y is None else squares_y)
-                    count += y.shape[0]
+                if windows:
+                    moments.add(sampler.y)
                 if windows and i + 1 == windows[0]:
                     windows.pop(0)
-                    variance = _regularised_variance(total_y, squares_y, count)
-                    sampler.set_inverse_mass(variance)
-                    total_y = squares_y = None
-                    count, window_start = 0, i + 1
+                    sampler.set_inverse_mass(moments.inverse_mass())
+                    moments = _WindowMoments(sampler.dense_mass)
             else:
                 k = i - warmup
                 draws.append(sampler.y.detach().clone())
