@@ -160,3 +160,22 @@ def exact_posterior(
     cov = torch.linalg.inv(precision)
     mean = cov @ (g.T @ (w @ (obs - b @ c)) + mu0 / var0)
     return mean, cov
+
+
+def half_failing_problem(
+    error: type[Exception],
+) -> tuple[InverseProblem, torch.Tensor, torch.Tensor, FailingForward]:
+    """A problem whose solve fails on about half of the posterior mass, by raising ``error``.
+
+    Returns:
+        ``(problem, obs, init, forward)``: ``init`` ``(2,)`` is a latent whose solve works,
+        and every accepted draw must have a field mean at most ``forward.threshold``.
+    """
+    gen = LinearGenerator(0, 2, torch.float64)
+    forward = FailingForward(error, threshold=0.0)
+    problem = InverseProblem(gen, forward, 0.3)
+    init = torch.tensor([-0.5, -0.5], dtype=torch.float64)
+    field = gen.decode(init.new_zeros(0), init)
+    obs = forward(field).detach()
+    forward.threshold = float(field.mean())
+    return problem, obs, init, forward

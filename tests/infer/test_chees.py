@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 from linear_gaussian import (
-    FailingForward,
-    LinearGenerator,
     exact_posterior,
+    half_failing_problem,
     make_problem,
     synthetic_obs,
 )
@@ -16,7 +15,6 @@ from linear_gaussian import (
 from invprior import infer
 from invprior.infer.checkpoint import SamplingCheckpoint
 from invprior.infer.chees import _chees_gradient, halton
-from invprior.model import InverseProblem
 from invprior.potential import PotentialEnergy
 from invprior.sites import FIELD, Z_REC
 from invprior.validation import InputError
@@ -82,13 +80,7 @@ def test_same_seed_same_chains_and_the_result_layout():
 
 
 def test_failed_solves_are_divergences_not_crashes(pde_solve_error):
-    gen = LinearGenerator(0, 2, torch.float64)
-    forward = FailingForward(pde_solve_error, threshold=0.0)
-    problem = InverseProblem(gen, forward, 0.3)
-    init = torch.tensor([-0.5, -0.5], dtype=torch.float64)
-    field = gen.decode(init.new_zeros(0), init)
-    obs = forward(field).detach()
-    forward.threshold = float(field.mean())  # half of the posterior mass fails
+    problem, obs, init, forward = half_failing_problem(pde_solve_error)
     result = infer.chees(
         problem, obs, init=init, init_mass="identity", **{**TINY, "num_samples": 30}
     )

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 from linear_gaussian import (
-    FailingForward,
-    LinearGenerator,
     exact_posterior,
+    half_failing_problem,
     make_problem,
     synthetic_obs,
 )
@@ -37,7 +36,6 @@ from invprior.infer.checkpoint import (
 )
 from invprior.infer.common import child_seeds, seeded
 from invprior.infer.mcmc import _NUTS, _FixedMassNUTS
-from invprior.model import InverseProblem
 from invprior.potential import PotentialEnergy
 from invprior.sites import AUX_NOISE, FIELD, Z_AUX, Z_REC
 from invprior.validation import InputError
@@ -111,13 +109,7 @@ def test_hmc_runs_from_the_map_by_default_without_fields():
 
 
 def test_failed_solves_are_divergences_not_crashes(pde_solve_error):
-    gen = LinearGenerator(0, 2, torch.float64)
-    forward = FailingForward(pde_solve_error, threshold=0.0)
-    problem = InverseProblem(gen, forward, 0.3)
-    init = torch.tensor([-0.5, -0.5], dtype=torch.float64)
-    field = gen.decode(init.new_zeros(0), init)
-    obs = forward(field).detach()
-    forward.threshold = float(field.mean())  # half of the posterior mass fails
+    problem, obs, init, forward = half_failing_problem(pde_solve_error)
     config = {**TINY, "warmup_steps": 0, "num_samples": 20}
     result = infer.nuts(problem, obs, init=init, **config)
     assert result.num_divergences > 0
