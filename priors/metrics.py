@@ -26,6 +26,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,6 +43,7 @@ __all__ = [
     "evaluate_generator",
     "explicitness",
     "lds",
+    "lds_ceiling",
     "mig",
     "perturbation_importance",
     "sap",
@@ -113,6 +115,24 @@ def lds(factors: np.ndarray, latents: np.ndarray) -> float:
     c = abs_correlation(factors, latents)
     ratio = c.max(axis=1) / np.maximum(c.sum(axis=1), np.finfo(np.float64).tiny)
     return float(ratio.mean())
+
+
+def lds_ceiling(num_latents: int, n: int) -> float:
+    r"""The LDS a perfect code reaches on ``n`` samples: :math:`1 / (1 + (L-1)\sqrt{2/(\pi n)})`.
+
+    Each factor correlates fully with its own latent and, through sampling noise alone,
+    with :math:`E|\mathrm{corr}| \approx \sqrt{2/(\pi n)}` with each of the
+    :math:`L - 1` others (see :func:`lds`); an LDS is read against this ceiling.
+
+    Args:
+        num_latents: Number of latents :math:`L` the score is computed over.
+        n: Number of samples.
+
+    Example:
+        >>> round(lds_ceiling(14, 20000), 3)
+        0.932
+    """
+    return 1.0 / (1.0 + (num_latents - 1) * math.sqrt(2.0 / (math.pi * n)))
 
 
 def explicitness(factors: np.ndarray, latents_aux: np.ndarray) -> np.ndarray:
@@ -444,8 +464,10 @@ def evaluate_generator(
     least two coordinates, and with all latents otherwise (a beta-VAE baseline has no
     auxiliary block); ``scored_latents`` says which. ``lds_all`` is LDS against all latents
     for every generator, so it also penalises named information leaking into
-    :math:`z_{rec}` and compares generators with and without an auxiliary block fairly
-    (mind the finite-sample floor of :func:`lds`, which grows with the number of latents).
+    :math:`z_{rec}` and compares generators with and without an auxiliary block fairly.
+    ``lds_ceiling`` and ``lds_all_ceiling`` are what a perfect code scores on as many
+    samples (:func:`lds_ceiling`, which falls as the number of latents grows): read each
+    LDS against its ceiling.
 
     Args:
         generator: A :class:`Generator` with an encoder (an :class:`Encoder`); not
@@ -546,12 +568,14 @@ def _summarise(
         "n": int(factors.shape[0]),
         "scored_latents": "aux" if aux_dim >= 2 else "all",
         "lds": lds(factors, code),
+        "lds_ceiling": lds_ceiling(code.shape[1], factors.shape[0]),
         "sap": sap(factors, code),
         "mig": mig(factors, code),
         "dci_disentanglement": d["disentanglement"],
         "dci_completeness": d["completeness"],
         "dci_informativeness": d["informativeness"],
         "lds_all": lds(factors, mu),
+        "lds_all_ceiling": lds_ceiling(mu.shape[1], factors.shape[0]),
         "ssim_median": float(np.median(scores)),
         "ssim_mean": float(np.mean(scores)),
         "perturbation_ssim_drop": drops,

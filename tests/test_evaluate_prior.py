@@ -11,6 +11,7 @@ import torch
 from invprior import priors
 from invprior.cli import main
 from invprior.priors import AuxVAE, Generator, GridSpec, save
+from invprior.priors.metrics import lds_ceiling
 from invprior.priors.simulate import simulate_sources
 
 GRID = GridSpec((16, 16))
@@ -80,6 +81,10 @@ def test_prints_table_and_json_last_and_writes_figures(loaded, capsys, tmp_path)
     assert set(summary["explicitness"]) == set(NAMES)
     assert 0 < summary["lds"] <= 1 and summary["ssim_median"] > 0.5
     assert any(line.strip().startswith("SSIM median") for line in lines[:-1])
+    # every LDS is printed with the ceiling of a perfect code on as many fields
+    assert summary["lds_ceiling"] == pytest.approx(lds_ceiling(len(NAMES), 120))
+    ceilings = [line for line in lines[:-1] if "ceiling of a perfect code" in line]
+    assert len(ceilings) == 2 and f"{summary['lds_ceiling']:8.4f}" in ceilings[0]
     names = sorted(p.name for p in out.iterdir())
     figures = ["latent_factor_grid.png", "reconstructions.png", "traversals.png"]
     assert names == sorted([*figures, "metrics.json"])

@@ -109,7 +109,9 @@ def _table(title: str, simulator: str, seed: int, m: dict) -> str:
     """The metrics as an aligned two-column text table."""
     rows = [
         ("LDS (eq. 10, " + m["scored_latents"] + " latents)", m["lds"]),
+        ("  ceiling of a perfect code at this n", m["lds_ceiling"]),
         ("LDS (all latents)", m["lds_all"]),
+        ("  ceiling of a perfect code at this n", m["lds_all_ceiling"]),
         ("SAP", m["sap"]),
         ("MIG", m["mig"]),
         ("DCI disentanglement", m["dci_disentanglement"]),

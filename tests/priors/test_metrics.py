@@ -13,6 +13,7 @@ from invprior.priors.metrics import (
     evaluate_generator,
     explicitness,
     lds,
+    lds_ceiling,
     mig,
     perturbation_importance,
     sap,
@@ -244,3 +245,18 @@ def test_evaluate_generator_needs_an_encoder():
     fields, u = _dataset(gen, n=30)
     with pytest.raises(TypeError, match="has no `encode"):
         evaluate_generator(gen, fields, u)
+
+
+def test_lds_ceiling_is_what_a_perfect_code_scores():
+    """A code equal to the factors plus independent latents scores the ceiling on average."""
+    rng = np.random.default_rng(0)
+    n, factors_count, extra = 2000, 4, 10
+    scores = []
+    for _ in range(20):
+        factors = rng.uniform(size=(n, factors_count))
+        code = np.concatenate([factors, rng.normal(size=(n, extra))], axis=1)
+        scores.append(lds(factors, code))
+    ceiling = lds_ceiling(factors_count + extra, n)
+    assert abs(np.mean(scores) - ceiling) < 0.01
+    assert lds_ceiling(14, 20000) == pytest.approx(0.9317, abs=1e-4)
+    assert lds_ceiling(1, 10) == 1.0
