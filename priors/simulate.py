@@ -523,19 +523,30 @@ def _kl_modes(grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
     for lo, hi, n in ((xmin, xmax, nx), (ymin, ymax, ny)):
         t = np.linspace(lo, hi, n)
         lam, vec = np.linalg.eigh(np.exp(-0.5 * (t[:, None] - t[None, :]) ** 2 / ell**2))
-        pairs.append((lam[::-1], vec[:, ::-1]))
+        pairs.append((lam[::-1], _fix_signs(vec[:, ::-1])))
     (lx, vx), (ly, vy) = pairs
     lam2 = np.outer(ly, lx)
-    order = np.argsort(lam2, axis=None)[::-1][:_KL_MODES]
+    # a stable sort: on a square grid the modes (i, j) and (j, i) tie exactly, and the
+    # order of ties of the default sort depends on the CPU's vector instructions
+    order = np.argsort(lam2, axis=None, kind="stable")[::-1][:_KL_MODES]
     iy, ix = np.unravel_index(order, lam2.shape)
     modes = vy[:, iy].T[:, :, None] * vx[:, ix].T[:, None, :]
     modes *= np.sqrt(nx * ny)
     lam = lam2[iy, ix] / (nx * ny)
-    # Signs fixed so the mode is positive at its largest-magnitude node (reproducible).
-    flat = modes.reshape(len(order), -1)
-    sign = np.sign(flat[np.arange(len(order)), np.abs(flat).argmax(axis=1)])
-    modes *= sign[:, None, None]
     return _KL_STD * np.sqrt(lam / lam.sum()), modes
+
+
+def _fix_signs(vectors: np.ndarray) -> np.ndarray:
+    """Eigenvectors (columns) signed so that their first clearly nonzero entry is positive.
+
+    The sign LAPACK returns is arbitrary and depends on its rounding (the CPU, the BLAS
+    build). Tying it to the largest entry is no cure: a symmetric or antisymmetric vector
+    has two entries of equal magnitude, and which one rounds larger flips the sign of an
+    antisymmetric one. The first entry above a tenth of the largest is unambiguous.
+    """
+    magnitude = np.abs(vectors)
+    first = np.argmax(magnitude > 0.1 * magnitude.max(axis=0), axis=0)
+    return vectors * np.sign(vectors[first, np.arange(vectors.shape[1])])
 
 
 def _conductivity_fields(

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+import importlib
 import json
 import os
 
@@ -15,6 +16,9 @@ from invprior.priors import (
 )
 from invprior.priors.simulate import CONDUCTIVITY_PARAMETERS, SOURCE_PARAMETERS, source_fields
 from invprior.validation import InputError
+
+# the module, not the function of the same name that invprior.priors exports
+simulate_module = importlib.import_module("invprior.priors.simulate")
 
 SIMULATORS = [simulate_sources, simulate_conductivity]
 
@@ -259,3 +263,20 @@ def test_simulate_command_checks_options_before_simulating(tmp_path, capsys):
     nested = tmp_path / "new" / "d.npz"
     assert main(["simulate", "source", "--n", "4", "--seed", "1", "--out", str(nested)]) == 0
     assert len(FieldDataset.load(nested)) == 4
+
+
+def test_kl_modes_do_not_depend_on_lapack_rounding(monkeypatch):
+    """Perturbing the kernel matrix at rounding level (another CPU or BLAS) changes no mode.
+
+    Symmetric and antisymmetric eigenvectors have tied extreme entries and the square
+    grid's modes (i, j) and (j, i) tie in eigenvalue: neither sign nor order may hinge on
+    which of two equal numbers rounds larger.
+    """
+    grid = GridSpec((64, 64))
+    _, reference = simulate_module._kl_modes(grid)
+    eigh = np.linalg.eigh
+    for trial in range(5):
+        noise = np.random.default_rng(trial).normal(size=(64, 64)) * 1e-15
+        monkeypatch.setattr(np.linalg, "eigh", lambda a, e=noise: eigh(a + (e + e.T) / 2))
+        _, modes = simulate_module._kl_modes(grid)
+        np.testing.assert_allclose(modes, reference, atol=1e-8)
