@@ -10,7 +10,8 @@ would in a batch.
 
 **Coordinates.** The chains move in :math:`y` with :math:`\zeta = m + S y`, where
 :math:`m` is the first start (the MAP) and :math:`S` the Cholesky factor of the Laplace
-covariance there (``init_mass="laplace"``; the identity with ``"identity"``). For a
+covariance there (``init_mass="laplace"``; the identity with ``"identity"``), kept as a
+low-rank-plus-diagonal factor when there are fewer observations than coordinates. For a
 linear-Gaussian problem :math:`y` is exactly standard normal under the posterior,
 whatever its dimension, so no mass matrix has to be learnt from a few draws in thousands
 of dimensions. On top of :math:`S` an inverse mass matrix in :math:`y` is estimated
@@ -70,12 +71,14 @@ import torch
 from pyro.infer.mcmc.logger import ProgressBar
 from pyro.ops.dual_averaging import DualAveraging
 
+from ..bridge import DenseObservationMap
 from ..model import InverseProblem
-from ..potential import Potential, is_pde_failure, potential_energy
+from ..potential import Potential, PotentialEnergy, is_pde_failure, potential_energy
 from ..validation import InputError
 from .checkpoint import SamplingCheckpoint
 from .common import child_seeds, is_root, solve_counts, solves_since
 from .gaussian import laplace
+from .hessian import GaussNewtonHessian, LowRankCovarianceFactor
 from .mcmc import MCMCConfig, MCMCResult, initial_latents, site_draws
 from .mode import MapResult
 
@@ -108,15 +111,26 @@ def halton(index: int) -> float:
 
 
 class _Preconditioned:
-    r"""The potential of :math:`y` with :math:`\zeta = m + S y` (``S`` dense or a diagonal)."""
+    r"""The potential of :math:`y` with :math:`\zeta = m + S y`.
 
-    def __init__(self, potential: Potential, centre: torch.Tensor, factor: torch.Tensor) -> None:
+    ``S`` is ``(dim,)`` (a diagonal), ``(dim, dim)`` or a
+    :class:`~invprior.infer.hessian.LowRankCovarianceFactor`.
+    """
+
+    def __init__(
+        self,
+        potential: Potential,
+        centre: torch.Tensor,
+        factor: torch.Tensor | LowRankCovarianceFactor,
+    ) -> None:
         self.potential = potential
         self.centre = centre
         self.factor = factor
 
     def latent(self, y: torch.Tensor) -> torch.Tensor:
         r""":math:`\zeta` of ``y``, both ``(num, dim)``."""
+        if isinstance(self.factor, LowRankCovarianceFactor):
+            return self.centre + self.factor(y)
         if self.factor.dim() == 1:
             return self.centre + y * self.factor
         return self.centre + y @ self.factor.T
@@ -231,17 +245,25 @@ class _WindowMoments:
 def _preconditioner(
     problem: InverseProblem | Callable[..., object],
     obs: torch.Tensor,
+    potential: Potential,
     centre: torch.Tensor,
     config: MCMCConfig,
-) -> torch.Tensor:
-    """The preconditioner ``S``, ``(dim, dim)``, or ``(dim,)`` ones for the identity.
+) -> torch.Tensor | LowRankCovarianceFactor:
+    """The preconditioner ``S``: a square root of the Laplace covariance at ``centre``.
 
-    The Cholesky factor of the Laplace covariance at ``centre``; the identity for
-    ``init_mass="identity"`` or where the Laplace approximation fails.
+    For an inverse problem with fewer observations than latent coordinates the
+    Gauss-Newton covariance's low-rank-plus-diagonal factor (no ``dim x dim`` matrix);
+    otherwise the Cholesky factor of :func:`~invprior.infer.laplace`'s covariance. Ones
+    (the identity) for ``init_mass="identity"`` or where the Laplace approximation fails.
     """
     ones = torch.ones_like(centre)
     if config.init_mass != "laplace":
         return ones
+    if isinstance(potential, PotentialEnergy) and potential.problem.n_obs < len(centre):
+        batched = isinstance(potential.forward, DenseObservationMap)
+        factor = GaussNewtonHessian.at(potential, centre, batched).covariance_factor()
+        if factor is not None:
+            return factor
     try:
         cov = laplace(problem, obs, centre).cov
     except ValueError as err:
@@ -450,7 +472,9 @@ def chees(
             f"pass the MAP of this problem or a latent of that size"
         )
     before, tic = solve_counts(potential.forward), time.perf_counter()
-    target = _Preconditioned(potential, centre, _preconditioner(problem, obs, centre, config))
+    target = _Preconditioned(
+        potential, centre, _preconditioner(problem, obs, potential, centre, config)
+    )
     device = centre.device
     generators = [
         torch.Generator(device=device).manual_seed(s) for s in child_seeds(seed, config.num_chains)

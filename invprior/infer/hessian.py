@@ -55,6 +55,7 @@ __all__ = [
     "Curvature",
     "DenseHessian",
     "GaussNewtonHessian",
+    "LowRankCovarianceFactor",
     "autograd_hessian",
     "observation_jacobian",
 ]
@@ -233,6 +234,48 @@ class GaussNewtonHessian(Curvature):
             inner = torch.cholesky_solve((scaled @ rhs).unsqueeze(-1), chol).squeeze(-1)
             return rhs / d - scaled.T @ inner
         return _dense_solve(jhat.T @ jhat + torch.diag(d), rhs)
+
+    def covariance_factor(self) -> LowRankCovarianceFactor | None:
+        r"""A square root :math:`S` of :math:`H^{-1}` that costs :math:`O(\text{dim}\,n_{obs})`.
+
+        With :math:`\tilde J = \hat J D^{-1/2} = U \operatorname{diag}(s) V^T` (thin SVD),
+        :math:`H = D^{1/2}(I + \tilde J^T \tilde J) D^{1/2}`, so
+        :math:`S = D^{-1/2}\big(I + V \operatorname{diag}((1 + s^2)^{-1/2} - 1) V^T\big)`
+        has :math:`S S^T = H^{-1}`. None where ``n_obs >= dim`` (a dense factor is as cheap)
+        or :math:`D` is not positive.
+        """
+        jhat, d = self._jhat, self._diag_part
+        if jhat.shape[0] >= jhat.shape[1] or not bool((d > 0).all()):
+            return None
+        scale = d.rsqrt()
+        _, s, vh = torch.linalg.svd(jhat * scale, full_matrices=False)
+        return LowRankCovarianceFactor(scale, vh.T, (1 + s.square()).rsqrt() - 1)
+
+
+@dataclass(frozen=True)
+class LowRankCovarianceFactor:
+    r"""A square root of a Gauss-Newton covariance: :math:`S = A (I + V B V^T)`.
+
+    :math:`A = \operatorname{diag}(a)`, :math:`B = \operatorname{diag}(b)`; made by
+    :meth:`GaussNewtonHessian.covariance_factor`.
+
+    Attributes:
+        scale: :math:`a`, shape ``(dim,)``.
+        basis: :math:`V`, orthonormal columns, shape ``(dim, k)``.
+        shrink: :math:`b`, shape ``(k,)``, entries in ``(-1, 0]``.
+    """
+
+    scale: torch.Tensor
+    basis: torch.Tensor
+    shrink: torch.Tensor
+
+    def __call__(self, y: torch.Tensor) -> torch.Tensor:
+        """:math:`S y` for ``y`` of shape ``(*batch, dim)``."""
+        return self.scale * (y + ((y @ self.basis) * self.shrink) @ self.basis.T)
+
+    def dense(self) -> torch.Tensor:
+        """:math:`S` as a matrix, shape ``(dim, dim)`` (for checks)."""
+        return self(torch.eye(len(self.scale)).to(self.scale)).T
 
 
 def _dense_solve(matrix: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor | None:

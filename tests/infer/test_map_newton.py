@@ -23,7 +23,7 @@ from linear_gaussian import (
 from invprior import infer
 from invprior.infer.hessian import GaussNewtonHessian
 from invprior.model import DisentangledPrior, InverseProblem
-from invprior.potential import potential_energy
+from invprior.potential import PotentialEnergy, potential_energy
 from invprior.priors import DLCFMGenerator
 from invprior.sites import FIELD
 from invprior.validation import InputError
@@ -157,3 +157,21 @@ def test_max_iterations_is_honoured():
 def test_bad_optimizer_is_an_input_error():
     with pytest.raises(InputError, match="'lbfgs', 'adam', 'newton', got 'newtn'"):
         infer.MapConfig(optimizer="newtn")
+
+
+def test_low_rank_covariance_factor_is_a_square_root_of_the_laplace_covariance():
+    """S S^T equals the Gauss-Newton covariance, built without a dim x dim matrix."""
+    problem = make_problem(aux_dim=0, rec_dim=9, n_obs=3)
+    obs = synthetic_obs(problem)
+    potential = PotentialEnergy(problem, obs)
+    latent = torch.linspace(-0.5, 0.5, potential.layout.dim, dtype=torch.float64)
+    hessian = GaussNewtonHessian.at(potential, latent)
+    factor = hessian.covariance_factor()
+    assert factor.basis.shape == (9, 3)
+    s = factor.dense()
+    torch.testing.assert_close(s @ s.T, torch.linalg.inv(hessian.dense()), rtol=1e-10, atol=1e-12)
+    y = torch.randn(4, 9, dtype=torch.float64)
+    torch.testing.assert_close(factor(y), y @ s.T)
+    small = make_problem(aux_dim=1, rec_dim=1, n_obs=5)  # 3 coordinates, 5 observations
+    potential = PotentialEnergy(small, synthetic_obs(small))
+    assert GaussNewtonHessian.at(potential, latent[:3]).covariance_factor() is None
