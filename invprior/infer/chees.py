@@ -24,7 +24,8 @@ window), diagonal otherwise; ``adapt_mass=False`` keeps :math:`S` alone.
 
 - the step size :math:`\epsilon` by dual averaging [2] on the harmonic mean of the
   chains' acceptance probabilities (a chain that nearly always rejects pulls it down,
-  unlike the arithmetic mean), towards ``target_accept_prob``;
+  unlike the arithmetic mean; a divergent transition counts as acceptance 0), towards
+  ``target_accept_prob``;
 - the trajectory length :math:`T` by Adam on the gradient of the ChEES criterion
   :math:`\tfrac14 E[(\|y' - E y'\|^2 - \|y - E y\|^2)^2]` (the change in the estimate
   of the expected squared distance from the centre, large when a transition decorrelates
@@ -208,7 +209,7 @@ def _chees_gradient(
         return 0.0
     ok = ~diverging
     proposal_mean = (weight.unsqueeze(-1) * y1).sum(0) / weight.sum()
-    start_mean = y0[ok].mean(0)
+    start_mean = y0.mean(0)  # every start is a valid position
     c1, c0 = y1 - proposal_mean, y0 - start_mean
     change = c1.square().sum(-1) - c0.square().sum(-1)
     per_chain = jittered_length * change * (c1 * v1).sum(-1)
@@ -385,10 +386,8 @@ class _Sampler:
     def adapt(self, step: dict[str, torch.Tensor | int], length: float) -> None:
         """Update the step size and trajectory length from one transition of all chains."""
         accept, diverging = step["accept_prob"], step["diverging"]
-        ok = ~diverging
-        harmonic = 0.0
-        if bool(ok.any()):
-            harmonic = float(1.0 / (1.0 / accept[ok].clamp(min=1e-10)).mean())
+        # a divergent transition counts with acceptance 0, like a nearly divergent one
+        harmonic = float(1.0 / (1.0 / accept.clamp(min=1e-10)).mean())
         self.dual.step(self.config.target_accept_prob - harmonic)
         log_step, _ = self.dual.get_state()
         self.step_size = math.exp(log_step)
