@@ -2,7 +2,7 @@
 r"""Batched ChEES-HMC against NUTS, and sampling a 4225-coordinate field; one JSON line last.
 
 Run: ``python bench/sampling_throughput.py [--chains 16] [--warmup 150] [--samples 150]
-[--field-chains 16] [--field-warmup 50] [--field-samples 200] [--n 64] [--seed 0]
+[--field-chains 16] [--field-warmup 100] [--field-samples 200] [--n 64] [--seed 0]
 [--threads 1]`` (set ``OMP_NUM_THREADS`` to the same number of threads).
 
 **The demo problem** (``examples/source_identification.toml``, built as ``invprior run``
@@ -175,7 +175,7 @@ def main(argv=None):
         help="NUTS warm-up and draws per chain (default: the file's [mcmc])",
     )  # fmt: skip
     parser.add_argument("--field-chains", type=int, default=16)
-    parser.add_argument("--field-warmup", type=int, default=50)
+    parser.add_argument("--field-warmup", type=int, default=100)
     parser.add_argument("--field-samples", type=int, default=200)
     parser.add_argument("--n", type=int, default=64, help="Gaussian field: squares per side")
     parser.add_argument("--seed", type=int, default=0)
