@@ -22,7 +22,7 @@ import numpy as np
 if TYPE_CHECKING:
     from mpi4py import MPI
 
-__all__ = ["AffineForwardModel", "ForwardModel", "SolveCounter"]
+__all__ = ["AffineForwardModel", "CachedState", "ForwardModel", "SolveCounter"]
 
 
 @dataclass
@@ -109,3 +109,33 @@ class AffineForwardModel(ForwardModel):
             The matrix :math:`F`, shape ``(n_obs, ny * nx)`` (the field flattened row by
             row), and the offset :math:`c`, shape ``(n_obs,)``.
         """
+
+
+class CachedState:
+    """Mixin: a forward model whose gradient needs the state of its last forward solve.
+
+    The class's ``solve_forward`` calls :meth:`_forget_state` before it changes the state
+    and :meth:`_keep_state` once the solve succeeded; :meth:`forward` and
+    :meth:`_ensure_state` then solve only for a field other than the cached one.
+    """
+
+    _state_field: np.ndarray | None = None
+    _state_obs: np.ndarray | None = None
+
+    def _forget_state(self) -> None:
+        self._state_field = None
+
+    def _keep_state(self, field: np.ndarray, obs: np.ndarray) -> None:
+        """Record the observations ``obs`` of the state just solved for ``field``."""
+        self._state_obs = obs
+        self._state_field = field.copy()
+
+    def _ensure_state(self, field: np.ndarray) -> None:
+        """Solve the forward problem unless the cached state belongs to ``field`` (checked)."""
+        if self._state_field is None or not np.array_equal(field, self._state_field):
+            self.solve_forward(field)
+
+    def forward(self, field: np.ndarray) -> np.ndarray:
+        """Predicted observations, shape ``(n_obs,)``, for a field of shape ``grid_shape``."""
+        self._ensure_state(self.check_field(field))
+        return self._state_obs.copy()

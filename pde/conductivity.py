@@ -5,24 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from petsc4py import PETSc
-
 import dolfinx.fem
 import dolfinx.fem.petsc
 import dolfinx.mesh
 import numpy as np
 import ufl
 
+from .base import CachedState
 from .boundary import Marker, Value, as_coefficient
 from .compat import create_vector
 from .mesh import BBox
 from .observation import PointSensors
-from .problem import EllipticProblem
+from .problem import EllipticProblem, assemble_dual, assemble_lifted_rhs
 
 __all__ = ["ConductivityProblem"]
 
 
-class ConductivityProblem(EllipticProblem):
+class ConductivityProblem(CachedState, EllipticProblem):
     r"""Point observations of :math:`-\nabla\cdot(e^{m}\nabla u) = f` with :math:`m` from the grid.
 
     With :math:`m_h = T m \in Q` (bilinear transfer of the grid log-conductivity), find
@@ -117,8 +116,6 @@ class ConductivityProblem(EllipticProblem):
         self.A = dolfinx.fem.petsc.create_matrix(self._a)
         self._solver = self._make_solver(self.A)
         self._grad = create_vector(Q)
-        self._state_field: np.ndarray | None = None
-        self._state_obs: np.ndarray | None = None
 
     def _assemble(self, field: np.ndarray) -> None:
         """Set :math:`m_h = T m` and assemble :math:`A(m)` and :math:`b(m)`."""
@@ -128,13 +125,7 @@ class ConductivityProblem(EllipticProblem):
         self.A.zeroEntries()
         dolfinx.fem.petsc.assemble_matrix(self.A, self._a, bcs=self.bcs)
         self.A.assemble()
-        b = self._rhs
-        with b.localForm() as local:
-            local.set(0.0)
-        dolfinx.fem.petsc.assemble_vector(b, self._L)
-        dolfinx.fem.petsc.apply_lifting(b, [self._a], bcs=[self.bcs])
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        dolfinx.fem.petsc.set_bc(b, self.bcs)
+        assemble_lifted_rhs(self._rhs, self._L, self._a, self.bcs)
 
     def solve_forward(self, field: np.ndarray) -> dolfinx.fem.Function:
         """Solve for the state with log-conductivity ``field`` (assembly plus one solve).
@@ -150,22 +141,11 @@ class ConductivityProblem(EllipticProblem):
             PDESolveError: If the solve fails.
         """
         field = self.check_field(field)
-        self._state_field = None
+        self._forget_state()
         self._assemble(field)
         self._solve_state(self._rhs)
-        self._state_obs = self.sensors.observe(self.u)
-        self._state_field = field.copy()
+        self._keep_state(field, self.sensors.observe(self.u))
         return self.u
-
-    def _ensure_state(self, field: np.ndarray) -> None:
-        """Solve the forward problem unless the cached state belongs to ``field``."""
-        if self._state_field is None or not np.array_equal(field, self._state_field):
-            self.solve_forward(field)
-
-    def forward(self, field: np.ndarray) -> np.ndarray:
-        """Predicted observations, shape ``(n_obs,)``, for a log-conductivity ``grid_shape``."""
-        self._ensure_state(self.check_field(field))
-        return self._state_obs.copy()
 
     def vjp(self, field: np.ndarray, obs_cotangent: np.ndarray) -> np.ndarray:
         r"""Cotangent :math:`\bar m` of the field, shape ``grid_shape``.
@@ -174,11 +154,7 @@ class ConductivityProblem(EllipticProblem):
         """
         self._ensure_state(self.check_field(field))
         self.solve_adjoint(obs_cotangent)
-        g = self._grad
-        with g.localForm() as local:
-            local.set(0.0)
-        dolfinx.fem.petsc.assemble_vector(g, self._grad_form)
-        g.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        g = assemble_dual(self._grad, self._grad_form)
         return self.transfer.apply_transpose(g.array[: self.transfer.n_owned])
 
     def destroy(self) -> None:

@@ -14,6 +14,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 import dolfinx.fem
+import dolfinx.fem.petsc
 import dolfinx.mesh
 import numpy as np
 
@@ -25,7 +26,36 @@ from .observation import PointSensors
 from .solver import LinearSolver, solver_options
 from .transfer import GridTransfer
 
-__all__ = ["EllipticProblem"]
+__all__ = ["EllipticProblem", "assemble_dual", "assemble_lifted_rhs"]
+
+
+def assemble_lifted_rhs(
+    b: PETSc.Vec, L: dolfinx.fem.Form, a: dolfinx.fem.Form, bcs: Sequence[dolfinx.fem.DirichletBC]
+) -> PETSc.Vec:
+    """Assemble ``L`` into ``b`` with the Dirichlet lifting of ``a`` and the boundary values.
+
+    ``b`` is zeroed first; ghost contributions are summed to their owners after the
+    lifting, then the Dirichlet values are set. Collective.
+    """
+    with b.localForm() as local:
+        local.set(0.0)
+    dolfinx.fem.petsc.assemble_vector(b, L)
+    dolfinx.fem.petsc.apply_lifting(b, [a], bcs=[bcs])
+    b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+    dolfinx.fem.petsc.set_bc(b, bcs)
+    return b
+
+
+def assemble_dual(vec: PETSc.Vec, form: dolfinx.fem.Form) -> PETSc.Vec:
+    """Assemble the linear ``form`` into ``vec`` (zeroed first), ghosts summed to owners.
+
+    Collective.
+    """
+    with vec.localForm() as local:
+        local.set(0.0)
+    dolfinx.fem.petsc.assemble_vector(vec, form)
+    vec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+    return vec
 
 
 class EllipticProblem(ForwardModel):

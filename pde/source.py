@@ -18,7 +18,7 @@ from .boundary import Marker, Value, as_coefficient
 from .compat import create_vector
 from .mesh import BBox
 from .observation import PointSensors
-from .problem import EllipticProblem
+from .problem import EllipticProblem, assemble_lifted_rhs
 
 __all__ = ["SourceProblem"]
 
@@ -125,11 +125,7 @@ class SourceProblem(EllipticProblem, AffineForwardModel):
         zero = dolfinx.fem.Constant(self.V.mesh, PETSc.ScalarType(0.0))
         form = zero * ufl.TestFunction(self.V) * ufl.dx
         L = dolfinx.fem.form(form if self.neumann is None else form + self.neumann)
-        b0 = dolfinx.fem.petsc.assemble_vector(L)
-        dolfinx.fem.petsc.apply_lifting(b0, [a], bcs=[self.bcs])
-        b0.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        dolfinx.fem.petsc.set_bc(b0, self.bcs)
-        return b0
+        return assemble_lifted_rhs(create_vector(self.V), L, a, self.bcs)
 
     def solve_forward(self, field: np.ndarray) -> dolfinx.fem.Function:
         """Solve for the state with the source ``field`` (one back-substitution).

@@ -26,14 +26,14 @@ import numpy as np
 import ufl
 from ufl.algorithms import expand_derivatives
 
-from .base import AffineForwardModel, ForwardModel, SolveCounter
+from .base import AffineForwardModel, CachedState, ForwardModel, SolveCounter
 from .boundary import Marker, Value, as_coefficient, dirichlet_bcs, neumann_form
 from .compat import create_vector
 from .errors import PDESolveError
 from .forms import Residual, check_form_tags, check_tags, depends, uniform_degree
 from .mesh import BBox, mesh_bbox
 from .observation import PointSensors
-from .problem import EllipticProblem
+from .problem import EllipticProblem, assemble_dual, assemble_lifted_rhs
 from .solver import LinearSolver, solver_options
 from .transfer import GridTransfer
 
@@ -62,7 +62,7 @@ _SNES_REASONS = {
 }
 
 
-class VariationalProblem(ForwardModel):
+class VariationalProblem(CachedState, ForwardModel):
     r"""Point observations of the solution of any elliptic residual form :math:`F(u, m; v)`.
 
     With :math:`m_h = T m \in Q` (bilinear transfer of the grid field to P1), find
@@ -235,8 +235,6 @@ class VariationalProblem(ForwardModel):
         self._dFdm = dFdm
         self._adj_solver: LinearSolver | None = None
         self._rhs, self._grad = create_vector(V), create_vector(self.Q)
-        self._state_field: np.ndarray | None = None
-        self._state_obs: np.ndarray | None = None
         if self.linear:
             self._init_linear(F, J, symmetric, petsc_options)
         else:
@@ -392,19 +390,13 @@ class VariationalProblem(ForwardModel):
         A.assemble()
 
     def _set_parameter(self, field: np.ndarray) -> None:
-        self._state_field = None
+        self._forget_state()
         self.m.x.array[: self.transfer.n_owned] = self.transfer.apply(field)
         self.m.x.scatter_forward()
 
     def _assemble_rhs(self, b: PETSc.Vec) -> PETSc.Vec:
         """:math:`-F(0, m)` with the Dirichlet lifting and values, into ``b``."""
-        with b.localForm() as local:
-            local.set(0.0)
-        dolfinx.fem.petsc.assemble_vector(b, self._L)
-        dolfinx.fem.petsc.apply_lifting(b, [self._a], bcs=[self.bcs])
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        dolfinx.fem.petsc.set_bc(b, self.bcs)
-        return b
+        return assemble_lifted_rhs(b, self._L, self._a, self.bcs)
 
     def _solve_linear(self) -> None:
         if not self.fixed_operator:
@@ -455,16 +447,8 @@ class VariationalProblem(ForwardModel):
         self._solve_linear() if self.linear else self._solve_newton()
         self.counter.forward += 1
         self.u.x.scatter_forward()
-        self._state_obs = self.sensors.observe(self.u)
-        self._state_field = field.copy()
+        self._keep_state(field, self.sensors.observe(self.u))
         return self.u
-
-    def forward(self, field: np.ndarray) -> np.ndarray:
-        """Predicted observations, shape ``(n_obs,)``, for a parameter of ``grid_shape``."""
-        field = self.check_field(field)
-        if self._state_field is None or not np.array_equal(field, self._state_field):
-            self.solve_forward(field)
-        return self._state_obs.copy()
 
     def solve_adjoint(self, obs_cotangent: np.ndarray) -> dolfinx.fem.Function:
         r"""Adjoint solve :math:`(\partial F/\partial u)^T \lambda = P B^T \bar y`.
@@ -500,18 +484,14 @@ class VariationalProblem(ForwardModel):
         """
         field = self.check_field(field)
         if self._needs_state:
-            self.forward(field)
+            self._ensure_state(field)
         return self._field_cotangent(self.solve_adjoint(obs_cotangent))
 
     def _field_cotangent(self, lam: dolfinx.fem.Function) -> np.ndarray:
         if self._M is not None:
             self._M.multTranspose(lam.x.petsc_vec, self._q)
             return -self.transfer.apply_transpose(self._q.array)
-        g = self._grad
-        with g.localForm() as local:
-            local.set(0.0)
-        dolfinx.fem.petsc.assemble_vector(g, self._grad_form)
-        g.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        g = assemble_dual(self._grad, self._grad_form)
         return self.transfer.apply_transpose(g.array[: self.transfer.n_owned])
 
     # The input checks of the built-in models, shared rather than written twice.
