@@ -52,7 +52,6 @@ import numpy as np
 import torch
 
 from invprior.bridge import DenseObservationMap
-from invprior.infer.common import prior_latents
 from invprior.model import InverseProblem
 from invprior.potential import PotentialEnergy
 from invprior.study import PDEConfig, PriorConfig, StudyConfig, build_study
@@ -200,7 +199,7 @@ def _problem_result(config, repeats, comm, dense):
     torch.manual_seed(config.seed)
     problem, obs, _ = build_problem(config, comm)
     model = problem.forward.model
-    latents = prior_latents(PotentialEnergy(problem, obs), repeats + 1)
+    latents = PotentialEnergy(problem, obs).prior_latents(repeats + 1)
     result = measure(problem, obs, latents, comm)
     info = {"ndofs": model.V.dofmap.index_map.size_global, "n_obs": model.n_obs}
     info["latent_dim"] = latents.shape[-1]

@@ -6,7 +6,7 @@ Run: ``python bench/map_newton.py [--n 64] [--sensors 8] [--seed 0] [--threads 1
 as well to keep BLAS to the same number.
 
 The problem (:func:`gaussian_field_problem`): a
-:class:`~invprior.priors.GaussianFieldPrior` with the full-rank Matern basis
+:class:`~invprior.priors.GaussianFieldGenerator` with the full-rank Matern basis
 (:math:`\nu = 3/2`, :math:`\ell = 0.2`, unit variance) on an ``(n + 1) x (n + 1)`` grid of
 the unit square (``n = 64``: 4225 latent coordinates), the source problem on a mesh of
 ``n x n`` squares with ``sensors x sensors`` point sensors, observed through the dense
@@ -41,7 +41,7 @@ from invprior.infer.common import seeded
 from invprior.model import InverseProblem
 from invprior.pde import SourceProblem, grid_sensors, unit_square
 from invprior.potential import potential_energy
-from invprior.priors import GaussianFieldPrior, GridSpec
+from invprior.priors import GaussianFieldGenerator, GridSpec
 from invprior.sites import Z_REC
 
 
@@ -61,7 +61,7 @@ def gaussian_field_problem(comm, seed=0, n=64, sensors=8):
     grid = GridSpec((n + 1, n + 1))
     with seeded(seed, torch.device("cpu")):
         # in the default dtype, then float64: the prior is the one with the rounded basis
-        prior = GaussianFieldPrior.matern(grid, 1.0, 0.2, nu=1.5, rank=(n + 1) ** 2).double()
+        prior = GaussianFieldGenerator.matern(grid, 1.0, 0.2, nu=1.5, rank=(n + 1) ** 2).double()
         pde = SourceProblem(unit_square(comm, n), grid_sensors(grid.bbox, sensors), grid.shape)
         forward = DenseObservationMap(pde)
         z = torch.randn(prior.rec_dim, dtype=torch.float64)

@@ -25,18 +25,20 @@
 # gets its own factorisation. The map from release rate to sensor readings is affine, so
 # the problem is also an affine forward model (a dense map is available).
 #
-# Run with `python examples/advection_diffusion.py` (or under `mpiexec -n 2`; only rank 0
-# prints).
+# Run with `python examples/advection_diffusion.py --out results/advection_diffusion` (or
+# under `mpiexec -n 2`; only rank 0 writes and prints).
 
 # +
 import argparse
 import json
+from pathlib import Path
 
 from mpi4py import MPI
 
 import numpy as np
 import ufl
 
+from invprior.fileio import write_json
 from invprior.pde import VariationalProblem, grid_sensors, taylor_test, unit_square
 
 UNIT = ((0.0, 0.0), (1.0, 1.0))
@@ -67,10 +69,11 @@ def contaminant_form(kappa, wind):
 # adjoint solve, and the Taylor test checks it (remainder rate 2).
 
 
-def run(n=48, grid=33, sensors=4, wind=(6.0, 0.0), kappa=0.1):
+def run(n=48, grid=33, sensors=4, wind=(6.0, 0.0), kappa=0.1, out=None):
     """Solve the contaminant problem, check its gradient, return a summary.
 
-    Collective on ``MPI.COMM_WORLD``.
+    Collective on ``MPI.COMM_WORLD``; with ``out``, rank 0 writes the summary to
+    ``advection_diffusion.json`` there.
     """
     comm = MPI.COMM_WORLD
     points = grid_sensors(UNIT, sensors)
@@ -93,7 +96,7 @@ def run(n=48, grid=33, sensors=4, wind=(6.0, 0.0), kappa=0.1):
 
     taylor = taylor_test(misfit, gradient, release, rng.standard_normal(release.shape))
     downwind = points[:, 0] > 0.5
-    return {
+    summary = {
         "linear": problem.linear,
         "symmetric": problem.symmetric,
         "affine": problem.affine,
@@ -103,18 +106,27 @@ def run(n=48, grid=33, sensors=4, wind=(6.0, 0.0), kappa=0.1):
         "taylor_rate": taylor["rate"],
         "solves": {"forward": problem.counter.forward, "adjoint": problem.counter.adjoint},
     }
+    if out is not None and comm.rank == 0:
+        write_json(Path(out) / "advection_diffusion.json", summary)
+    return summary
 
 
 # ## Command line
 
-if __name__ == "__main__":
+
+def main():
     parser = argparse.ArgumentParser(description="Advection-diffusion from a variational form")
     parser.add_argument("--n", type=int, default=48, help="mesh squares per side")
     parser.add_argument("--grid", type=int, default=33, help="grid nodes per side")
     parser.add_argument("--sensors", type=int, default=4, help="sensors per side")
     parser.add_argument("--wind", type=float, nargs=2, default=(6.0, 0.0), help="wind (x, y)")
     parser.add_argument("--kappa", type=float, default=0.1, help="diffusivity")
+    parser.add_argument("--out", default="results/advection_diffusion", help="output folder")
     args = parser.parse_args()
-    summary = run(args.n, args.grid, args.sensors, tuple(args.wind), args.kappa)
+    summary = run(args.n, args.grid, args.sensors, tuple(args.wind), args.kappa, out=args.out)
     if MPI.COMM_WORLD.rank == 0:
         print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

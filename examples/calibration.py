@@ -16,8 +16,8 @@
 # ranks; a U shape means overconfidence, a hump underconfidence, a slope a bias.
 #
 # Run with `python examples/calibration.py --problems 100 --out results/calibration`
-# (about 5 minutes on 2 cores); it writes `ranks.png`, `calibration.json` and prints one
-# JSON line last.
+# (docs/results.md gives the run time and the ranks); it writes `ranks.png`,
+# `calibration.json` and prints one JSON line last.
 
 # +
 import argparse
@@ -37,8 +37,12 @@ EXAMPLE = Path(__file__).with_name("source_identification.toml")
 # -
 
 
-def run(out="results/calibration", problems=100, draws=99, bins=10, seed=0, config=EXAMPLE):
-    """SBC of the named parameters of the example's problem; returns the summary dict."""
+def run(problems=100, draws=99, bins=10, seed=0, config=EXAMPLE, out=None):
+    """SBC of the named parameters of the example's problem; returns the summary dict.
+
+    Collective on ``MPI.COMM_WORLD``; with ``out``, rank 0 writes ``ranks.png`` and
+    ``calibration.json`` there.
+    """
     tic = time.perf_counter()
     study = StudyConfig.from_toml(config)
     # Data come from the model itself, so the measurement noise is the whole noise model.
@@ -59,13 +63,16 @@ def run(out="results/calibration", problems=100, draws=99, bins=10, seed=0, conf
         "min_p_value": min(result.p_values.values()),
         "wall_s": time.perf_counter() - tic,
     }
-    if MPI.COMM_WORLD.rank == 0:
+    if out is not None and MPI.COMM_WORLD.rank == 0:
         save_figure(plot_rank_histograms(result), Path(out) / "ranks.png")
         write_json(Path(out) / "calibration.json", summary, indent=2)
     return summary
 
 
-if __name__ == "__main__":
+# ## Command line
+
+
+def main():
     parser = argparse.ArgumentParser(description="SBC of the named parameters (MAP + Laplace)")
     parser.add_argument("--out", default="results/calibration", help="output folder")
     parser.add_argument("--problems", type=int, default=100, help="simulated problems")
@@ -73,7 +80,11 @@ if __name__ == "__main__":
     parser.add_argument("--bins", type=int, default=10, help="histogram bins")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    summary = run(args.out, args.problems, args.draws, args.bins, args.seed)
+    summary = run(args.problems, args.draws, args.bins, args.seed, out=args.out)
     if MPI.COMM_WORLD.rank == 0:
         print(f"report: {args.out}")
         print(json.dumps({k: v for k, v in summary.items() if k != "histograms"}))
+
+
+if __name__ == "__main__":
+    main()

@@ -25,8 +25,8 @@
 # disentanglement *consistent* shows in the spread over seeds.
 #
 # The budget is smaller than the shipped priors' (a subset of the training fields, fewer
-# epochs) so that the whole study runs on a 2-core machine in about an hour (every
-# finished run is kept in `OUT/runs/`, so an interrupted study resumes where it stopped):
+# epochs; docs/results.md gives the training time of each run). Every finished run is kept
+# in `OUT/runs/`, so an interrupted study resumes where it stopped:
 #
 # `python examples/compare_disentanglement.py --write docs/results.md`
 #
@@ -45,9 +45,9 @@ import numpy as np
 from invprior.cache import ResultCache
 from invprior.fileio import write_json, write_text
 from invprior.priors.metrics import evaluate_generator
-from invprior.priors.simulate import FieldDataset, simulate
+from invprior.priors.simulate import FieldDataset
 from invprior.priors.train import VAETrainConfig
-from invprior.priors.train.evaluate import HELDOUT_SEED_OFFSET
+from invprior.priors.train.evaluate import heldout_data
 from invprior.priors.train.seeds import train_and_evaluate
 
 SHARED = {"positive": True, "batch_size": 128, "learning_rate": 2e-3, "patience": 100}
@@ -76,9 +76,9 @@ START, END = "<!-- disentanglement-table:start -->", "<!-- disentanglement-table
 # ## One run: train with a seed, score on the held-out set
 #
 # :func:`invprior.priors.train.seeds.train_and_evaluate` trains one model with one seed;
-# the scores are those of :func:`invprior.priors.metrics.evaluate_generator` on held-out
-# fields simulated with the training seed plus
-# :data:`invprior.priors.train.evaluate.HELDOUT_SEED_OFFSET`, as for the shipped priors.
+# the scores are those of :func:`invprior.priors.metrics.evaluate_generator` on the
+# held-out fields of :func:`invprior.priors.train.evaluate.heldout_data`, as for the
+# shipped priors.
 
 
 def disentanglement_scores(model, held, seed):
@@ -158,7 +158,6 @@ def write_block(path, block):
 
 def run(
     train="data/source-train.npz",
-    out="results/compare_disentanglement",
     n_train=5000,
     n_heldout=10000,
     epochs=8,
@@ -169,19 +168,22 @@ def run(
     gamma=1.0,
     threads=1,
     write=None,
+    out=None,
 ):
     """Train every model over the seeds, then the 0% / 1% labelled study; write the tables.
 
     Returns:
         ``{"settings", "models": {name: [scores per seed]}, "labelled": {fraction: [scores
-        per seed]}, "command"}``; written to ``out/disentanglement.json``, the tables to
-        ``out/disentanglement.md`` and, if given, into the marked block of ``write``.
+        per seed]}, "command"}``. With ``out``, every finished run is kept in
+        ``out/runs``, the result is written to ``out/disentanglement.json`` and the tables
+        to ``out/disentanglement.md``; with ``write``, the tables go into the marked block
+        of that file.
     """
     options = {k: list(v) if isinstance(v, tuple) else v for k, v in locals().items()}
     data = FieldDataset.load(train)
     training = data.subset(slice(0, n_train))
-    heldout_seed = int(data.recipe["seed"]) + HELDOUT_SEED_OFFSET
-    held = simulate(data.recipe["simulator"], n_heldout, heldout_seed, data.grid)
+    held = heldout_data(data.recipe, n_heldout, data.grid)
+    heldout_seed = held.recipe["seed"]
     result = {
         "settings": {
             "train": train, "n_train": len(training), "epochs": epochs, "seeds": list(seeds),
@@ -190,10 +192,12 @@ def run(
         },
         "models": {}, "labelled": {},
     }  # fmt: skip
-    cache = ResultCache(Path(out) / "runs", {"train": train, "n_train": len(training),
-                                             "n_heldout": n_heldout})  # fmt: skip
+    settings = {"train": train, "n_train": len(training), "n_heldout": n_heldout}
+    cache = ResultCache(Path(out) / "runs", settings) if out is not None else None
 
     def scores(config, seed):
+        if cache is None:
+            return score(config, training, held, seed, threads)
         key = hashlib.sha1(repr((config, seed)).encode()).hexdigest()[:16]
         return cache.fetch(key, score, config, training, held, seed, threads)
 
@@ -211,9 +215,10 @@ def run(
         for k, v in options.items()
         if k not in ("out", "write") and v is not None
     )
-    write_json(Path(out) / "disentanglement.json", result)
     block = markdown(result)
-    write_text(Path(out) / "disentanglement.md", block)
+    if out is not None:
+        write_json(Path(out) / "disentanglement.json", result)
+        write_text(Path(out) / "disentanglement.md", block)
     if write:
         write_block(write, block)
     return result
@@ -221,7 +226,8 @@ def run(
 
 # ## Command line
 
-if __name__ == "__main__":
+
+def main():
     parser = argparse.ArgumentParser(description="Disentanglement of four VAEs over seeds")
     parser.add_argument("--train", default="data/source-train.npz", help="training data")
     parser.add_argument("--n-train", type=int, default=5000, help="training fields used")
@@ -247,3 +253,7 @@ if __name__ == "__main__":
     result = run(**vars(args))
     summaries = {k: summary(v)["lds_all"]["mean"] for k, v in result["models"].items()}
     print(json.dumps({"lds_all_mean": summaries, "out": args.out}))
+
+
+if __name__ == "__main__":
+    main()

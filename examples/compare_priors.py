@@ -55,12 +55,13 @@ from invprior.diagnostics import field_summary
 from invprior.fileio import save_figure, write_json, write_text
 from invprior.model import DisentangledPrior, InverseProblem
 from invprior.pde import SourceProblem, grid_sensors, rectangle
-from invprior.priors import DLCFMGenerator, GaussianFieldPrior
+from invprior.priors import DLCFMGenerator, GaussianFieldGenerator
 from invprior.priors.matern import fit_matern
 from invprior.priors.simulate import simulate, simulate_misspecified_sources
-from invprior.report import field_scores
+from invprior.report import field_scores, named_scores
 from invprior.scores import crps
 from invprior.sites import FIELD
+from invprior.study import baseline_seed, oracle_gaussian
 
 PRIORS = ("aux-vae", "oracle-gp", "matern-gp", "dl-cfm")
 REGIMES = ("in_distribution", "misspecified")
@@ -73,7 +74,7 @@ REGIMES = ("in_distribution", "misspecified")
 # (:func:`invprior.report.field_scores`), and the CRPS (:func:`invprior.scores.crps`),
 # which rewards a sharp and calibrated distribution at once. The named variables of the
 # deep priors get the absolute error of their posterior mean and whether the truth lies
-# in the 5-95% interval.
+# in the central 5-95% interval of the draws (:func:`invprior.report.named_scores`).
 
 
 def draw_scores(draws, truth):
@@ -83,28 +84,16 @@ def draw_scores(draws, truth):
     return {**scores, "crps": crps(draws, truth)}
 
 
-def named_scores(sites, truth, names):
-    """Absolute error of the posterior mean and 5-95% interval hit of each named variable."""
-    out = {}
-    for name in names:
-        draws = sites[name].double().numpy()
-        lo, hi = np.quantile(draws, [0.05, 0.95])
-        out[name] = {
-            "abs_error": float(abs(draws.mean() - truth[name])),
-            "in_90": bool(lo <= truth[name] <= hi),
-        }
-    return out
-
-
 # ## Building the shared parts once
 #
 # The mesh, the sensors, the approximation error's moments and the two Gaussian priors do
 # not depend on the truth, so they are built once; only the noise std
 # ($1\%$ of $\max|F(x^\star)|$) and the data change from truth to truth. The oracle
-# Gaussian is :meth:`~invprior.priors.GaussianFieldPrior.from_samples` of simulator draws,
-# the construction :func:`invprior.study.gp_baseline` uses; the Matern prior takes the
-# same mean and the covariance whose hyperparameters maximise the likelihood of (fewer)
-# draws.
+# Gaussian is :func:`invprior.study.oracle_gaussian`, the prior of
+# :func:`invprior.study.gp_baseline`; the Matern prior takes the mean of the same draws
+# and the covariance whose hyperparameters maximise the likelihood of (fewer) draws. The
+# draws have the seed of the generator's training data
+# (:func:`invprior.study.baseline_seed`), never a truth's.
 
 
 def build_priors(generator, forward, *, gp_fields, matern_fields, approx_fields, data_seed):
@@ -113,11 +102,13 @@ def build_priors(generator, forward, *, gp_fields, matern_fields, approx_fields,
     approx = ApproximationError.estimate(
         generator, simulate("source", approx_fields, data_seed, grid).fields, forward
     )
+    oracle = oracle_gaussian("source", gp_fields, data_seed, grid, 0.999)
     train = simulate("source", gp_fields, data_seed, grid).fields.astype(np.float64)
-    oracle = GaussianFieldPrior.from_samples(torch.as_tensor(train), 0.999, grid)
     hyper = fit_matern(train[:matern_fields], grid)
-    shape = GaussianFieldPrior.matern(grid, hyper["variance"], hyper["length_scale"], hyper["nu"])
-    matern = GaussianFieldPrior(torch.as_tensor(train.mean(0)), shape.basis.double(), grid)
+    shape = GaussianFieldGenerator.matern(
+        grid, hyper["variance"], hyper["length_scale"], hyper["nu"]
+    )
+    matern = GaussianFieldGenerator(torch.as_tensor(train.mean(0)), shape.basis.double(), grid)
     named = DisentangledPrior(generator)
     return approx, {"aux-vae": named, "oracle-gp": DisentangledPrior(oracle),
                     "matern-gp": DisentangledPrior(matern)}, hyper  # fmt: skip
@@ -176,7 +167,8 @@ def run_truth(truth, factors, priors_, pde, forward, approx, noise, rng_seed, co
         row = draw_scores(fields, truth)
         row.update(wall_s=time.perf_counter() - tic, pde_solves=pde.counter.total - solves)
         if factors is not None and prior.aux_names:
-            row["named"] = named_scores(sites, factors, prior.aux_names)
+            draws = {k: sites[k].double().numpy() for k in prior.aux_names}
+            row["named"] = named_scores(draws, factors, "central")
         rows[name] = row
     return rows
 
@@ -210,10 +202,10 @@ def aggregate(records):
             if named:
                 entry["named"] = {
                     k: {
-                        "abs_error": float(np.mean([n[k]["abs_error"] for n in named])),
-                        "hit_90": float(np.mean([n[k]["in_90"] for n in named])),
+                        "abs_error": float(np.mean([n["abs_error"][k] for n in named])),
+                        "hit_90": float(np.mean([n["in_90"][k] for n in named])),
                     }
-                    for k in named[0]
+                    for k in named[0]["abs_error"]
                 }
             table[f"{regime}/{name}"] = entry
     return table
@@ -274,15 +266,14 @@ def figure(records):
 
 
 def run(
-    out="results/compare_priors",
     truths=20,
     prior="source-auxvae",
     n=32,
     sensors=8,
     noise=0.01,
     num_restarts=4,
-    num_steps=200,
-    gp_steps=500,
+    max_iterations=200,
+    gp_max_iterations=500,
     num_draws=200,
     gp_fields=2000,
     matern_fields=300,
@@ -294,8 +285,12 @@ def run(
     flow_steps=4,
     regimes=REGIMES,
     shard=(0, 1),
+    out=None,
 ):
-    """Run the comparison and write ``comparison.{md,json,png}`` into ``out``.
+    """Run the comparison; with ``out``, keep every truth's scores and write the results.
+
+    With ``out``, finished truths are kept in ``out/truths`` and the results are written
+    to ``out/comparison.{md,json,png}``; without it nothing is written.
 
     Returns:
         ``{"table": per regime/prior aggregates, "truths": per-truth records, "matern": the
@@ -310,7 +305,7 @@ def run(
         grid_sensors(grid.bbox, sensors), grid.shape, grid.bbox,
     )  # fmt: skip
     forward = TorchForward(pde)
-    data_seed = int(generator.metadata.get("data", {}).get("seed", 1))
+    data_seed, _ = baseline_seed(generator, "source")
     approx, priors_, hyper = build_priors(
         generator, forward, gp_fields=gp_fields, matern_fields=matern_fields,
         approx_fields=approx_fields, data_seed=data_seed,
@@ -321,10 +316,10 @@ def run(
             raise ValueError(f"{dlcfm} must be a DL-CFM generator on the grid of {prior}")
         priors_["dl-cfm"] = DisentangledPrior(flow.with_steps(flow_steps))
     setup_s = time.perf_counter() - tic
-    map_config = infer.MapConfig(num_restarts=num_restarts, max_iterations=num_steps)
-    gp_map = dataclasses.replace(map_config, num_restarts=1, max_iterations=gp_steps)
+    map_config = infer.MapConfig(num_restarts=num_restarts, max_iterations=max_iterations)
+    gp_map = dataclasses.replace(map_config, num_restarts=1, max_iterations=gp_max_iterations)
     config = {"map": map_config, "gp_map": gp_map, "seed": seed, "num_draws": num_draws}
-    cache = ResultCache(Path(out) / "truths", settings)
+    cache = ResultCache(Path(out) / "truths", settings) if out is not None else None
     records = []
     for j, (regime, (fields, factors, kinds)) in enumerate(
         held_out_truths(truths, grid, truth_seed, misspecified_seed).items()
@@ -333,9 +328,10 @@ def run(
             continue
         for i in range(shard[0], truths, shard[1]):
             truth_factors = None if factors is None else {k: v[i] for k, v in factors.items()}
-            rows = cache.fetch(
-                f"{regime}-{i:03d}", run_truth, fields[i].astype(np.float64), truth_factors,
-                priors_, pde, forward, approx, noise, [j, i], config,
+            args = (fields[i].astype(np.float64), truth_factors, priors_, pde, forward, approx,
+                    noise, [j, i], config)  # fmt: skip
+            rows = run_truth(*args) if cache is None else cache.fetch(
+                f"{regime}-{i:03d}", run_truth, *args
             )  # fmt: skip
             records.append({"regime": regime, "kind": kinds[i], "index": i, **rows})
             print(f"{regime} truth {i + 1}/{truths} done", flush=True)
@@ -343,22 +339,25 @@ def run(
     wall_s = time.perf_counter() - tic
     result = {"table": table, "truths": records, "matern": hyper, "setup_s": setup_s}
     result["wall_s"] = wall_s
-    folder = Path(out)
-    write_text(folder / "comparison.md", markdown(table, truths))
-    write_json(folder / "comparison.json", result)
-    save_figure(figure(records), folder / "comparison.png")
+    if out is not None:
+        write_text(Path(out) / "comparison.md", markdown(table, truths))
+        write_json(Path(out) / "comparison.json", result)
+        save_figure(figure(records), Path(out) / "comparison.png")
     return result
 
 
 # ## Command line
 
-if __name__ == "__main__":
+
+def main():
     parser = argparse.ArgumentParser(description="Deep prior vs Gaussian priors, same data")
     parser.add_argument("--out", default="results/compare_priors", help="output folder")
     parser.add_argument("--truths", type=int, default=20, help="held-out truths per regime")
     parser.add_argument("--prior", default="source-auxvae", help="prior name or checkpoint")
     parser.add_argument("--num-restarts", type=int, default=4, help="MAP restarts, deep prior")
-    parser.add_argument("--num-steps", type=int, default=200, help="L-BFGS steps, deep prior")
+    parser.add_argument(
+        "--max-iterations", type=int, default=200, help="L-BFGS iterations, deep prior"
+    )
     parser.add_argument("--num-draws", type=int, default=200, help="Laplace draws per truth")
     parser.add_argument("--dlcfm", default=None, help="add a DL-CFM prior (e.g. source-dlcfm)")
     parser.add_argument("--flow-steps", type=int, default=4, help="solver steps of its flow")
@@ -375,8 +374,13 @@ if __name__ == "__main__":
     if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
         parser.error(f"--shard must be K/N with 0 <= K < N, got {args.shard!r}")
     summary = run(
-        args.out, args.truths, args.prior, num_restarts=args.num_restarts,
-        num_steps=args.num_steps, num_draws=args.num_draws, dlcfm=args.dlcfm,
+        args.truths, args.prior, num_restarts=args.num_restarts,
+        max_iterations=args.max_iterations, num_draws=args.num_draws, dlcfm=args.dlcfm,
         flow_steps=args.flow_steps, regimes=args.regimes, shard=(int(k), int(n)),
+        out=args.out,
     )  # fmt: skip
     print(json.dumps({"table": summary["table"], "wall_s": summary["wall_s"]}))
+
+
+if __name__ == "__main__":
+    main()

@@ -33,8 +33,7 @@ from invprior.priors.simulate import simulate
 def run(prior="source-dlcfm", n=1000, seed=5, out=None):
     """Fidelity scores of ``n`` draws of the DL-CFM prior and of its Aux-VAE."""
     flow = priors.load(prior)
-    recipe = flow.metadata["data"]
-    data = simulate(recipe["simulator"], n, seed, flow.grid).fields
+    data = simulate(flow.training_data["simulator"], n, seed, flow.grid).fields
     draws = {"dl-cfm": prior_draws(flow, n, seed), "aux-vae": prior_draws(flow.base, n, seed)}
     result = {name: fidelity_scores(x, data) for name, x in draws.items()}
     if out is not None:

@@ -31,13 +31,11 @@ import pathlib
 
 from mpi4py import MPI
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from invprior.pde import SourceProblem, grid_sensors, unit_square  # noqa: E402
+from invprior.fileio import save_figure
+from invprior.pde import SourceProblem, grid_sensors, unit_square
 
 UNIT = ((0.0, 0.0), (1.0, 1.0))
 # -
@@ -59,17 +57,21 @@ def gaussian_source(grid, centre=(0.35, 0.6), width=0.08, amplitude=50.0):
 # ## Solve, observe, differentiate, plot
 
 
-def plot(field, problem, obs, gradient, path):
-    """Field, solution with sensors, and the gradient of the observation energy."""
+def plot(field, problem, obs, gradient):
+    """Field, solution with sensors, and the gradient of the observation energy.
+
+    Collective on the mesh's communicator; the figure on rank 0, None on the others.
+    """
     V = problem.V
     n_owned = V.dofmap.index_map.size_local
     xy = V.tabulate_dof_coordinates()[:n_owned, :2]
     xy = np.concatenate(V.mesh.comm.allgather(xy))
     values = np.concatenate(V.mesh.comm.allgather(problem.u.x.array[:n_owned]))
     if V.mesh.comm.rank != 0:
-        return
+        return None
     points = problem.sensors.points
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4), layout="constrained")
+    fig = Figure(figsize=(13, 4), layout="constrained")
+    axes = fig.subplots(1, 3)
     im = axes[0].imshow(field, origin="lower", extent=(0, 1, 0, 1), cmap="magma")
     axes[0].set_title("source f (grid)")
     fig.colorbar(im, ax=axes[0])
@@ -84,27 +86,29 @@ def plot(field, problem, obs, gradient, path):
     fig.colorbar(im, ax=axes[2])
     for ax in axes:
         ax.set_aspect("equal")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
-def run(out="results/forward_demo", n=64, grid=64, sensors=8):
-    """Solve the source problem for a Gaussian bump, write a PNG, return a summary.
+def run(n=64, grid=64, sensors=8, out=None):
+    """Solve the source problem for a Gaussian bump, return a summary; plot it to ``out``.
 
-    Collective on ``MPI.COMM_WORLD``; only rank 0 writes the plot.
+    Collective on ``MPI.COMM_WORLD``; with ``out``, rank 0 writes ``forward_demo.png``
+    there (its path is the summary's ``plot``).
     """
     comm = MPI.COMM_WORLD
     problem = SourceProblem(unit_square(comm, n), grid_sensors(UNIT, sensors), (grid, grid))
     field = gaussian_source(grid)
     obs = problem.forward(field)  # leaves the state in problem.u
     gradient = problem.vjp(field, obs)  # writes the adjoint state only
-    path = pathlib.Path(out) / "forward_demo.png"
-    if comm.rank == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    comm.Barrier()
-    plot(field, problem, obs, gradient, path)
+    summary = {}
+    if out is not None:
+        path = pathlib.Path(out) / "forward_demo.png"
+        fig = plot(field, problem, obs, gradient)
+        if fig is not None:
+            save_figure(fig, path, dpi=120)
+        summary["plot"] = str(path)
     return {
-        "plot": str(path),
+        **summary,
         "ndofs": problem.V.dofmap.index_map.size_global,
         "n_obs": problem.n_obs,
         "obs_max": float(obs.max()),
@@ -116,14 +120,18 @@ def run(out="results/forward_demo", n=64, grid=64, sensors=8):
 
 # ## Command line
 
-if __name__ == "__main__":
+
+def main():
     parser = argparse.ArgumentParser(description="Forward model demo: plot of source and sensors")
     parser.add_argument("--out", default="results/forward_demo", help="output folder")
     parser.add_argument("--n", type=int, default=64, help="mesh squares per side")
     parser.add_argument("--grid", type=int, default=64, help="grid nodes per side")
     parser.add_argument("--sensors", type=int, default=8, help="sensors per side")
     args = parser.parse_args()
-    summary = run(args.out, args.n, args.grid, args.sensors)
+    summary = run(args.n, args.grid, args.sensors, out=args.out)
     if MPI.COMM_WORLD.rank == 0:
-        print(summary["plot"])
         print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -32,17 +32,17 @@ import numpy as np
 
 from invprior import priors
 from invprior.fileio import save_figure, write_json
-from invprior.priors.anomaly import plot_anomalies, rank_anomalies, residual_tail_probability
-from invprior.priors.metrics import decode_latents, encode_means
+from invprior.priors.anomaly import (
+    detection_auc,
+    plot_anomalies,
+    rank_anomalies,
+    reconstruction_error,
+    residual_tail_probability,
+)
+from invprior.priors.batched import decode_latents, encode_means
 from invprior.priors.simulate import simulate, simulate_misspecified_sources
 
 # -
-
-
-def auc(score, kind, planted):
-    """P(a ``planted`` field scores above a typical one), ties counted half."""
-    a, b = score[kind == planted][:, None], score[kind == "typical"][None, :]
-    return float((a > b).mean() + 0.5 * (a == b).mean())
 
 
 def run(prior="source-auxvae", n_typical=2000, n_planted=20, seed=55, out=None):
@@ -51,7 +51,8 @@ def run(prior="source-auxvae", n_typical=2000, n_planted=20, seed=55, out=None):
     Two scores rank the fields: the squared norm of the residual code
     (``residual_latent``, the order of the tail probability) and the relative
     reconstruction error :math:`\lVert x - G(\mu(x))\rVert / \lVert x\rVert`
-    (``reconstruction``).
+    (``reconstruction``, :func:`invprior.priors.anomaly.reconstruction_error`); each is
+    scored by :func:`invprior.priors.anomaly.detection_auc`.
 
     Returns:
         For each score, ``precision_at_k`` (the share of planted fields among the
@@ -72,8 +73,7 @@ def run(prior="source-auxvae", n_typical=2000, n_planted=20, seed=55, out=None):
     recon = decode_latents(generator, mu, batch_size=500)
     scores = {
         "residual_latent": (z_rec**2).sum(1),
-        "reconstruction": np.linalg.norm(fields - recon, axis=(1, 2))
-        / np.linalg.norm(fields, axis=(1, 2)),
+        "reconstruction": reconstruction_error(fields, recon),
     }
     k = 2 * n_planted
     top = rank_anomalies(z_rec, top=k)["index"]
@@ -82,7 +82,10 @@ def run(prior="source-auxvae", n_typical=2000, n_planted=20, seed=55, out=None):
         order = np.argsort(-score, kind="stable")[:k]
         result[name] = {
             "precision_at_k": float((kind[order] != "typical").mean()),
-            **{f"auc_{p}": auc(score, kind, p) for p in ("two_sources", "sharp")},
+            **{
+                f"auc_{p}": detection_auc(score[kind == p], score[kind == "typical"])
+                for p in ("two_sources", "sharp")
+            },
         }
     if out is not None:
         out = Path(out)

@@ -13,7 +13,7 @@
 # simulator that drew its truth defines the exact prior: 14 independent uniform factors
 # (`invprior.priors.simulate.SOURCE_PARAMETERS`), the four named ones ($x_0, y_0$,
 # amplitude, width) and ten more (anisotropy and orientation, a secondary source, a
-# modulation). `invprior.priors.SimulatorPrior` is that prior as a generator: its named
+# modulation). `invprior.priors.SimulatorGenerator` is that prior as a generator: its named
 # block is the named parameters themselves ($\tau = 0$, no link noise), its residual block
 # the other ten factors in probit coordinates, $u_k = l_k + (h_k - l_k)\,\Phi(z_k)$, and
 # its decoder the simulator. Under `DisentangledPrior` every latent coordinate is then
@@ -38,7 +38,7 @@ from mpi4py import MPI
 from invprior import infer
 from invprior.diagnostics import to_arviz
 from invprior.model import DisentangledPrior, InverseProblem
-from invprior.priors import SimulatorPrior
+from invprior.priors import SimulatorGenerator
 from invprior.report import study_metrics, write_report
 from invprior.study import StudyConfig, build_study
 from invprior.validation import InputError
@@ -59,7 +59,7 @@ def exact_problem(config):
         )
     off = replace(study.approximation_error, enabled=False)
     setup = build_study(replace(study, approximation_error=off), MPI.COMM_SELF)
-    prior = DisentangledPrior(SimulatorPrior(setup.problem.prior.generator.grid))
+    prior = DisentangledPrior(SimulatorGenerator(setup.problem.prior.generator.grid))
     return setup, InverseProblem(prior, setup.forward, setup.noise_std)
 
 
@@ -73,10 +73,13 @@ def run(
     num_samples=1000,
     num_restarts=8,
     seed=0,
-    out=None,
     progress=False,
+    out=None,
 ):
-    """Sample the exact-prior posterior of a source study; its metrics as a dict."""
+    """Sample the exact-prior posterior of a source study; its metrics as a dict.
+
+    With ``out``, the study report (:func:`invprior.report.write_report`) is written there.
+    """
     setup, problem = exact_problem(config)
     mode = infer.map(problem, setup.data, seed=seed, num_restarts=num_restarts, max_iterations=500)
     result = infer.nuts(
@@ -118,8 +121,8 @@ def main():
             args.num_samples,
             args.num_restarts,
             args.seed,
-            args.out,
             args.progress,
+            out=args.out,
         )
     except InputError as err:
         parser.error(str(err))

@@ -51,7 +51,7 @@ import torch
 from .infer.common import seeded
 from .likelihood import CorrelatedGaussianLikelihood
 from .priors.base import Encoder, Generator
-from .priors.metrics import decode_latents, encode_means
+from .priors.batched import decode_latents, encode_means
 
 __all__ = ["ApproximationError"]
 

@@ -122,6 +122,7 @@ class _ModelTorchForward(ABC):
     """What both torch forward models share: the model's attributes and the input checks."""
 
     model: ForwardModel
+    batched_vjp: bool
 
     @property
     def n_obs(self) -> int:
@@ -203,6 +204,9 @@ class TorchForward(_ModelTorchForward):
         torch.Size([2, 5, 5])
     """
 
+    #: Its backward is one adjoint solve per cotangent, outside torch: not batched.
+    batched_vjp = False
+
     def __init__(self, model: ForwardModel) -> None:
         if not isinstance(model, ForwardModel):
             raise TypeError(
@@ -239,6 +243,9 @@ class DenseObservationMap(_ModelTorchForward):
         >>> torch.allclose(F(m), TorchForward(pde)(m))
         True
     """
+
+    #: Its backward is a matrix product in torch: a batch of cotangents in one reverse pass.
+    batched_vjp = True
 
     def __init__(self, model: AffineForwardModel) -> None:
         if not isinstance(model, AffineForwardModel):

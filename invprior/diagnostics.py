@@ -8,7 +8,7 @@ DataTree is built with ``arviz_base.from_dict``, in one layout whatever produced
 - :func:`to_arviz`: our :class:`~invprior.infer.MCMCResult` or
   :class:`~invprior.infer.LaplaceResult` of an :class:`~invprior.model.InverseProblem`;
 - :func:`from_pyro_mcmc`: a ``pyro.infer.MCMC`` object, its per-draw sampler statistics
-  recorded by a :class:`PyroSampleStats` passed as its ``hook_fn``;
+  recorded by a :class:`PyroSampleStats` whose kernel it ran, passed as its ``hook_fn``;
 - :func:`from_svi`: independent draws from an SVI guide.
 
 Groups: ``posterior`` (latent and deterministic sites), ``sample_stats`` (``diverging``,
@@ -70,13 +70,14 @@ import pyro.distributions as dist
 import torch
 import xarray as xr
 from pyro import poutine
-from pyro.infer.mcmc import NUTS
+from pyro.infer.mcmc import HMC, NUTS
 from torch.distributions import Transform, biject_to
 
 from .fileio import atomic_path, json_text
 from .infer.common import is_root, seeded
-from .infer.gaussian import LaplaceResult
-from .infer.mcmc import MCMCResult, _DrawRecorder
+from .infer.laplace_approximation import LaplaceResult
+from .infer.mcmc import MCMCResult
+from .infer.pyro_shim import DrawRecorder, StartEnergy, call_args, recording_copy
 from .model import InverseProblem
 from .sites import AUX_NOISE, FIELD, OBS, Z_AUX, Z_REC
 
@@ -553,34 +554,52 @@ class PyroSampleStats:
 
     Records what :func:`invprior.infer.nuts` records (``step_size``, ``n_steps``,
     ``accept_prob``, ``energy``, ``lp`` and, for NUTS, ``tree_depth``) for every chain that
-    runs in this process (Pyro's default for chains on one CPU, or ``num_chains=1``). On the
-    first call of a chain it wraps the kernel's potential (to count leapfrog steps) and its
-    momentum draw (to read the Hamiltonian after the refresh); neither changes a draw.
-    The statistics of a chain start after its first warm-up iteration, so give at least one
+    runs in this process (Pyro's default for chains on one CPU, or ``num_chains=1``). The
+    run must use :attr:`kernel`, a copy of the given kernel that also keeps the Hamiltonian
+    after each momentum refresh (:func:`~invprior.infer.pyro_shim.recording_copy`; it
+    draws what the given kernel would, and the given kernel is left as it is). On the first
+    call of a chain the copy's potential is wrapped to count leapfrog steps. The
+    statistics of a chain start after its first warm-up iteration, so give at least one
     warm-up step.
 
     Args:
+        kernel: A ``pyro.infer.NUTS`` or ``pyro.infer.HMC`` kernel, not run yet.
         num_samples: Draws per chain, as given to ``MCMC``.
 
+    Attributes:
+        kernel: The kernel to give ``MCMC``.
+
+    Raises:
+        TypeError: If ``kernel`` is not a NUTS or HMC kernel.
+
     Example:
-        >>> stats = PyroSampleStats(num_samples=500)  # doctest: +SKIP
-        >>> mcmc = MCMC(NUTS(model), 500, warmup_steps=500, hook_fn=stats)  # doctest: +SKIP
+        >>> stats = PyroSampleStats(NUTS(model), num_samples=500)  # doctest: +SKIP
+        >>> mcmc = MCMC(stats.kernel, 500, warmup_steps=500, hook_fn=stats)  # doctest: +SKIP
         >>> tree = from_pyro_mcmc(mcmc, stats=stats)  # doctest: +SKIP
     """
 
-    def __init__(self, num_samples: int) -> None:
+    def __init__(self, kernel: HMC, num_samples: int) -> None:
+        self.kernel = recording_copy(kernel)
         self.num_samples = int(num_samples)
-        self._recorders: dict[int, _DrawRecorder] = {}
+        self._recorders: dict[int, DrawRecorder] = {}
 
     def __call__(self, kernel: object, params: dict, stage: str, i: int) -> None:
-        """Record iteration ``i`` of ``stage`` (``"Warmup [c]"`` or ``"Sample [c]"``)."""
+        """Record iteration ``i`` of ``stage`` (``"Warmup [c]"`` or ``"Sample [c]"``).
+
+        Raises:
+            TypeError: If the run does not use :attr:`kernel`.
+        """
+        if not isinstance(kernel, StartEnergy):
+            raise TypeError(
+                f"PyroSampleStats records runs of its own kernel, got a {type(kernel).__name__}; "
+                "pass stats.kernel to MCMC: MCMC(stats.kernel, ..., hook_fn=stats)"
+            )
         chain = int(stage.partition("[")[2].rstrip("]") or 0)
         if chain not in self._recorders:
             counter = _CountedPotential(kernel.potential_fn)
             kernel.potential_fn = counter
-            kernel._sample_r = _MomentumEnergy(kernel, kernel._sample_r)
             nuts = isinstance(kernel, NUTS)
-            self._recorders[chain] = _DrawRecorder(counter, self.num_samples, nuts)
+            self._recorders[chain] = DrawRecorder(counter, self.num_samples, nuts)
         self._recorders[chain](kernel, params, stage, i)
 
     @property
@@ -599,20 +618,6 @@ class _CountedPotential:
     def __call__(self, params: dict) -> torch.Tensor:
         self.num_evals += 1
         return self.fn(params)
-
-
-class _MomentumEnergy:
-    """A kernel's momentum draw that also sets ``kernel.start_energy``, the Hamiltonian."""
-
-    def __init__(self, kernel: object, sample_r: Callable[[str], tuple[dict, dict]]) -> None:
-        self.kernel, self.sample_r = kernel, sample_r
-
-    def __call__(self, name: str) -> tuple[dict, dict]:
-        r, r_unscaled = self.sample_r(name)
-        kernel = self.kernel
-        energy = kernel._kinetic_energy(r_unscaled) + kernel._potential_energy_last
-        kernel.start_energy = float(energy)
-        return r, r_unscaled
 
 
 def _generic_layout(
@@ -650,7 +655,8 @@ def from_pyro_mcmc(
 
     Args:
         mcmc: The run, with a kernel built from a model (``NUTS(model)``, ``HMC(model)``).
-        stats: The :class:`PyroSampleStats` passed as the run's ``hook_fn``.
+        stats: The :class:`PyroSampleStats` whose ``kernel`` the run used, passed as its
+            ``hook_fn``.
         problem: The inverse problem whose ``model`` was sampled, for its named dimensions,
             coordinates and ``constant_data``.
         sensor_coords: Sensor positions, shape ``(n_obs, 2)`` (with ``problem``).
@@ -677,7 +683,8 @@ def from_pyro_mcmc(
     if not samples:
         raise ValueError("the MCMC run kept no draws; call mcmc.run(...) first")
     first = {n: v[0, 0] for n, v in samples.items()}
-    model = _Model.of(kernel.model, mcmc._args, mcmc._kwargs, first, kernel.transforms)
+    args, kwargs = call_args(mcmc)
+    model = _Model.of(kernel.model, args, kwargs, first, kernel.transforms)
     device = next(iter(samples.values())).device
     groups = _model_groups(
         model,

@@ -13,7 +13,9 @@ through this module, at one of two levels:
   :func:`swap_folder` puts it in place of the folder (the previous folder is renamed
   aside, the new one renamed in, the previous one deleted), so an interrupted run leaves
   either the previous complete folder or the new one, never a mix; on failure
-  :func:`discard` removes the partial folder. Files of an earlier run that the new one
+  :func:`discard` removes the partial folder. Files built together in a partial folder
+  can instead be moved one by one onto files outside it (:func:`move_into`), each
+  replaced atomically. Files of an earlier run that the new one
   does not write do not survive the swap. The partial folder of a killed run (SIGKILL)
   is removed by the next :func:`partial_folder` for the same folder; two runs into the
   same folder at the same time are not supported.
@@ -34,7 +36,7 @@ import numbers
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,6 +49,7 @@ __all__ = [
     "check_writable",
     "discard",
     "json_text",
+    "move_into",
     "partial_folder",
     "save_figure",
     "swap_folder",
@@ -374,6 +377,43 @@ def partial_folder(folder: str | os.PathLike) -> Path:
     partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.{_PARTIAL}-", dir=folder.parent))
     partial.chmod(0o777 & ~_umask())
     return partial
+
+
+def move_into(partial: str | os.PathLike, targets: Mapping[str, str | os.PathLike]) -> list[Path]:
+    """Move files of a partial folder onto their targets, one rename each, in order.
+
+    Each ``partial / name`` replaces its target atomically (:func:`os.replace`), so a
+    reader of one target sees either its previous content or the new one. The files are
+    not replaced together: order ``targets`` so that a file others refer to comes first
+    (an XDMF file's ``.h5`` data before the ``.xdmf``). If a rename fails, the targets
+    renamed before it keep their new content and the others their previous one.
+
+    Args:
+        partial: A folder from :func:`partial_folder` (on the targets' file system).
+        targets: ``{name: target}``: the file ``name`` of ``partial`` and where it goes.
+
+    Returns:
+        The targets, in order.
+
+    Raises:
+        OSError: A file is missing or cannot be renamed onto its target.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> out = pathlib.Path(tempfile.mkdtemp())
+        >>> partial = partial_folder(out / "pair")
+        >>> _ = (partial / "a.h5").write_text("data")
+        >>> _ = (partial / "a.xdmf").write_text("refers to a.h5")
+        >>> moved = move_into(partial, {"a.h5": out / "a.h5", "a.xdmf": out / "a.xdmf"})
+        >>> [p.name for p in moved], (out / "a.h5").read_text()
+        (['a.h5', 'a.xdmf'], 'data')
+    """
+    partial = Path(partial)
+    moved = []
+    for name, target in targets.items():
+        os.replace(partial / name, target)
+        moved.append(Path(target))
+    return moved
 
 
 def swap_folder(partial: str | os.PathLike, folder: str | os.PathLike) -> Path:

@@ -61,7 +61,8 @@ class DisentangledPrior:
     (beta-VAE, Gaussian-field baselines) only ``z_rec`` and ``field`` remain; with
     ``tau = 0`` there is no ``e_aux`` site and ``z_aux = a(u)``. A generator
     whose ``eps_shape`` is not None (:class:`invprior.priors.DLCFMGenerator`) gets one more site,
-    ``eps`` of that shape, after ``z_rec``, passed to ``generator.decode(..., eps=eps)``.
+    ``eps`` of that shape, after ``z_rec``, passed to ``generator.decode(..., eps=eps)``
+    (every other generator gets ``eps=None``).
 
     The generator is put in eval mode with gradients off and is never registered with
     ``pyro.module``. Base distributions are built on the generator's dtype and device at
@@ -73,7 +74,7 @@ class DisentangledPrior:
             distribution; names left out get ``Uniform(*generator.aux_ranges[name])``.
         tau: Scale :math:`\tau \ge 0` of :math:`z_{aux} \mid u \sim N(a(u), \tau^2 I)`; None
             means ``generator.tau`` (the value it was trained with, 0 for a generator whose
-            named block is its named variables, :class:`invprior.priors.SimulatorPrior`).
+            named block is its named variables, :class:`invprior.priors.SimulatorGenerator`).
         fixed_eps: Leave out the ``eps`` site of a flow generator and decode the
             conditional mean path (:math:`\varepsilon = 0`): far fewer latents for a fast
             MAP, an approximation to the prior (see ``DLCFMGenerator.decode``).
@@ -176,15 +177,8 @@ class DisentangledPrior:
         if self.eps_shape is not None:
             zeros, ones = ref.new_zeros(self.eps_shape), ref.new_ones(self.eps_shape)
             eps = pyro.sample(EPS, dist.Normal(zeros, ones).to_event(len(self.eps_shape)))
-        return pyro.deterministic(FIELD, self._decode(z_aux, z_rec, eps), event_dim=2)
-
-    def _decode(
-        self, z_aux: torch.Tensor, z_rec: torch.Tensor, eps: torch.Tensor | None
-    ) -> torch.Tensor:
-        """``generator.decode``, given ``eps`` only when the prior has that site."""
-        if eps is None:
-            return self.generator.decode(z_aux, z_rec)
-        return self.generator.decode(z_aux, z_rec, eps=eps)
+        field = self.generator.decode(z_aux, z_rec, eps=eps)
+        return pyro.deterministic(FIELD, field, event_dim=2)
 
     def log_prob(self, latent: Mapping[str, torch.Tensor]) -> torch.Tensor:
         r"""Log prior density of the latent sites, without tracing the Pyro program.
@@ -209,8 +203,11 @@ class DisentangledPrior:
             log_p = log_p + _standard_normal_log_prob(latent[EPS].flatten(-len(self.eps_shape)))
         return log_p
 
-    def decode(self, latent: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def field_of(self, latent: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The field of latent site values, shape ``(*batch, ny, nx)`` (no tracing).
+
+        The value the ``field`` site takes in a trace of :meth:`__call__` conditioned on
+        ``latent``.
 
         Args:
             latent: A value for every site in :attr:`latent_shapes`, each with shape
@@ -222,7 +219,8 @@ class DisentangledPrior:
             z_aux = self.aux_latent(u, latent[AUX_NOISE] if self.tau > 0 else None)
         else:
             z_aux = z_rec.new_zeros((*z_rec.shape[:-1], 0))
-        return self._decode(z_aux, z_rec, latent[EPS] if self.eps_shape is not None else None)
+        eps = latent[EPS] if self.eps_shape is not None else None
+        return self.generator.decode(z_aux, z_rec, eps=eps)
 
     def complete(self, latent: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """All prior sites given values of the latent sites (no forward solve).
@@ -266,21 +264,28 @@ class ForwardMap(Protocol):
     """What :class:`InverseProblem` needs of a forward model, on the torch side.
 
     A callable from fields ``(*batch, ny, nx)`` to observations ``(*batch, n_obs)`` that
-    records the grid it expects and counts its PDE solves.
-    :class:`invprior.bridge.TorchForward` implements it for every
-    :class:`invprior.pde.ForwardModel`.
+    records the grid it expects, counts its PDE solves and declares whether its
+    vector-Jacobian product can be batched. :class:`invprior.bridge.TorchForward`
+    implements it for every :class:`invprior.pde.ForwardModel`.
 
     Attributes:
         n_obs: Number of observations.
         grid_shape: ``(ny, nx)`` of the input fields.
         grid_bbox: ``((xmin, ymin), (xmax, ymax))`` of the input grid.
         counter: Forward and adjoint solves so far (:class:`invprior.pde.SolveCounter`).
+        batched_vjp: Whether its backward takes a batch of cotangents in one reverse pass
+            (``torch.autograd.grad`` with ``is_grads_batched``): true for a map written in
+            torch alone (:class:`invprior.bridge.DenseObservationMap`), false where the
+            backward leaves torch (a PDE adjoint solve). Newton's MAP and the ChEES
+            preconditioner then form the observation Jacobian in one reverse pass instead
+            of ``n_obs``.
     """
 
     n_obs: int
     grid_shape: tuple[int, int]
     grid_bbox: tuple[tuple[float, float], tuple[float, float]]
     counter: SolveCounter
+    batched_vjp: bool
 
     def __call__(self, field: torch.Tensor) -> torch.Tensor:
         """Observations of ``field`` (shape ``(*batch, ny, nx)``), shape ``(*batch, n_obs)``."""
@@ -332,7 +337,7 @@ class InverseProblem:
         if not isinstance(forward, ForwardMap) or not isinstance(forward.n_obs, int | np.integer):
             raise TypeError(
                 "forward must be a ForwardMap: a callable exposing an integer n_obs (number "
-                f"of observations), grid_shape, grid_bbox and counter; got "
+                f"of observations), grid_shape, grid_bbox, counter and batched_vjp; got "
                 f"{type(forward).__name__}. Wrap a pde model with invprior.bridge.TorchForward"
             )
         self.forward = forward

@@ -20,7 +20,7 @@ with ``initial_params`` (a closure cannot be sent to another process).
   directly, without tracing ``problem.model`` with :mod:`pyro.poutine` (building a trace at
   every leapfrog step would dominate the cost for small generators and fast forward
   models): the prior terms in closed form, the prior's
-  :meth:`~invprior.model.DisentangledPrior.decode`, then the likelihood of
+  :meth:`~invprior.model.DisentangledPrior.field_of`, then the likelihood of
   ``problem.forward(field)`` (with the value of the ``noise_std`` site where the noise
   scale is unknown);
 - :class:`TracedPotential` for any other Pyro model whose latent sites are continuous,
@@ -74,6 +74,7 @@ from torch.distributions.transforms import (
 )
 
 from .model import ForwardMap, InverseProblem
+from .pde.errors import PDESolveError
 from .sites import EPS, NOISE_STD
 
 __all__ = [
@@ -130,11 +131,7 @@ def site_transform(fn: Distribution) -> Transform:
 
 
 def is_pde_failure(err: BaseException) -> bool:
-    """Whether ``err`` is a PDE solver failure (False when the PDE part is not importable)."""
-    try:
-        from .pde.errors import PDESolveError
-    except ImportError:
-        return False
+    """Whether ``err`` is a PDE solver failure (:class:`invprior.pde.errors.PDESolveError`)."""
     return isinstance(err, PDESolveError)
 
 
@@ -330,6 +327,22 @@ class PotentialEnergy(Potential):
             )
         return biject_to(torch.distributions.constraints.real_vector)
 
+    def predict(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        r"""The predicted observations :math:`F(G(z))` of constrained latent values.
+
+        The prior's :meth:`~invprior.model.DisentangledPrior.field_of`, then the forward map:
+        the prediction the potential's likelihood sees, and the one the Gauss-Newton
+        Jacobian (:func:`invprior.infer.hessian.observation_jacobian`) differentiates.
+
+        Args:
+            values: Constrained value of every latent site (:meth:`constrain`), shapes
+                ``(*batch, *event_shape)``.
+
+        Returns:
+            Predicted observations, shape ``(*batch, n_obs)``.
+        """
+        return self.problem.forward(self.problem.prior.field_of(values))
+
     def _energy(self, params: Mapping[str, torch.Tensor], likelihood: bool = True) -> torch.Tensor:
         r""":math:`U`, or its prior part without ``likelihood``, shape ``batch``.
 
@@ -340,7 +353,7 @@ class PotentialEnergy(Potential):
         site (and ``noise_std``) adds its prior density at :math:`T_k(\zeta_k)` and its
         log-Jacobian.
         """
-        prior, values = self.problem.prior, dict(params)
+        values = dict(params)
         first = self.layout.names[0]
         batch_dims = params[first].dim() - len(self.layout.shapes[first])
         blocks = [params[name] for name in self._unnamed]
@@ -361,7 +374,7 @@ class PotentialEnergy(Potential):
             log_jacobian = t.log_abs_det_jacobian(params[name], values[name])
             log_joint = log_joint + _sum_event(log_prior + log_jacobian, batch_dims)
         if likelihood:
-            prediction = self.problem.forward(prior.decode(values))
+            prediction = self.predict(values)
             lik = self.problem.likelihood_of(values)
             log_joint = log_joint + lik.log_prob(prediction, self.obs)
         return -log_joint

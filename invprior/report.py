@@ -12,7 +12,8 @@ Metrics, with :math:`\bar x` the posterior mean field and :math:`x^\star` the tr
 - ``rel_l2_error`` :math:`= \|\bar x - x^\star\|_2 / \|x^\star\|_2` over the grid nodes;
 - ``coverage_90``: fraction of grid nodes whose truth lies in the pointwise 5-95% band;
 - ``named_abs_error``: :math:`|E[u_j \mid y] - u_j^\star|` per named variable, and
-  ``named_in_hdi90``: whether :math:`u_j^\star` lies in the 90% HDI;
+  ``named_in_hdi90``: whether :math:`u_j^\star` lies in the 90% HDI
+  (:func:`named_scores`);
 - ``ess_min`` (bulk) and ``rhat_max`` over the named variables and ``z_rec``;
 - ``checks``: each of ArviZ's recommended sampling checks
   (:func:`invprior.diagnostics.sampling_checks`: ``rhat``, ``ess_bulk``, ``ess_tail``,
@@ -40,8 +41,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
+import arviz_stats
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
@@ -54,6 +57,7 @@ __all__ = [
     "BASELINE",
     "field_maps",
     "field_scores",
+    "named_scores",
     "plot_fields",
     "plot_pair",
     "plot_traces",
@@ -120,6 +124,54 @@ def field_scores(maps: dict[str, np.ndarray], prefix: str) -> dict[str, float]:
         "rel_l2_error": float(np.linalg.norm(mean - truth) / np.linalg.norm(truth)),
         "coverage_90": float(((lo <= truth) & (truth <= hi)).mean()),
     }
+
+
+#: Kinds of the 90% interval of :func:`named_scores`.
+NAMED_INTERVALS = ("hdi", "central")
+
+
+def named_scores(
+    draws: Mapping[str, np.ndarray], truth: Mapping[str, float], interval: str = "hdi"
+) -> dict[str, dict[str, float | bool]]:
+    r"""Absolute error of the posterior mean and 90% interval hit of each named variable.
+
+    For each variable :math:`u_j`: ``abs_error`` :math:`= |E[u_j \mid y] - u_j^\star|`
+    (the mean of the draws) and ``in_90``, whether :math:`u_j^\star` lies in the 90%
+    interval of the draws: the highest-density interval (``"hdi"``,
+    :func:`arviz_stats.hdi`, pooling the chains; the ``named_in_hdi90`` of
+    :func:`study_metrics`) or the central interval between the 5% and 95% quantiles
+    (``"central"``, :func:`numpy.quantile`).
+
+    Args:
+        draws: ``{name: draws}``, each of shape ``(chain, draw)`` or ``(draw,)``.
+        truth: ``{name: true value}`` for every name of ``draws``.
+        interval: ``"hdi"`` or ``"central"``.
+
+    Returns:
+        ``{"abs_error": {name: float}, "in_90": {name: bool}}``.
+
+    Raises:
+        ValueError: An unknown ``interval``, or a name of ``draws`` missing from ``truth``.
+
+    Example:
+        >>> draws = {"x0": np.array([0.0, 1.0, 2.0, 3.0, 4.0])}
+        >>> named_scores(draws, {"x0": 4.0}, "central")  # central interval [0.2, 3.8]
+        {'abs_error': {'x0': 2.0}, 'in_90': {'x0': False}}
+    """
+    if interval not in NAMED_INTERVALS:
+        raise ValueError(f"interval must be one of {NAMED_INTERVALS}, got {interval!r}")
+    if missing := [name for name in draws if name not in truth]:
+        raise ValueError(f"truth has no value for {missing}; pass one for every named draw")
+    out: dict[str, dict[str, float | bool]] = {"abs_error": {}, "in_90": {}}
+    for name, values in draws.items():
+        x = np.asarray(values)
+        if interval == "hdi":
+            lo, hi = arviz_stats.hdi(xr.DataArray(np.atleast_2d(x), dims=("chain", "draw")), 0.9)
+        else:
+            lo, hi = np.quantile(x, [0.05, 0.95])
+        out["abs_error"][name] = float(abs(x.mean() - truth[name]))
+        out["in_90"][name] = bool(lo <= truth[name] <= hi)
+    return out
 
 
 #: Statistics of the data vector whose posterior predictive p-values the report gives.
@@ -200,14 +252,11 @@ def study_metrics(tree: xr.DataTree) -> dict[str, object]:
         if "gp_mean" in maps:
             metrics.update({f"gp_{k}": v for k, v in field_scores(maps, "gp").items()})
     if names and all(_truth(tree, n) is not None for n in names):
-        table = summarize_named(tree, names)
-        metrics["named_abs_error"] = {
-            n: float(abs(table.loc[n, "mean"] - _truth(tree, n))) for n in names
-        }
-        metrics["named_in_hdi90"] = {
-            n: bool(table.loc[n, "hdi90_lb"] <= _truth(tree, n) <= table.loc[n, "hdi90_ub"])
-            for n in names
-        }
+        post = tree["posterior"]
+        draws = {n: post[n].values for n in names}
+        named = named_scores(draws, {n: _truth(tree, n) for n in names}, "hdi")
+        metrics["named_abs_error"] = named["abs_error"]
+        metrics["named_in_hdi90"] = named["in_90"]
     return metrics
 
 

@@ -18,7 +18,7 @@ import dolfinx.io
 import numpy as np
 
 from invprior.collective import on_root, raise_together
-from invprior.fileio import discard, partial_folder
+from invprior.fileio import discard, move_into, partial_folder
 
 from .transfer import GridTransfer
 
@@ -39,7 +39,8 @@ def write_grid_functions(
 
     The write is atomic per file: both files are written into a hidden partial folder next
     to ``path`` (:func:`invprior.fileio.partial_folder`) and then renamed onto ``path``
-    (``.xdmf``) and ``path`` with suffix ``.h5``, the ``.h5`` first. The ``.xdmf`` refers to
+    (``.xdmf``) and ``path`` with suffix ``.h5``, the ``.h5`` first
+    (:func:`invprior.fileio.move_into`). The ``.xdmf`` refers to
     the ``.h5`` by its bare file name, which the rename keeps valid. A reader that opens the
     pair between the two renames may see a new ``.h5`` with the previous ``.xdmf``; an
     interrupted write leaves the previous pair and no temporary files.
@@ -96,17 +97,12 @@ def write_grid_functions(
     try:
         with raise_together(comm):  # also waits until every rank has written
             _write(space, transfer, fields, tmp / path.name)
-        on_root(comm, _move_pair, tmp, path)
+        h5 = path.with_suffix(".h5")
+        on_root(comm, move_into, tmp, {h5.name: h5, path.name: path})
     finally:
         if comm.rank == 0:
             discard(tmp)
     return path
-
-
-def _move_pair(tmp: Path, path: Path) -> None:
-    """Rename the ``.h5`` and then the ``.xdmf`` written into ``tmp`` onto ``path``."""
-    os.replace(tmp / path.with_suffix(".h5").name, path.with_suffix(".h5"))
-    os.replace(tmp / path.name, path)
 
 
 def _write(

@@ -10,7 +10,9 @@ the generator rarely produces; its tail probability
 
 ranks samples from most to least unusual (the chi-square test of a Gaussian code, e.g.
 [1]). Typical inputs are encoder means of a held-out data set or posterior draws of
-:math:`z_{rec}` in an inverse problem.
+:math:`z_{rec}` in an inverse problem. A second score, :func:`reconstruction_error`,
+ranks fields by how badly the generator reproduces them from their code; either ranking
+is scored against fields known to be anomalous by :func:`detection_auc`.
 
 Note:
     Encoder means are shrunk towards 0 relative to the prior (their spread is
@@ -27,13 +29,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.stats import chi2
 
 from .arrays import as_matrix
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["plot_anomalies", "rank_anomalies", "residual_tail_probability"]
+__all__ = [
+    "detection_auc",
+    "plot_anomalies",
+    "rank_anomalies",
+    "reconstruction_error",
+    "residual_tail_probability",
+]
 
 
 def residual_tail_probability(z_rec: np.ndarray) -> np.ndarray:
@@ -56,8 +65,6 @@ def residual_tail_probability(z_rec: np.ndarray) -> np.ndarray:
         >>> residual_tail_probability(np.array([[0.0, 0.0], [np.sqrt(2.0), 0.0]])).round(4)
         array([1.    , 0.3679])
     """
-    from scipy.stats import chi2
-
     norm2, r = _squared_norms(z_rec)
     return chi2.sf(norm2, df=r)
 
@@ -95,8 +102,6 @@ def rank_anomalies(z_rec: np.ndarray, top: int = 10) -> dict[str, np.ndarray]:
         >>> rank_anomalies(z, top=2)["index"]
         array([3, 0])
     """
-    from scipy.stats import chi2
-
     if top < 1:
         raise ValueError(f"`top` must be at least 1, got {top}.")
     norm2, r = _squared_norms(z_rec)
@@ -106,6 +111,69 @@ def rank_anomalies(z_rec: np.ndarray, top: int = 10) -> dict[str, np.ndarray]:
         "tail_probability": chi2.sf(norm2[index], df=r),
         "squared_norm": norm2[index],
     }
+
+
+def reconstruction_error(fields: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+    r"""Relative reconstruction error :math:`\lVert x - G(\mu(x))\rVert / \lVert x\rVert`.
+
+    The norms are Frobenius norms over the grid; a large value marks a field the generator
+    cannot reproduce from its code, an anomaly score that needs no residual block.
+
+    Args:
+        fields: Fields :math:`x`, shape ``(n, ny, nx)``, none identically zero.
+        reconstructions: Their reconstructions :math:`G(\mu(x))`, same shape (for example
+            :func:`~invprior.priors.batched.decode_latents` of
+            :func:`~invprior.priors.batched.encode_means`).
+
+    Returns:
+        Relative errors, shape ``(n,)``; large means unusual.
+
+    Raises:
+        ValueError: Shapes that differ or are not ``(n, ny, nx)``.
+
+    Example:
+        >>> x = np.ones((2, 2, 2))
+        >>> reconstruction_error(x, np.stack([np.ones((2, 2)), np.zeros((2, 2))]))
+        array([0., 1.])
+    """
+    x, recon = np.asarray(fields), np.asarray(reconstructions)
+    if x.ndim != 3 or recon.shape != x.shape:
+        raise ValueError(
+            f"`fields` and `reconstructions` must both have shape (n, ny, nx); got {x.shape} "
+            f"and {recon.shape}."
+        )
+    return np.linalg.norm(x - recon, axis=(1, 2)) / np.linalg.norm(x, axis=(1, 2))
+
+
+def detection_auc(anomalous: np.ndarray, typical: np.ndarray) -> float:
+    """Area under the ROC curve of an anomaly score: P(anomalous score > typical score).
+
+    The probability that a sample known to be anomalous scores above a typical one, over
+    all pairs, ties counted half (the Mann-Whitney form of the AUC): 1 separates them
+    perfectly, 0.5 is chance.
+
+    Args:
+        anomalous: Scores of anomalous samples, shape ``(m,)``, large meaning unusual.
+        typical: Scores of typical samples, shape ``(n,)``.
+
+    Returns:
+        The AUC in ``[0, 1]``.
+
+    Raises:
+        ValueError: Either set is empty or not a vector.
+
+    Example:
+        >>> detection_auc(np.array([3.0, 1.0]), np.array([0.0, 1.0]))
+        0.875
+    """
+    a, b = np.asarray(anomalous), np.asarray(typical)
+    if a.ndim != 1 or b.ndim != 1 or a.size == 0 or b.size == 0:
+        raise ValueError(
+            f"`anomalous` and `typical` must be non-empty vectors; got shapes {a.shape} and "
+            f"{b.shape}."
+        )
+    a, b = a[:, None], b[None, :]
+    return float((a > b).mean() + 0.5 * (a == b).mean())
 
 
 def plot_anomalies(fields: np.ndarray, scores: np.ndarray, top: int = 8) -> Figure:
@@ -125,7 +193,7 @@ def plot_anomalies(fields: np.ndarray, scores: np.ndarray, top: int = 8) -> Figu
     Raises:
         ValueError: Shapes that do not match, ``top < 1``, or NaN scores.
     """
-    from .plots import _bare, _panels
+    from .plots import bare_axes, panels
 
     x = np.asarray(fields, dtype=np.float64)
     p = np.asarray(scores, dtype=np.float64)
@@ -137,10 +205,10 @@ def plot_anomalies(fields: np.ndarray, scores: np.ndarray, top: int = 8) -> Figu
     if top < 1 or np.isnan(p).any():
         raise ValueError(f"need top >= 1 and no NaN scores, got top={top}.")
     order = np.argsort(p, kind="stable")[:top]
-    fig, axes = _panels(1, order.size, 1.6)
+    fig, axes = panels(1, order.size, 1.6)
     for ax, k in zip(axes[0], order, strict=True):
         ax.imshow(x[k], origin="lower")
         ax.set_title(f"#{k}\np = {p[k]:.2g}", fontsize=8)
-        _bare(ax)
+        bare_axes(ax)
     fig.suptitle("most unusual residual codes: P(chi2_r >= |z_rec|^2)")
     return fig

@@ -56,10 +56,10 @@ from ..fileio import atomic_path
 from ..validation import InputError
 from .base import Generator, GridSpec
 from .dlcfm import DLCFMGenerator
-from .gaussian import GaussianFieldPrior
+from .gaussian import GaussianFieldGenerator
 from .hierarchical import HierarchicalVAE
 from .semisupervised import SemiSupervisedVAE
-from .simulator_prior import SimulatorPrior
+from .simulator_generator import SimulatorGenerator
 from .vae import AuxVAE, BetaVAE
 
 __all__ = ["CheckpointNotFoundError", "load", "pretrained_names", "save", "sign"]
@@ -75,10 +75,10 @@ _ARCHITECTURES: dict[str, type[Generator]] = {
     "AuxVAE": AuxVAE,
     "BetaVAE": BetaVAE,
     "DLCFMGenerator": DLCFMGenerator,
-    "GaussianFieldPrior": GaussianFieldPrior,
+    "GaussianFieldGenerator": GaussianFieldGenerator,
     "HierarchicalVAE": HierarchicalVAE,
     "SemiSupervisedVAE": SemiSupervisedVAE,
-    "SimulatorPrior": SimulatorPrior,
+    "SimulatorGenerator": SimulatorGenerator,
 }
 # The keys of each architecture's ``config()``: a sidecar must hold exactly these. A new
 # constructor argument goes here too (the round-trip tests fail until it does).
@@ -89,10 +89,10 @@ _CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "AuxVAE": (*_AUX_KEYS, *_NET_KEYS),
     "BetaVAE": ("latent_dim", *_NET_KEYS),
     "DLCFMGenerator": ("base", "channels", "embed", "residual_scale", "steps", "method"),
-    "GaussianFieldPrior": ("grid", "rank"),
-    "HierarchicalVAE": ("latent_dim", "hyper_dim", "prior_hidden", *_NET_KEYS),
+    "GaussianFieldGenerator": ("grid", "rank"),
+    "HierarchicalVAE": ("latent_dim", "hyper_dim", "hyper_hidden", *_NET_KEYS),
     "SemiSupervisedVAE": (*_AUX_KEYS, *_NET_KEYS),
-    "SimulatorPrior": ("grid",),
+    "SimulatorGenerator": ("grid",),
 }
 # Objects nested in a config, by key: their own keys.
 _NESTED_KEYS = {"grid": _GRID_KEYS, "base": _CONFIG_KEYS["AuxVAE"]}
@@ -188,7 +188,7 @@ def save(generator: Generator, path: str | os.PathLike, metadata: dict | None = 
     Args:
         generator: An :class:`AuxVAE`, :class:`BetaVAE`, :class:`DLCFMGenerator`,
             :class:`HierarchicalVAE`, :class:`SemiSupervisedVAE`,
-            :class:`GaussianFieldPrior` or :class:`SimulatorPrior`.
+            :class:`GaussianFieldGenerator` or :class:`SimulatorGenerator`.
         path: Destination; a ``.safetensors`` or ``.json`` suffix is dropped.
         metadata: Extra sidecar entries (JSON-ready), e.g. ``{"data": recipe,
             "training": ..., "metrics": ...}``; merged over ``generator.metadata`` (the

@@ -168,8 +168,8 @@ def prior_draws(generator: Generator, n: int, seed: int = 0, batch_size: int = 1
         for i in range(0, n, batch_size):
             sl = slice(i, i + batch_size)
             z_aux = generator.to_latent(u[sl].to(ref)) + generator.tau * e[sl].to(ref)
-            extra = {} if eps is None else {"eps": eps[sl].to(ref)}
-            out.append(generator.decode(z_aux, z_rec[sl].to(ref), **extra).double().cpu().numpy())
+            eps_b = None if eps is None else eps[sl].to(ref)
+            out.append(generator.decode(z_aux, z_rec[sl].to(ref), eps_b).double().cpu().numpy())
     return np.concatenate(out)
 
 

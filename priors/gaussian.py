@@ -9,10 +9,10 @@ r"""The classical baseline: a Gaussian field prior written as a linear generator
 on the same grid as the learned priors, with no named variables, so every inference
 path runs on it unchanged. Two constructions:
 
-- :meth:`GaussianFieldPrior.from_samples`: the "oracle" Gaussian with the empirical mean
+- :meth:`GaussianFieldGenerator.from_samples`: the "oracle" Gaussian with the empirical mean
   and covariance of training fields, truncated to the principal modes that carry a
   given fraction of the variance (:math:`L = V_r \Lambda_r^{1/2}`);
-- :meth:`GaussianFieldPrior.matern`: a Matern covariance [1] with smoothness
+- :meth:`GaussianFieldGenerator.matern`: a Matern covariance [1] with smoothness
   :math:`\nu \in \{3/2, 5/2\}`,
 
   .. math::
@@ -33,15 +33,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import Generator, GridSpec
+from .base import Generator, GridSpec, as_grid
 
-__all__ = ["GaussianFieldPrior"]
-
-
-def _grid(grid: GridSpec | dict) -> GridSpec:
-    if isinstance(grid, GridSpec):
-        return grid
-    return GridSpec(shape=tuple(grid["shape"]), bbox=tuple(tuple(p) for p in grid["bbox"]))
+__all__ = ["GaussianFieldGenerator"]
 
 
 def _truncate(
@@ -56,7 +50,7 @@ def _truncate(
     return eigvecs[:, :rank] * eigvals[:rank].sqrt()
 
 
-class GaussianFieldPrior(Generator):
+class GaussianFieldGenerator(Generator):
     r"""Linear Gaussian generator :math:`x = \bar x + L z_{rec}` (no named variables).
 
     Args:
@@ -66,8 +60,8 @@ class GaussianFieldPrior(Generator):
 
     Example:
         >>> import torch
-        >>> from invprior.priors import GaussianFieldPrior, GridSpec
-        >>> g = GaussianFieldPrior.matern(GridSpec((8, 8)), 1.0, 0.3, nu=1.5, rank=5)
+        >>> from invprior.priors import GaussianFieldGenerator, GridSpec
+        >>> g = GaussianFieldGenerator.matern(GridSpec((8, 8)), 1.0, 0.3, nu=1.5, rank=5)
         >>> g.decode(torch.zeros(2, 0), torch.zeros(2, 5)).shape
         torch.Size([2, 8, 8])
     """
@@ -79,7 +73,7 @@ class GaussianFieldPrior(Generator):
         grid: GridSpec | dict = GridSpec(),  # noqa: B008
     ) -> None:
         super().__init__()
-        grid = _grid(grid)
+        grid = as_grid(grid)
         ny, nx = grid.shape
         if mean.shape != (ny, nx) or basis.ndim != 2 or basis.shape[0] != ny * nx:
             raise ValueError(
@@ -92,13 +86,17 @@ class GaussianFieldPrior(Generator):
         self.register_buffer("mean", mean.detach().clone())
         self.register_buffer("basis", basis.detach().clone())
 
-    def decode(self, z_aux: torch.Tensor, z_rec: torch.Tensor) -> torch.Tensor:
+    def decode(
+        self, z_aux: torch.Tensor, z_rec: torch.Tensor, eps: torch.Tensor | None = None
+    ) -> torch.Tensor:
         r"""The field :math:`\bar x + L z_{rec}`, shape ``(*batch, ny, nx)``; batches broadcast.
 
         Args:
             z_aux: Empty auxiliary block, shape ``(*batch, 0)``.
             z_rec: Residual block, shape ``(*batch, rec_dim)``.
+            eps: None: the Gaussian field has no base noise besides ``z_rec``.
         """
+        self._refuse_eps(eps)
         if z_aux.shape[-1] != 0 or z_rec.shape[-1] != self.rec_dim:
             raise ValueError(
                 f"expected z_aux (*batch, 0) and z_rec (*batch, {self.rec_dim}), got "
@@ -122,9 +120,9 @@ class GaussianFieldPrior(Generator):
         }
 
     @classmethod
-    def from_config(cls, config: dict) -> GaussianFieldPrior:
-        """A zero prior of the right shapes; the checkpoint then fills the buffers."""
-        grid = _grid(config["grid"])
+    def from_config(cls, config: dict) -> GaussianFieldGenerator:
+        """A zero generator of the right shapes; the checkpoint then fills the buffers."""
+        grid = as_grid(config["grid"])
         ny, nx = grid.shape
         return cls(torch.zeros(ny, nx), torch.zeros(ny * nx, int(config["rank"])), grid)
 
@@ -134,7 +132,7 @@ class GaussianFieldPrior(Generator):
         fields: np.ndarray | torch.Tensor,
         variance_fraction: float = 0.999,
         grid: GridSpec = GridSpec(),  # noqa: B008
-    ) -> GaussianFieldPrior:
+    ) -> GaussianFieldGenerator:
         """The "oracle" Gaussian: empirical mean and covariance of ``fields``.
 
         Args:
@@ -144,7 +142,7 @@ class GaussianFieldPrior(Generator):
             grid: The fields' grid.
 
         Returns:
-            The prior, in the dtype of ``fields`` (float32 for numpy float32 input).
+            The generator, in the dtype of ``fields`` (float32 for numpy float32 input).
         """
         x = torch.as_tensor(fields)
         if x.ndim != 3 or x.shape[1:] != tuple(grid.shape) or len(x) < 2:
@@ -179,7 +177,7 @@ class GaussianFieldPrior(Generator):
         rank: int | None = None,
         variance_fraction: float = 0.999,
         mean: float = 0.0,
-    ) -> GaussianFieldPrior:
+    ) -> GaussianFieldGenerator:
         r"""A zero-mean (or constant-mean) Matern field, truncated to its leading modes.
 
         Args:
@@ -192,7 +190,7 @@ class GaussianFieldPrior(Generator):
             mean: Constant mean value.
 
         Returns:
-            The prior in the default torch dtype.
+            The generator in the default torch dtype.
         """
         if nu not in (1.5, 2.5):
             raise ValueError(f"nu must be 1.5 or 2.5, got {nu}")

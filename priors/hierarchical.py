@@ -52,8 +52,8 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
-from .base import GridSpec
-from .vae import _ConvVAE, _grid
+from .base import GridSpec, as_grid
+from .vae import _ConvVAE
 
 __all__ = ["HierarchicalVAE"]
 
@@ -89,9 +89,10 @@ class HierarchicalVAE(_ConvVAE):
     Args:
         latent_dim: Size :math:`L` of the latent :math:`z` (``rec_dim``).
         hyper_dim: Size :math:`k` of the hyper-latent :math:`\xi` (small, e.g. 2-4).
-        prior_hidden: Width of the two hidden layers of the prior network
-            :math:`\xi \mapsto (\mu_\phi, \log\sigma_\phi^2)` and of the auxiliary
-            posterior :math:`z \mapsto (m_\psi, \log s_\psi^2)`.
+        hyper_hidden: Width of the two hidden layers of both networks of the hyper-latent:
+            the conditional prior network :math:`\xi \mapsto (\mu_\phi, \log\sigma_\phi^2)`
+            (``conditional_prior_net``) and the auxiliary posterior
+            :math:`z \mapsto (m_\psi, \log s_\psi^2)` (``hyper_posterior_net``).
         grid: Grid of the fields (a :class:`GridSpec` or its dict form).
         channels: Encoder channels per stride-2 convolution.
         hidden: Width of the encoder's and decoder's fully connected layers.
@@ -118,7 +119,7 @@ class HierarchicalVAE(_ConvVAE):
         self,
         latent_dim: int,
         hyper_dim: int = 2,
-        prior_hidden: int = 32,
+        hyper_hidden: int = 32,
         grid: GridSpec | dict = GridSpec(),  # noqa: B008
         channels: Sequence[int] = (16, 32, 64, 64),
         hidden: int = 256,
@@ -126,20 +127,20 @@ class HierarchicalVAE(_ConvVAE):
         field_scale: float = 1.0,
         positive: bool = False,
     ) -> None:
-        if latent_dim < 1 or hyper_dim < 1 or prior_hidden < 1:
+        if latent_dim < 1 or hyper_dim < 1 or hyper_hidden < 1:
             raise ValueError(
-                "latent_dim, hyper_dim and prior_hidden must be at least 1, got "
-                f"{latent_dim}, {hyper_dim} and {prior_hidden}"
+                "latent_dim, hyper_dim and hyper_hidden must be at least 1, got "
+                f"{latent_dim}, {hyper_dim} and {hyper_hidden}"
             )
         super().__init__(
-            _grid(grid), latent_dim, channels, hidden, field_offset, field_scale, positive
+            as_grid(grid), latent_dim, channels, hidden, field_offset, field_scale, positive
         )
         self._init_aux((), (), {}, torch.zeros(0), torch.ones(0))
         self.rec_dim = int(latent_dim)
         self.hyper_dim = int(hyper_dim)
-        self.prior_hidden = int(prior_hidden)
-        self.prior_net = _mlp(self.hyper_dim, self.prior_hidden, 2 * self.rec_dim)
-        self.hyper_posterior_net = _mlp(self.rec_dim, self.prior_hidden, 2 * self.hyper_dim)
+        self.hyper_hidden = int(hyper_hidden)
+        self.conditional_prior_net = _mlp(self.hyper_dim, self.hyper_hidden, 2 * self.rec_dim)
+        self.hyper_posterior_net = _mlp(self.rec_dim, self.hyper_hidden, 2 * self.hyper_dim)
 
     def conditional_prior(self, xi: torch.Tensor) -> Normal:
         r"""The prior :math:`p_\phi(z \mid \xi)`, batch shape ``(*batch, latent_dim)``.
@@ -147,7 +148,7 @@ class HierarchicalVAE(_ConvVAE):
         Args:
             xi: Hyper-latent, shape ``(*batch, hyper_dim)``.
         """
-        return _normal(self.prior_net(xi))
+        return _normal(self.conditional_prior_net(xi))
 
     def hyper_posterior(self, z: torch.Tensor) -> Normal:
         r"""The auxiliary posterior :math:`r_\psi(\xi \mid z)`, batch ``(*batch, hyper_dim)``.
@@ -215,7 +216,7 @@ class HierarchicalVAE(_ConvVAE):
         xi = torch.randn(n, self.hyper_dim, dtype=like.dtype, device=like.device)
         return self.conditional_prior(xi).sample()
 
-    def prior(
+    def conditional_prior_moments(
         self, u: torch.Tensor | None, like: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Not available: the hierarchical prior is not Gaussian.
@@ -233,6 +234,6 @@ class HierarchicalVAE(_ConvVAE):
         return {
             "latent_dim": self.rec_dim,
             "hyper_dim": self.hyper_dim,
-            "prior_hidden": self.prior_hidden,
+            "hyper_hidden": self.hyper_hidden,
             **self._net_config(),
         }

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from .arrays import MIN_SAMPLES, as_matrix, reference_tensor
+from .batched import map_batches
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -49,23 +50,6 @@ __all__ = [
 ]
 
 FeatureMap = Callable[[np.ndarray], np.ndarray]
-
-
-def _decode(
-    decode: Callable, z: np.ndarray, batch_size: int, like: torch.Tensor | None
-) -> np.ndarray:
-    """Decode NumPy latents ``(m, d)`` in batches without gradients; float64 NumPy out."""
-    if like is None and isinstance(decode, MethodType) and isinstance(decode.__self__, nn.Module):
-        like = reference_tensor(decode.__self__)
-    out = []
-    with torch.no_grad():
-        for start in range(0, z.shape[0], batch_size):
-            zb = z[start : start + batch_size]
-            x = decode(zb if like is None else torch.as_tensor(zb).to(like))
-            if isinstance(x, torch.Tensor):
-                x = x.detach().cpu().double().numpy()
-            out.append(np.asarray(x, dtype=np.float64))
-    return np.concatenate(out)
 
 
 def _features(
@@ -177,7 +161,9 @@ def traversal_heterogeneity(
     coord = np.arange(latent_dim)
     z[coord, :, :, coord] = grid  # z[i, b, s] is base draw b with coordinate i at t_s
     m = z.shape[0] * num_base * num_points
-    fields = _decode(decode, z.reshape(m, latent_dim), batch_size, like)
+    if like is None and isinstance(decode, MethodType) and isinstance(decode.__self__, nn.Module):
+        like = reference_tensor(decode.__self__)
+    fields = map_batches(decode, z.reshape(m, latent_dim), batch_size, like)
     if fields.shape[0] != m:
         raise ValueError(
             f"`decode` must return one field per latent, shape (m, ...) for input shape "
@@ -216,7 +202,7 @@ def plot_traversal_heterogeneity(
     """
     from matplotlib.figure import Figure
 
-    from .plots import _bare, _panels
+    from .plots import bare_axes, panels
 
     h = as_matrix("share", share)
     names = list(latent_names) if latent_names is not None else [f"z{i}" for i in range(len(h))]
@@ -237,11 +223,11 @@ def plot_traversal_heterogeneity(
             f"`feature_shape` must be (ny, nx) with ny * nx = {h.shape[1]} features, got "
             f"{feature_shape}."
         )
-    fig, axes = _panels(1, h.shape[0], 1.3)
+    fig, axes = panels(1, h.shape[0], 1.3)
     for i, ax in enumerate(axes[0]):
         ax.imshow(h[i].reshape(shape), origin="lower", vmin=0.0, vmax=1.0)
         ax.set_title(names[i], fontsize=8)
-        _bare(ax)
+        bare_axes(ax)
     fig.suptitle("latent traversal: share of each feature's variance per latent")
     return fig
 

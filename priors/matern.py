@@ -4,7 +4,7 @@ r"""Matern hyperparameters of a set of fields by maximum likelihood.
 The fields :math:`f_1, \dots, f_m` minus their mean :math:`\bar f` are taken as independent
 :math:`N(0, \sigma^2 (K_\nu(\ell) + \delta I))` on every ``stride``-th grid node, with
 :math:`K_\nu(\ell)` the unit-variance Matern correlation of
-:meth:`invprior.priors.GaussianFieldPrior.matern`. A Matern kernel is stationary, so a
+:meth:`invprior.priors.GaussianFieldGenerator.matern`. A Matern kernel is stationary, so a
 sub-grid sees the same covariance at a fraction of the cost. For fixed :math:`(\ell, \nu)`
 the maximising variance is closed form,
 
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .base import GridSpec
-from .gaussian import GaussianFieldPrior
+from .gaussian import GaussianFieldGenerator
 
 __all__ = ["fit_matern"]
 
@@ -75,9 +75,9 @@ def fit_matern(
 
     Example:
         >>> import torch
-        >>> from invprior.priors import GaussianFieldPrior, GridSpec
+        >>> from invprior.priors import GaussianFieldGenerator, GridSpec
         >>> grid = GridSpec((8, 8))
-        >>> gp = GaussianFieldPrior.matern(grid, 1.0, 0.3, nu=2.5, variance_fraction=1.0)
+        >>> gp = GaussianFieldGenerator.matern(grid, 1.0, 0.3, nu=2.5, variance_fraction=1.0)
         >>> _ = torch.manual_seed(0)
         >>> fields = gp.decode(torch.zeros(50, 0), torch.randn(50, gp.rec_dim)).numpy()
         >>> sorted(fit_matern(fields, grid, length_scales=[0.1, 0.3]))
@@ -101,7 +101,7 @@ def fit_matern(
     best = None
     for nu in (1.5, 2.5):
         for ell in length_scales if length_scales is not None else LENGTH_SCALES:
-            unit = GaussianFieldPrior.matern(sub, 1.0, ell * side, nu, variance_fraction=1.0)
+            unit = GaussianFieldGenerator.matern(sub, 1.0, ell * side, nu, variance_fraction=1.0)
             basis = unit.basis.double().numpy()
             lam, vec = np.linalg.eigh(basis @ basis.T + jitter * np.eye(p))
             quad = ((r @ vec) ** 2 / lam).sum()

@@ -6,8 +6,8 @@ variables of a simulated data set) with latent codes :math:`z` (the encoder mean
 generator). Arrays are NumPy; ``factors`` has shape ``(n, n_factors)`` and ``latents``
 shape ``(n, n_latents)``, one row per held-out sample. Only :func:`perturbation_importance`
 and :func:`evaluate_generator` touch torch, because they run a :class:`Generator`.
-scikit-learn, scikit-image and :mod:`scipy.stats` are imported inside the functions that
-use them, so importing :mod:`invprior.priors` stays fast.
+scikit-learn and scikit-image are imported inside the functions that use them, so
+importing :mod:`invprior.priors` stays fast.
 
 References:
     [1] A. Ganguli, N. Ramachandra, J. Bessac, E. Constantinescu. "Enhancing Interpretability
@@ -30,16 +30,15 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import torch
+from scipy.stats import entropy
 
-from .arrays import as_matrix, check_pair, reference_tensor
+from .arrays import as_matrix, check_pair
 from .base import Encoder, Generator
+from .batched import decode_latents, encode_means
 
 __all__ = [
     "abs_correlation",
     "dci",
-    "decode_latents",
-    "encode_means",
     "evaluate_generator",
     "explicitness",
     "lds",
@@ -272,7 +271,6 @@ def dci(
     Raises:
         ValueError: Fewer than two factors or latents, or see :func:`lds`.
     """
-    from scipy.stats import entropy
     from sklearn.ensemble import GradientBoostingRegressor
     from sklearn.model_selection import train_test_split
 
@@ -344,48 +342,6 @@ def ssim_scores(truth: np.ndarray, recon: np.ndarray) -> np.ndarray:
         for a, b, dr in zip(flat_t, flat_r, ranges, strict=True)
     ]
     return np.asarray(scores).reshape(t.shape[:-2])
-
-
-def decode_latents(generator: Generator, z: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Decode NumPy latents in batches, without gradients.
-
-    Args:
-        generator: The generator, in its current mode.
-        z: Latents, auxiliary block first, shape ``(n, aux_dim + rec_dim)``.
-        batch_size: Samples decoded at once.
-
-    Returns:
-        Fields, float64, shape ``(n, ny, nx)``.
-    """
-    ref = reference_tensor(generator)
-    d = generator.aux_dim
-    out = []
-    with torch.no_grad():
-        for start in range(0, z.shape[0], batch_size):
-            zb = torch.as_tensor(z[start : start + batch_size]).to(ref)
-            out.append(generator.decode(zb[:, :d], zb[:, d:]).cpu().double().numpy())
-    return np.concatenate(out)
-
-
-def encode_means(generator: Generator, fields: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    r"""Encoder means :math:`\mu` of NumPy fields in batches, without gradients.
-
-    Args:
-        generator: A generator with an encoder (an :class:`Encoder`), in its current mode.
-        fields: Fields on the generator's grid, shape ``(n, ny, nx)``.
-        batch_size: Samples encoded at once.
-
-    Returns:
-        Means, float64, auxiliary block first, shape ``(n, aux_dim + rec_dim)``.
-    """
-    ref = reference_tensor(generator)
-    out = []
-    with torch.no_grad():
-        for start in range(0, fields.shape[0], batch_size):
-            xb = torch.as_tensor(fields[start : start + batch_size]).to(ref)
-            mu, _ = generator.encode(xb)
-            out.append(mu.cpu().double().numpy())
-    return np.concatenate(out)
 
 
 def perturbation_importance(

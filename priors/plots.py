@@ -21,24 +21,40 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .arrays import as_matrix
-from .metrics import abs_correlation, decode_latents, lds, ssim_scores
+from .batched import decode_latents
+from .metrics import abs_correlation, lds, ssim_scores
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from .base import Generator
 
-__all__ = ["latent_labels", "plot_latent_factor_grid", "plot_reconstructions", "plot_traversals"]
+__all__ = [
+    "bare_axes",
+    "latent_labels",
+    "panels",
+    "plot_latent_factor_grid",
+    "plot_reconstructions",
+    "plot_traversals",
+]
 
 _PANEL = 1.3  # inches per image panel
 _MAX_POINTS = 1000  # scatter points per panel
 
 
-def _panels(nrows: int, ncols: int, size: float) -> tuple[Figure, np.ndarray]:
+def panels(nrows: int, ncols: int, size: float) -> tuple[Figure, np.ndarray]:
     """A figure of ``nrows x ncols`` square panels of ``size`` inches with fixed margins.
 
     Fixed margins (room for row labels, column titles and a suptitle) instead of a layout
     engine keep figures with a hundred panels fast to draw.
+
+    Args:
+        nrows: Rows of panels.
+        ncols: Columns of panels.
+        size: Side of a panel, in inches.
+
+    Returns:
+        The figure and its axes, an object array of shape ``(nrows, ncols)``.
     """
     left, right, top, bottom = 0.6, 0.1, 0.75, 0.35
     width, height = left + right + ncols * size, top + bottom + nrows * size
@@ -55,7 +71,8 @@ def _panels(nrows: int, ncols: int, size: float) -> tuple[Figure, np.ndarray]:
     return fig, axes
 
 
-def _bare(ax: Axes) -> None:
+def bare_axes(ax: Axes) -> None:
+    """Remove the ticks of an image panel."""
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -103,13 +120,13 @@ def plot_traversals(
     images = decode_latents(generator, z.reshape(dim * steps, dim), batch_size=256)
     images = images.reshape(dim, steps, *images.shape[-2:])
     (x0, y0), (x1, y1) = generator.grid.bbox
-    fig, axes = _panels(dim, steps, _PANEL)
+    fig, axes = panels(dim, steps, _PANEL)
     for k, label in enumerate(latent_labels(generator)):
         lo, hi = images[k].min(), images[k].max()
         for s in range(steps):
             ax = axes[k, s]
             ax.imshow(images[k, s], origin="lower", extent=(x0, x1, y0, y1), vmin=lo, vmax=hi)
-            _bare(ax)
+            bare_axes(ax)
             if k == 0:
                 ax.set_title(f"{offsets[s]:+.2g}", fontsize=8)
         axes[k, 0].set_ylabel(label, fontsize=8)
@@ -152,7 +169,7 @@ def plot_latent_factor_grid(
             f"{f.shape[1]} factors and {z.shape[1]} latents; pass one name per column."
         )
     rows = np.linspace(0, f.shape[0] - 1, min(f.shape[0], _MAX_POINTS)).astype(int)
-    fig, axes = _panels(f.shape[1], z.shape[1], 1.6)
+    fig, axes = panels(f.shape[1], z.shape[1], 1.6)
     for j in range(f.shape[1]):
         best = int(np.argmax(c[j]))
         for k in range(z.shape[1]):
@@ -161,7 +178,7 @@ def plot_latent_factor_grid(
             ax.set_title(
                 f"{c[j, k]:.2f}", fontsize=8, fontweight="bold" if k == best else "normal"
             )
-            _bare(ax)
+            bare_axes(ax)
             if j == f.shape[1] - 1:
                 ax.set_xlabel(latent_names[k], fontsize=8)
         axes[j, 0].set_ylabel(names[j], fontsize=8)
@@ -193,14 +210,14 @@ def plot_reconstructions(truth: np.ndarray, recon: np.ndarray, n: int = 6) -> Fi
         raise ValueError(f"`truth` must have shape (m, ny, nx), got {t.shape}.")
     t, r = t[:n], r[:n]
     scores = ssim_scores(t, r)
-    fig, axes = _panels(2, len(t), _PANEL)
+    fig, axes = panels(2, len(t), _PANEL)
     for k in range(len(t)):
         lo, hi = t[k].min(), t[k].max()
         axes[0, k].imshow(t[k], origin="lower", vmin=lo, vmax=hi)
         axes[1, k].imshow(r[k], origin="lower", vmin=lo, vmax=hi)
         axes[1, k].set_title(f"SSIM {scores[k]:.3f}", fontsize=8)
-        _bare(axes[0, k])
-        _bare(axes[1, k])
+        bare_axes(axes[0, k])
+        bare_axes(axes[1, k])
     axes[0, 0].set_ylabel("truth", fontsize=8)
     axes[1, 0].set_ylabel("reconstruction", fontsize=8)
     fig.suptitle(f"truth and reconstruction; median SSIM {np.median(scores):.3f}")

@@ -64,11 +64,11 @@ class SemiSupervisedVAE(AuxVAE):
         >>> from invprior.priors import GridSpec, SemiSupervisedVAE
         >>> g = SemiSupervisedVAE(("x0",), ("m",), {"x0": (0.0, 1.0)}, [0.5], [0.3],
         ...                       rec_dim=2, grid=GridSpec((16, 16)), channels=(8, 8))
-        >>> g.prior(None, torch.zeros(4, 3))[1].shape
+        >>> g.conditional_prior_moments(None, torch.zeros(4, 3))[1].shape
         torch.Size([4, 3])
     """
 
-    def prior(
+    def conditional_prior_moments(
         self, u: torch.Tensor | None, like: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The standard normal prior :math:`N(0, I)`; ``u`` is ignored."""

@@ -64,6 +64,7 @@ __all__ = [
     "SOURCE_PARAMETERS",
     "SHARP_WIDTH",
     "FieldDataset",
+    "physical_ranges",
     "simulate",
     "simulate_conductivity",
     "simulate_misspecified_sources",
@@ -441,10 +442,19 @@ def _coordinates(grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(np.linspace(x0, x1, nx), np.linspace(y0, y1, ny))
 
 
-def _physical_ranges(
+def physical_ranges(
     table: dict[str, tuple[float, float, str, bool]], grid: GridSpec
 ) -> dict[str, tuple[float, float]]:
-    """Ranges in physical units: lengths scale with the box, positions shift with it."""
+    """Factor ranges in physical units on ``grid``: positions shift with its box, lengths scale.
+
+    Args:
+        table: A factor table such as :data:`SOURCE_PARAMETERS`, ``name -> (low, high,
+            unit, named)`` with positions and lengths as fractions of the box.
+        grid: The grid whose bounding box the ranges follow.
+
+    Returns:
+        ``name -> (low, high)``.
+    """
     (xmin, ymin), (xmax, ymax) = grid.bbox
     lx, ly = xmax - xmin, ymax - ymin
     out = {}
@@ -590,7 +600,7 @@ def simulate_sources(n: int, seed: int, grid: GridSpec = GridSpec()) -> FieldDat
         The dataset, named factors ``("x0", "y0", "amplitude", "width")``.
     """
     _check(n, seed, grid)
-    ranges = _physical_ranges(SOURCE_PARAMETERS, grid)
+    ranges = physical_ranges(SOURCE_PARAMETERS, grid)
     factors = _draw_uniform(np.random.default_rng(seed), ranges, n)
     fields = _in_chunks(n, lambda s: source_fields({k: v[s] for k, v in factors.items()}, grid))
     names = tuple(k for k, v in SOURCE_PARAMETERS.items() if v[3])
@@ -638,7 +648,7 @@ def simulate_misspecified_sources(
     _check(n, seed, grid)
     if kind not in ("two_sources", "sharp"):
         raise ValueError(f"kind must be 'two_sources' or 'sharp', got {kind!r}")
-    ranges = _physical_ranges(SOURCE_PARAMETERS, grid)
+    ranges = physical_ranges(SOURCE_PARAMETERS, grid)
     if kind == "two_sources":
         ranges.update(x2=ranges["x0"], y2=ranges["y0"], secondary_ratio=(1.0, 1.0))
     else:
@@ -676,7 +686,7 @@ def simulate_conductivity(n: int, seed: int, grid: GridSpec = GridSpec()) -> Fie
     """
     _check(n, seed, grid)
     rng = np.random.default_rng(seed)
-    ranges = _physical_ranges(CONDUCTIVITY_PARAMETERS, grid)
+    ranges = physical_ranges(CONDUCTIVITY_PARAMETERS, grid)
     factors = _draw_uniform(rng, ranges, n)
     kl = _kl_modes(grid)
     coeff = rng.standard_normal((n, _KL_MODES))

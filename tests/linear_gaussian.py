@@ -43,7 +43,10 @@ class LinearGenerator(Generator):
         self.register_buffer("a_aux", torch.randn(n, aux_dim, generator=g, dtype=dtype))
         self.register_buffer("a_rec", torch.randn(n, rec_dim, generator=g, dtype=dtype))
 
-    def decode(self, z_aux: torch.Tensor, z_rec: torch.Tensor) -> torch.Tensor:
+    def decode(
+        self, z_aux: torch.Tensor, z_rec: torch.Tensor, eps: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        self._refuse_eps(eps)
         x = self.m + z_aux @ self.a_aux.T + z_rec @ self.a_rec.T
         return x.reshape(*x.shape[:-1], *GRID.shape)
 
@@ -76,6 +79,7 @@ class LinearForward:
         self.grid_shape = grid.shape
         self.grid_bbox = grid.bbox
         self.counter = SolveCounter()
+        self.batched_vjp = False  # one adjoint per cotangent, counted, like a PDE bridge
 
     def __call__(self, field: torch.Tensor) -> torch.Tensor:
         return _Apply.apply(field, self)

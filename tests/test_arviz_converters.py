@@ -47,11 +47,10 @@ def _ours(problem, obs, start):
 
 
 def _pyro_mcmc(problem, obs, start):
-    stats = PyroSampleStats(num_samples=100)
+    stats = PyroSampleStats(NUTS(problem.model), num_samples=100)
     mcmc = MCMC(
-        NUTS(problem.model), num_samples=100, warmup_steps=50, hook_fn=stats,
-        disable_progbar=True,
-    )  # fmt: skip
+        stats.kernel, num_samples=100, warmup_steps=50, hook_fn=stats, disable_progbar=True
+    )
     pyro.set_rng_seed(1)
     mcmc.run(obs)
     return from_pyro_mcmc(mcmc, stats=stats, problem=problem, num_prior_draws=50, warn=False)
@@ -144,6 +143,29 @@ def _quiet(fn):
     with warnings.catch_warnings():
         warnings.simplefilter("error", SamplingWarning)
         return fn()
+
+
+def test_pyro_sample_stats_runs_a_copy_with_the_draws_of_the_given_kernel():
+    """The given kernel is left as it is; its copy draws what it would, on the same seed."""
+    problem = make_problem(aux_dim=1, rec_dim=1)
+    obs = synthetic_obs(problem)
+    given = NUTS(problem.model)
+    before = set(vars(given))
+    stats = PyroSampleStats(given, num_samples=4)
+    draws = []
+    for kernel, hook in ((stats.kernel, stats), (NUTS(problem.model), None)):
+        mcmc = MCMC(kernel, num_samples=4, warmup_steps=2, hook_fn=hook, disable_progbar=True)
+        pyro.set_rng_seed(3)
+        mcmc.run(obs)
+        draws.append(mcmc.get_samples())
+    assert draws[0].keys() == draws[1].keys()
+    assert all(torch.equal(draws[0][k], draws[1][k]) for k in draws[0])
+    assert set(vars(given)) == before and given.potential_fn is None  # never set up
+    assert np.isfinite(stats.stats["energy"]).all() and (stats.stats["n_steps"] >= 1).all()
+    with pytest.raises(TypeError, match=r"MCMC\(stats.kernel"):
+        stats(given, {}, "Sample", 0)
+    with pytest.raises(TypeError, match="NUTS or pyro.infer.HMC kernel, got MCMC"):
+        PyroSampleStats(mcmc, num_samples=4)
 
 
 def test_warnings_fire_on_a_bad_run():

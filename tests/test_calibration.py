@@ -62,7 +62,7 @@ def test_example_runs_tiny(tmp_path, load_example):
     config = tmp_path / "study.toml"
     config.write_text(study_toml(prior))
     example = load_example("calibration")
-    out = example.run(tmp_path / "out", problems=3, draws=9, bins=5, config=config)
+    out = example.run(problems=3, draws=9, bins=5, config=config, out=tmp_path / "out")
     assert set(out["p_values"]) == {"x0", "y0"} and 0 <= out["min_p_value"] <= 1
     assert (tmp_path / "out" / "ranks.png").is_file()
     assert (tmp_path / "out" / "calibration.json").is_file()

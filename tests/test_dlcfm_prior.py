@@ -6,10 +6,9 @@ import pytest
 import torch
 from linear_gaussian import LinearForward
 from pyro.infer import Predictive
-from traced_potential import traced_flat
 
 from invprior.model import DisentangledPrior, InverseProblem
-from invprior.potential import PotentialEnergy
+from invprior.potential import PotentialEnergy, TracedPotential
 from invprior.priors import AuxVAE, DLCFMGenerator, GridSpec
 from invprior.sites import AUX_NOISE, EPS, FIELD, Z_REC
 
@@ -18,6 +17,7 @@ GRID = GridSpec((4, 4))  # the Aux-VAE halves the grid once
 
 
 def _generator():
+    # a 4 x 4 grid and the named variables of linear_gaussian.py, as LinearForward expects
     torch.manual_seed(0)
     ranges = {"u0": (-2.0, 3.0), "u1": (-2.0, 3.0)}
     base = AuxVAE(("u0", "u1"), ("m", "m"), ranges, [0.2, 0.5], [1.5, 2.5], 2, GRID, (3,), 6)
@@ -38,7 +38,7 @@ def test_eps_is_a_latent_site():
     eps = trace.nodes[EPS]["value"]
     assert eps.shape == GRID.shape and trace.nodes[FIELD]["value"].shape == GRID.shape
     latent = {n: trace.nodes[n]["value"] for n in prior.latent_shapes}
-    torch.testing.assert_close(prior.decode(latent), trace.nodes[FIELD]["value"])
+    torch.testing.assert_close(prior.field_of(latent), trace.nodes[FIELD]["value"])
     torch.testing.assert_close(prior.log_prob(latent), trace.log_prob_sum())
 
 
@@ -56,7 +56,7 @@ def test_potential_direct_equals_traced(fixed_eps):
     n_eps = 0 if fixed_eps else GRID.shape[0] * GRID.shape[1]
     assert direct.layout.dim == 2 + 2 + 2 + n_eps
     latent = torch.randn(direct.layout.dim, dtype=F64, requires_grad=True)
-    value, expected = direct.flat(latent), traced_flat(direct, latent)
+    value, expected = direct.flat(latent), TracedPotential(problem.model, obs).flat(latent)
     (grad,) = torch.autograd.grad(value, latent)
     (expected_grad,) = torch.autograd.grad(expected, latent)
     assert torch.isfinite(value) and torch.isfinite(grad).all()
@@ -74,7 +74,7 @@ def test_fixed_eps_drops_the_site_and_decodes_the_mean_path():
     latent = {n: trace.nodes[n]["value"] for n in prior.latent_shapes}
     full = DisentangledPrior(prior.generator)
     with_zero = {**latent, EPS: torch.zeros(GRID.shape, dtype=F64)}
-    torch.testing.assert_close(prior.decode(latent), full.decode(with_zero))
+    torch.testing.assert_close(prior.field_of(latent), full.field_of(with_zero))
 
 
 def test_map_laplace_and_nuts_run_unchanged():

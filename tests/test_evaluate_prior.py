@@ -50,7 +50,8 @@ class PCAGenerator(Generator):
         self.register_buffer("basis", vt[:k] * scale[:, None])
         self.register_buffer("inverse", vt[:k] / scale[:, None])
 
-    def decode(self, z_aux, z_rec):
+    def decode(self, z_aux, z_rec, eps=None):
+        self._refuse_eps(eps)
         z = torch.cat([z_aux, z_rec], dim=-1)
         return (self.mean + z @ self.basis).reshape(*z.shape[:-1], *self.grid.shape)
 

@@ -13,6 +13,7 @@ from invprior.fileio import (
     atomic_path,
     check_output_folder,
     json_text,
+    move_into,
     partial_folder,
     swap_folder,
     write_json,
@@ -108,6 +109,32 @@ def _umask():
     umask = os.umask(0)
     os.umask(umask)
     return umask
+
+
+def test_move_into_replaces_each_target_in_order(tmp_path, monkeypatch):
+    (tmp_path / "a.h5").write_text("old data")
+    (tmp_path / "a.xdmf").write_text("old index")
+    partial = partial_folder(tmp_path / "a.xdmf")
+    (partial / "a.h5").write_text("new data")
+    (partial / "a.xdmf").write_text("new index")
+    renames = []
+    replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: renames.append(dst) or replace(src, dst))
+    targets = {"a.h5": tmp_path / "a.h5", "a.xdmf": tmp_path / "a.xdmf"}
+    assert move_into(partial, targets) == list(targets.values()) == renames
+    assert (tmp_path / "a.h5").read_text() == "new data"
+    assert (tmp_path / "a.xdmf").read_text() == "new index"
+    assert _names(partial) == []
+
+
+def test_move_into_stops_at_a_missing_file_and_keeps_the_rest(tmp_path):
+    (tmp_path / "b.txt").write_text("old b")
+    partial = partial_folder(tmp_path / "out")
+    (partial / "a.txt").write_text("new a")
+    with pytest.raises(FileNotFoundError):
+        move_into(partial, {"a.txt": tmp_path / "a.txt", "b.txt": tmp_path / "b.txt"})
+    assert (tmp_path / "a.txt").read_text() == "new a"
+    assert (tmp_path / "b.txt").read_text() == "old b"  # not in the partial folder
 
 
 def test_an_interrupted_swap_restores_the_previous_folder(tmp_path, monkeypatch):

@@ -152,7 +152,7 @@ def test_forward_without_n_obs_is_rejected():
         InverseProblem(LinearGenerator(1, 2, torch.float64), lambda x: x, 0.1)
 
 
-@pytest.mark.parametrize("member", ["n_obs", "grid_shape", "grid_bbox", "counter"])
+@pytest.mark.parametrize("member", ["n_obs", "grid_shape", "grid_bbox", "counter", "batched_vjp"])
 def test_forward_must_be_a_forward_map(member):
     forward = LinearForward(5, torch.float64)
     assert isinstance(forward, ForwardMap)

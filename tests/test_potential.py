@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The potential energy equals the traced reference, in value and gradient."""
+"""The potential energy equals the traced model's (``TracedPotential``), in value and gradient."""
 
 import pickle
 
@@ -7,11 +7,10 @@ import pyro.distributions as dist
 import pytest
 import torch
 from linear_gaussian import LinearForward, LinearGenerator
-from traced_potential import traced_flat
 
 from invprior.likelihood import GaussianLikelihood, Likelihood
 from invprior.model import DisentangledPrior, InverseProblem
-from invprior.potential import PotentialEnergy
+from invprior.potential import PotentialEnergy, TracedPotential
 
 TOL = 1e-10
 F64 = torch.float64
@@ -70,10 +69,16 @@ def test_equals_traced(aux_dim, named, noise):
     def prior_part(z):
         return potential.prior_energy(potential.layout.unpack(z))
 
+    def prior_model(obs):  # the prior alone, as a model of the data it ignores
+        return problem.prior()
+
+    traced = TracedPotential(problem.model, obs)
+    traced_prior = TracedPotential(prior_model, obs)
+    assert traced.layout.names == traced_prior.layout.names == potential.layout.names
     for _ in range(3):
         latent = torch.randn(potential.layout.dim, dtype=F64, requires_grad=True)
-        for likelihood, ours in [(True, potential.flat), (False, prior_part)]:
-            value, expected = ours(latent), traced_flat(potential, latent, likelihood)
+        for ours, reference in [(potential.flat, traced.flat), (prior_part, traced_prior.flat)]:
+            value, expected = ours(latent), reference(latent)
             (grad,) = torch.autograd.grad(value, latent)
             (expected_grad,) = torch.autograd.grad(expected, latent)
             torch.testing.assert_close(value, expected, rtol=TOL, atol=TOL)
@@ -86,4 +91,5 @@ def test_potential_pickles():
     obs = problem.model().detach()
     potential = pickle.loads(pickle.dumps(PotentialEnergy(problem, obs)))
     latent = torch.randn(potential.layout.dim, dtype=F64)
-    torch.testing.assert_close(potential.flat(latent), traced_flat(potential, latent))
+    expected = TracedPotential(problem.model, obs).flat(latent)
+    torch.testing.assert_close(potential.flat(latent), expected)

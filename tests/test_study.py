@@ -175,7 +175,7 @@ def test_gp_baseline_is_the_closed_form_posterior():
     from invprior.bridge import TorchForward
     from invprior.model import DisentangledPrior, InverseProblem
     from invprior.pde import SourceProblem, grid_sensors, rectangle
-    from invprior.priors import AuxVAE, GaussianFieldPrior, GridSpec
+    from invprior.priors import AuxVAE, GaussianFieldGenerator, GridSpec
     from invprior.priors.simulate import simulate
     from invprior.study import BaselineConfig, gp_baseline
 
@@ -191,7 +191,7 @@ def test_gp_baseline_is_the_closed_form_posterior():
     config = BaselineConfig(num_fields=60, seed=3)
     base = gp_baseline(problem, torch.as_tensor(y), "source", config, linear=True)
     fields = torch.as_tensor(simulate("source", 60, 3, grid).fields, dtype=torch.float64)
-    gp = GaussianFieldPrior.from_samples(fields, 0.999, grid)
+    gp = GaussianFieldGenerator.from_samples(fields, 0.999, grid)
     basis, mean0 = gp.basis.numpy(), gp.mean.numpy().ravel()
     F, offset = model.affine_map()
     G = F @ basis / std
@@ -520,3 +520,30 @@ def test_data_study_same_chains_on_one_and_all_ranks(tiny_prior, comm, tmp_path_
     for name in a.data_vars:
         scale = max(float(abs(a[name]).max()), 1e-300)
         np.testing.assert_allclose(b[name].values, a[name].values, atol=1e-8 * scale, err_msg=name)
+
+
+def test_baseline_seed_is_explicit_then_the_training_seed_then_zero(tmp_path):
+    from invprior.priors import save
+    from invprior.study import baseline_seed
+
+    stem = save(tiny_auxvae(), tmp_path / "g", {"data": {"simulator": "source", "seed": 11}})
+    generator = load(stem.with_suffix(""))
+    assert baseline_seed(generator, "source", 4) == (4, "[baseline] seed")
+    assert baseline_seed(generator, "source") == (11, "the generator's training data")
+    assert baseline_seed(generator, "conductivity")[0] == 0  # data of another simulator
+    assert baseline_seed(tiny_auxvae(), "source")[0] == 0  # no recorded training data
+
+
+def test_oracle_gaussian_is_the_float64_moments_of_simulator_draws():
+    from invprior.priors import GridSpec
+    from invprior.priors.simulate import simulate
+    from invprior.study import oracle_gaussian
+
+    grid = GridSpec((6, 6))
+    gp = oracle_gaussian("source", 40, 3, grid, 1.0)
+    fields = simulate("source", 40, 3, grid).fields.astype(np.float64).reshape(40, -1)
+    assert gp.basis.dtype == torch.float64
+    np.testing.assert_allclose(gp.mean.numpy().ravel(), fields.mean(0), rtol=1e-12)
+    cov = np.cov(fields, rowvar=False)
+    basis = gp.basis.numpy()
+    np.testing.assert_allclose(basis @ basis.T, cov, atol=1e-10 * np.abs(cov).max())

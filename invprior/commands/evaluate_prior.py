@@ -131,7 +131,7 @@ def _write_figures(generator: Generator, data: FieldDataset, out: Path) -> list[
     """Traversals, latent-factor grid and reconstructions as PNG files in ``out``."""
     import numpy as np
 
-    from invprior.priors.metrics import decode_latents, encode_means
+    from invprior.priors.batched import decode_latents, encode_means
     from invprior.priors.plots import (
         latent_labels,
         plot_latent_factor_grid,

@@ -143,21 +143,16 @@ def _check_recipe(recipe: dict, eval_n: int, simulators: tuple[str, ...]) -> Non
 
 
 def _heldout(recipe: dict, eval_n: int, grid: object) -> object:
-    """The held-out sample of the simulator of ``recipe`` (seed + HELDOUT_SEED_OFFSET)."""
-    from invprior.priors.simulate import simulate
-    from invprior.priors.train.evaluate import HELDOUT_SEED_OFFSET
-    from invprior.training_data import run_simulator
+    """The held-out sample of the simulator of ``recipe`` (:func:`heldout_data`)."""
+    from invprior.priors.train.evaluate import heldout_data
 
-    seed = int(recipe["seed"]) + HELDOUT_SEED_OFFSET
-    if recipe.get("plugin"):
-        try:
-            return run_simulator(recipe["plugin"], eval_n, seed)
-        except InputError as err:
-            raise InputError(
-                f"the held-out evaluation runs the data's simulator again: {err}; run from "
-                "the folder the data were simulated in, or pass --eval-n 0"
-            ) from err
-    return simulate(recipe["simulator"], eval_n, seed, grid)
+    try:
+        return heldout_data(recipe, eval_n, grid)
+    except InputError as err:  # only a simulator plugin raises it
+        raise InputError(
+            f"the held-out evaluation runs the data's simulator again: {err}; run from "
+            "the folder the data were simulated in, or pass --eval-n 0"
+        ) from err
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,9 +26,9 @@ shadowed in module code.
 """
 
 from .chees import chees
-from .gaussian import LaplaceResult, laplace, observation_jacobian
+from .laplace_approximation import LaplaceResult, laplace, observation_jacobian
+from .map_estimate import MapConfig, MapResult, find_map
 from .mcmc import MCMCConfig, MCMCResult, hmc, nuts
-from .mode import MapConfig, MapResult, find_map
 
 map = find_map  # noqa: A001
 

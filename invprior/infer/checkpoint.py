@@ -16,13 +16,11 @@ The kernels draw only from torch's generators (Pyro samples through
 ``torch.distributions``); Python's :mod:`random` and NumPy's global generator play no
 part in a chain, so they are not stored.
 
-Pyro keeps a kernel's state in private attributes. Every access to them is in this
-module, in :func:`kernel_state` and :func:`restore_kernel`, against the names listed in
-:data:`PYRO_ATTRIBUTES` (a test checks that they still exist); the list also names the
-private NUTS methods and tree fields that :mod:`invprior.infer.mcmc` extends for its
-fixed-mass U-turn checks. Pyro's own ``setup`` is
-not called on resume: it would spend potential evaluations and random numbers to find a
-step size the checkpoint already holds.
+Pyro keeps a kernel's state in private attributes; the kernel's part of a snapshot is
+taken and put back by :func:`~invprior.infer.pyro_shim.kernel_state` and
+:func:`~invprior.infer.pyro_shim.restore_kernel`, in the module that holds every access to
+Pyro's private state. Pyro's own ``setup`` is not called on resume: it would spend
+potential evaluations and random numbers to find a step size the checkpoint already holds.
 
 A checkpoint belongs to one run: every file carries the identity of the sampler settings,
 the data and the caller's settings (:func:`settings_of`), and a checkpoint of another
@@ -45,12 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from pyro.infer.mcmc import NUTS
-from pyro.infer.mcmc.adaptation import BlockMassMatrix, WarmupAdapter
-from pyro.infer.mcmc.hmc import HMC
-from pyro.infer.mcmc.nuts import _TreeInfo
-from pyro.ops.dual_averaging import DualAveraging
-from pyro.ops.welford import WelfordCovariance
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
@@ -58,16 +50,13 @@ from ..fileio import atomic_path, discard
 from ..validation import InputError, check_field_types
 
 __all__ = [
-    "PYRO_ATTRIBUTES",
     "ChainState",
     "ChainStore",
     "SamplingCheckpoint",
     "SamplingInterrupted",
     "check_resumable",
     "config_hash",
-    "kernel_state",
     "prepare_checkpoint",
-    "restore_kernel",
     "restore_rng",
     "rng_state",
     "sampling_folder",
@@ -77,30 +66,6 @@ __all__ = [
 
 #: Format of the files; a checkpoint of another version is refused.
 VERSION = 1
-
-#: Pyro's private attributes :func:`kernel_state` reads and :func:`restore_kernel` sets.
-PYRO_ATTRIBUTES: dict[type, tuple[str, ...]] = {
-    HMC: (
-        "_t", "_accept_cnt", "_mean_accept_prob", "_divergences", "_warmup_steps",
-        "_initial_params", "_z_last", "_potential_energy_last", "_z_grads_last", "_adapter",
-        "_find_reasonable_step_size", "_cache",
-    ),
-    WarmupAdapter: (
-        "step_size", "adapt_step_size", "adapt_mass_matrix", "_adaptation_disabled",
-        "_warmup_steps", "_adaptation_schedule", "_build_adaptation_schedule",
-        "_current_window", "_step_size_adapt_scheme", "_find_reasonable_step_size",
-        "mass_matrix_adapter",
-    ),
-    DualAveraging: ("prox_center", "_x_avg", "_g_avg", "_t"),
-    BlockMassMatrix: (
-        "_inverse_mass_matrix", "_mass_matrix_sqrt", "_mass_matrix_sqrt_inverse",
-        "_mass_matrix_size", "_adapt_scheme",
-    ),
-    WelfordCovariance: ("diagonal", "_mean", "_m2", "n_samples"),
-    # the extra U-turn checks of NUTS with a fixed mass matrix (invprior.infer.mcmc)
-    NUTS: ("_build_tree", "_is_turning", "_sample_r"),
-    _TreeInfo: ("r_left_unscaled", "r_right_unscaled", "r_sum"),
-}  # fmt: skip
 
 _RUN = "run.safetensors"
 _LAYOUT = "layout"  # JSON key: {tensor: permutation of its dimensions} of stored tensors
@@ -493,145 +458,6 @@ class ChainStore:
         if loaded is None:
             return None
         return ChainState(*loaded)
-
-
-def _clone(values: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {f"{prefix}/{k}": v.detach().clone() for k, v in values.items()}
-
-
-def _take(
-    tensors: Mapping[str, torch.Tensor], prefix: str, names: list[str], like: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    return {k: tensors[f"{prefix}/{k}"].to(like.device) for k in names}
-
-
-def kernel_state(kernel: HMC) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
-    """A copy of an HMC/NUTS kernel's state after a completed iteration.
-
-    Args:
-        kernel: A set-up :class:`pyro.infer.mcmc.HMC` or NUTS with a block mass matrix.
-
-    Returns:
-        ``(tensors, scalars)``: cloned tensors (latent ``z/*``, gradient ``grad/*``,
-        ``potential_energy``, ``initial/*``, per mass block ``mass/<i>/*`` and Welford
-        ``welford/<i>/*``) and JSON-serialisable scalars.
-
-    Raises:
-        TypeError: If the kernel's mass matrix adapter is not a ``BlockMassMatrix``.
-    """
-    adapter = kernel._adapter
-    mass = adapter.mass_matrix_adapter
-    if type(mass) is not BlockMassMatrix:
-        raise TypeError(
-            f"checkpoints support Pyro's BlockMassMatrix adapter, got {type(mass).__name__}"
-        )
-    tensors = {
-        **_clone(kernel._z_last, "z"),
-        **_clone(kernel._z_grads_last, "grad"),
-        **_clone(kernel._initial_params, "initial"),
-        "potential_energy": kernel._potential_energy_last.detach().clone(),
-    }
-    blocks, welford = [list(names) for names in mass._inverse_mass_matrix], []
-    for i, names in enumerate(mass._inverse_mass_matrix):
-        tensors[f"mass/{i}/inverse"] = mass._inverse_mass_matrix[names].clone()
-        tensors[f"mass/{i}/sqrt"] = mass._mass_matrix_sqrt[names].clone()
-        tensors[f"mass/{i}/sqrt_inverse"] = mass._mass_matrix_sqrt_inverse[names].clone()
-        scheme = mass._adapt_scheme.get(names)  # none without mass matrix adaptation
-        welford.append(
-            None
-            if scheme is None
-            else {"diagonal": scheme.diagonal, "n_samples": scheme.n_samples}
-        )
-        if scheme is not None:
-            for part, value in (("mean", scheme._mean), ("m2", scheme._m2)):
-                if isinstance(value, torch.Tensor):
-                    tensors[f"welford/{i}/{part}"] = value.clone()
-    scalars = {
-        "t": kernel._t,
-        "accept_cnt": kernel._accept_cnt,
-        "mean_accept_prob": kernel._mean_accept_prob,
-        "divergences": list(kernel._divergences),
-        "warmup_steps": kernel._warmup_steps,
-        "sites": list(kernel._z_last),
-        "grad_sites": list(kernel._z_grads_last),
-        "initial_sites": list(kernel._initial_params),
-        "step_size": adapter.step_size,
-        "current_window": adapter._current_window,
-        "mass_blocks": blocks,
-        "mass_sizes": [mass._mass_matrix_size[tuple(names)] for names in blocks],
-        "welford": welford,
-    }
-    if adapter.adapt_step_size:
-        scheme = adapter._step_size_adapt_scheme
-        scalars["dual_averaging"] = {
-            key: value for key, value in vars(scheme).items() if isinstance(value, int | float)
-        }
-    return tensors, scalars
-
-
-def restore_kernel(
-    kernel: HMC,
-    tensors: Mapping[str, torch.Tensor],
-    scalars: Mapping[str, object],
-    like: torch.Tensor,
-) -> dict[str, torch.Tensor]:
-    """Put a state from :func:`kernel_state` into a new, not set-up kernel of the same kind.
-
-    Replaces ``kernel.setup``: afterwards ``kernel.sample(params)`` continues the chain.
-
-    Args:
-        kernel: A fresh kernel built with the settings of the saved one.
-        tensors: The saved tensors.
-        scalars: The saved scalars.
-        like: A tensor on the device the chain runs on.
-
-    Returns:
-        The current latent, the ``params`` to pass to the next ``kernel.sample``.
-    """
-    adapter = kernel._adapter
-    mass = adapter.mass_matrix_adapter
-    z = _take(tensors, "z", scalars["sites"], like)
-    kernel._warmup_steps = scalars["warmup_steps"]
-    kernel._initial_params = _take(tensors, "initial", scalars["initial_sites"], like)
-    kernel._cache(
-        z,
-        tensors["potential_energy"].to(like.device),
-        _take(tensors, "grad", scalars["grad_sites"], like),
-    )
-    kernel._t = scalars["t"]
-    kernel._accept_cnt = scalars["accept_cnt"]
-    kernel._mean_accept_prob = scalars["mean_accept_prob"]
-    kernel._divergences = list(scalars["divergences"])
-    adapter._warmup_steps = scalars["warmup_steps"]
-    adapter._find_reasonable_step_size = kernel._find_reasonable_step_size
-    if not adapter._adaptation_disabled:
-        adapter._adaptation_schedule = adapter._build_adaptation_schedule()
-    adapter._current_window = scalars["current_window"]
-    adapter.step_size = scalars["step_size"]
-    if adapter.adapt_step_size:
-        vars(adapter._step_size_adapt_scheme).update(scalars["dual_averaging"])
-    blocks = [tuple(names) for names in scalars["mass_blocks"]]
-    saved = {
-        part: {
-            names: tensors[f"mass/{i}/{part}"].to(like.device) for i, names in enumerate(blocks)
-        }
-        for part in ("inverse", "sqrt", "sqrt_inverse")
-    }
-    mass._inverse_mass_matrix = saved["inverse"]
-    mass._mass_matrix_sqrt = saved["sqrt"]
-    mass._mass_matrix_sqrt_inverse = saved["sqrt_inverse"]
-    mass._mass_matrix_size = dict(zip(blocks, scalars["mass_sizes"], strict=True))
-    mass._adapt_scheme = {}
-    for i, (names, info) in enumerate(zip(blocks, scalars["welford"], strict=True)):
-        if info is None:
-            continue
-        scheme = WelfordCovariance(diagonal=info["diagonal"])
-        scheme.n_samples = info["n_samples"]
-        if f"welford/{i}/mean" in tensors:
-            scheme._mean = tensors[f"welford/{i}/mean"].to(like.device)
-            scheme._m2 = tensors[f"welford/{i}/m2"].to(like.device)
-        mass._adapt_scheme[names] = scheme
-    return dict(z)
 
 
 def rng_state(device: torch.device) -> dict[str, torch.Tensor]:

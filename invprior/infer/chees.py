@@ -72,16 +72,15 @@ import torch
 from pyro.infer.mcmc.logger import ProgressBar
 from pyro.ops.dual_averaging import DualAveraging
 
-from ..bridge import DenseObservationMap
 from ..model import InverseProblem
 from ..potential import Potential, PotentialEnergy, is_pde_failure, potential_energy
 from ..validation import InputError
 from .checkpoint import SamplingCheckpoint
 from .common import child_seeds, is_root, solve_counts, solves_since
-from .gaussian import laplace
 from .hessian import GaussNewtonHessian, LowRankCovarianceFactor
+from .laplace_approximation import laplace
+from .map_estimate import MapResult
 from .mcmc import MCMCConfig, MCMCResult, initial_latents, site_draws
-from .mode import MapResult
 
 __all__ = ["chees"]
 
@@ -261,7 +260,7 @@ def _preconditioner(
     if config.init_mass != "laplace":
         return ones
     if isinstance(potential, PotentialEnergy) and potential.problem.n_obs < len(centre):
-        batched = isinstance(potential.forward, DenseObservationMap)
+        batched = potential.forward.batched_vjp
         factor = GaussNewtonHessian.at(potential, centre, batched).covariance_factor()
         if factor is not None:
             return factor

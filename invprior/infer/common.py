@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Helpers shared by the inference routines: seeding, solve counts, prior draws."""
+"""Helpers shared by the inference routines: seeding, solve counts, the root rank."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import numpy as np
 import torch
 
 from ..model import ForwardMap
-from ..potential import Potential
 
-__all__ = ["child_seeds", "is_root", "prior_latents", "seeded", "solve_counts", "solves_since"]
+__all__ = ["child_seeds", "is_root", "seeded", "solve_counts", "solves_since"]
 
 
 @contextlib.contextmanager
@@ -57,8 +56,3 @@ def is_root() -> bool:
     """True unless MPI is in use and this is not rank 0 (mpi4py is never imported here)."""
     mpi = sys.modules.get("mpi4py.MPI")
     return mpi is None or not mpi.Is_initialized() or mpi.COMM_WORLD.rank == 0
-
-
-def prior_latents(potential: Potential, num: int) -> torch.Tensor:
-    """Flat unconstrained latents of ``num`` prior draws, shape ``(num, dim)``."""
-    return potential.prior_latents(num)

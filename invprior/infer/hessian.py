@@ -49,7 +49,7 @@ import torch
 
 from ..bridge import NotTwiceDifferentiableError
 from ..potential import Potential, PotentialEnergy
-from ..sites import FIELD, NOISE_STD
+from ..sites import NOISE_STD
 
 __all__ = [
     "Curvature",
@@ -66,10 +66,12 @@ def observation_jacobian(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Predicted observations and their Jacobian with respect to the unconstrained latent.
 
-    One forward evaluation, then one reverse pass per observation, or with ``batched`` one
-    reverse pass of all ``n_obs`` unit cotangents at once (``torch.autograd.grad`` with
-    ``is_grads_batched``): for a forward map written in torch alone (the dense observation
-    map), not for one whose backward leaves torch (a PDE adjoint solve).
+    One forward evaluation (:meth:`~invprior.potential.PotentialEnergy.predict`, the
+    prediction the potential's likelihood sees), then one reverse pass per observation, or with
+    ``batched`` one reverse pass of all ``n_obs`` unit cotangents at once
+    (``torch.autograd.grad`` with ``is_grads_batched``): for a forward map whose
+    ``batched_vjp`` is true (written in torch alone, as the dense observation map), not for
+    one whose backward leaves torch (a PDE adjoint solve).
 
     Args:
         potential: Potential of the problem (supplies transforms and layout).
@@ -81,8 +83,7 @@ def observation_jacobian(
     """
     problem = potential.problem
     latent = latent.detach().clone().requires_grad_(True)
-    values = potential.constrain(potential.layout.unpack(latent))
-    prediction = problem.forward(problem.prior.complete(values)[FIELD])
+    prediction = potential.predict(potential.constrain(potential.layout.unpack(latent)))
     if batched:
         eye = torch.eye(problem.n_obs, dtype=prediction.dtype, device=prediction.device)
         (jac,) = torch.autograd.grad(prediction, latent, eye, is_grads_batched=True)

@@ -43,7 +43,6 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -53,7 +52,6 @@ import numpy as np
 import pyro
 import torch
 from pyro import poutine
-from pyro.infer.mcmc import HMC, NUTS
 from pyro.infer.mcmc.logger import ProgressBar
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
@@ -67,15 +65,23 @@ from .checkpoint import (
     SamplingCheckpoint,
     SamplingInterrupted,
     config_hash,
-    kernel_state,
-    restore_kernel,
     restore_rng,
     rng_state,
     signals_held,
 )
 from .common import child_seeds, is_root, seeded, solve_counts, solves_since
-from .gaussian import laplace
-from .mode import MapResult, find_map
+from .laplace_approximation import laplace
+from .map_estimate import MapResult, find_map
+from .pyro_shim import (
+    DrawRecorder,
+    EnergyHMC,
+    EnergyNUTS,
+    InitialMass,
+    SubtreeJoins,
+    TreeEnds,
+    kernel_state,
+    restore_kernel,
+)
 
 __all__ = ["MCMCConfig", "MCMCResult", "hmc", "nuts"]
 
@@ -187,53 +193,11 @@ class MCMCResult:
         return {key: sum(c[key] for c in counts) for key in ("forward", "adjoint")}
 
 
-class _InitialMass:
-    """Kernel mixin: warm-up starts from a given dense inverse mass matrix, not the identity.
-
-    Pyro orders a dense block by sorted site names; ``inverse_mass_matrix`` is given in the
-    :class:`LatentLayout` order and permuted here.
-    """
-
-    def __init__(
-        self, *args: object, inverse_mass_matrix: torch.Tensor | None = None, **kwargs: object
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self._initial_inverse_mass = inverse_mass_matrix
-
-    def _initialize_adapter(self) -> None:
-        super()._initialize_adapter()
-        if self._initial_inverse_mass is None:
-            return
-        names = tuple(sorted(self.initial_params))
-        order = self.potential_fn.layout.positions(names)
-        matrix = self._initial_inverse_mass[order][:, order]
-        adapter = self._adapter.mass_matrix_adapter
-        adapter.inverse_mass_matrix = {names: matrix.to(self._potential_energy_last)}
-        if self._adapter.adapt_step_size:
-            self._adapter.reset_step_size_adaptation(self._initial_params)
-
-
-class _StartEnergy:
-    r"""Kernel mixin: keeps the Hamiltonian after each momentum refresh as ``start_energy``.
-
-    :math:`H = U(\zeta) + K(p)` at the start of the transition, computed from the fresh
-    momentum and the cached potential; nothing the kernel draws or computes changes.
-    """
-
-    start_energy = math.nan
-
-    def _sample_r(self, name: str) -> tuple[dict, dict]:
-        r, r_unscaled = super()._sample_r(name)
-        energy = self._kinetic_energy(r_unscaled) + self._potential_energy_last
-        self.start_energy = float(energy)
-        return r, r_unscaled
-
-
-class _NUTS(_InitialMass, _StartEnergy, NUTS):
+class _NUTS(InitialMass, EnergyNUTS):
     """NUTS whose warm-up may start from a given inverse mass matrix."""
 
 
-class _SubtreeUTurn:
+class _SubtreeUTurn(SubtreeJoins):
     r"""NUTS mixin: the no-U-turn criterion also across the two parts of every join [4].
 
     Pyro checks the criterion only between the two ends of a joined trajectory. Where the
@@ -245,72 +209,19 @@ class _SubtreeUTurn:
     for several more periods, often up to ``max_tree_depth``. During warm-up the step size
     changes every iteration, so only a few transitions meet such a step size; after it, all
     of them do. Like Stan, each join of a left part ``L`` and a right part ``R`` (the two
-    halves of a subtree, or the trajectory so far and a new subtree) is also checked over
-    ``L`` with the first state of ``R`` and over the last state of ``L`` with ``R``; the
-    checks are symmetric in the tree, so the transition stays reversible. Only the stopping
+    halves of a subtree, or the trajectory so far and a new subtree, as
+    :class:`~invprior.infer.pyro_shim.SubtreeJoins` finds them) is also checked over ``L``
+    with the first state of ``R`` and over the last state of ``L`` with ``R``; the checks
+    are symmetric in the tree, so the transition stays reversible. Only the stopping
     changes: no extra evaluation, no extra random number.
-
-    The joins are Pyro's ``_build_tree`` (two halves, built by the two calls it makes of
-    ``_build_tree`` one level down) and ``sample`` (the trajectory so far, whose end momenta
-    and momentum sum are tracked from the momentum ``_sample_r`` draws, and the subtree its
-    last top-level ``_build_tree`` call built); both then call ``_is_turning`` on the joined
-    trajectory, where the two extra checks are added. Momenta are the unscaled ones, as in
-    Pyro's check.
     """
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self._joins: list[tuple[int, list]] = []  # per subtree being built: direction, halves
-        self._trajectory: tuple[dict, dict, dict] | None = None  # left, right, sum so far
-        self._new_subtree: tuple[int, object] | None = None  # direction, latest top subtree
-
-    def _sample_r(self, name: str) -> tuple[dict, dict]:
-        r, r_unscaled = super()._sample_r(name)
-        self._trajectory = (r_unscaled, r_unscaled, r_unscaled)  # the starting state alone
-        return r, r_unscaled
-
-    def _build_tree(
-        self,
-        z: dict,
-        r: dict,
-        z_grads: dict,
-        log_slice: torch.Tensor,
-        direction: int,
-        tree_depth: int,
-        energy_current: torch.Tensor,
-    ) -> object:
-        self._joins.append((direction, []))
-        try:
-            tree = super()._build_tree(
-                z, r, z_grads, log_slice, direction, tree_depth, energy_current
-            )
-        finally:
-            self._joins.pop()
-        if self._joins:
-            self._joins[-1][1].append(tree)  # a half of the subtree one level up
-        else:
-            self._new_subtree = (direction, tree)
-        return tree
-
-    def _is_turning(self, r_left_unscaled: dict, r_right_unscaled: dict, r_sum: dict) -> bool:
-        if super()._is_turning(r_left_unscaled, r_right_unscaled, r_sum):
-            return True
-        if self._joins:  # the two halves of a subtree
-            direction, halves = self._joins[-1]
-            first, second = ((t.r_left_unscaled, t.r_right_unscaled, t.r_sum) for t in halves)
-        else:  # the trajectory so far and a new subtree, in ``sample``
-            direction, tree = self._new_subtree
-            first = self._trajectory
-            second = (tree.r_left_unscaled, tree.r_right_unscaled, tree.r_sum)
-            self._trajectory = (r_left_unscaled, r_right_unscaled, r_sum)
-        (left_l, left_r, left_sum), (right_l, right_r, right_sum) = (
-            (first, second) if direction == 1 else (second, first)
-        )
-        with_first = {key: left_sum[key] + right_l[key] for key in left_sum}
-        with_last = {key: right_sum[key] + left_r[key] for key in right_sum}
-        return bool(
-            super()._is_turning(left_l, right_l, with_first)
-            or super()._is_turning(left_r, right_r, with_last)
+    def turns_across(self, left: TreeEnds, right: TreeEnds) -> bool:
+        """Whether ``L`` with the first state of ``R``, or the last of ``L`` with ``R``, turn."""
+        with_first = {key: left.r_sum[key] + right.r_left[key] for key in left.r_sum}
+        with_last = {key: right.r_sum[key] + left.r_right[key] for key in right.r_sum}
+        return self.u_turn(left.r_left, right.r_left, with_first) or self.u_turn(
+            left.r_right, right.r_right, with_last
         )
 
 
@@ -323,52 +234,8 @@ class _FixedMassNUTS(_SubtreeUTurn, _NUTS):
     """
 
 
-class _HMC(_InitialMass, _StartEnergy, HMC):
+class _HMC(InitialMass, EnergyHMC):
     """HMC whose warm-up may start from a given inverse mass matrix."""
-
-
-class _DrawRecorder:
-    """Per-draw statistics after warm-up, recorded after every iteration."""
-
-    def __init__(self, potential: Potential, num_samples: int, nuts: bool) -> None:
-        self.potential = potential
-        self.nuts = nuts
-        floats = ("step_size", "accept_prob", "energy", "lp")
-        integers = ("n_steps", *(("tree_depth",) * nuts))
-        self.stats = {key: np.zeros(num_samples) for key in floats}
-        self.stats |= {key: np.zeros(num_samples, dtype=np.int64) for key in integers}
-        self._evals = 0
-        self._mean_accept = 0.0
-
-    def __call__(self, kernel: MCMCKernel, params: dict, stage: str, i: int) -> None:
-        n_steps = self.potential.num_evals - self._evals
-        self._evals = self.potential.num_evals
-        mean_accept = kernel._mean_accept_prob  # running mean since the end of warm-up
-        if stage.startswith("Sample"):
-            self.stats["step_size"][i] = kernel.step_size
-            self.stats["n_steps"][i] = n_steps
-            accept = (i + 1) * mean_accept - i * self._mean_accept  # undo the running mean
-            self.stats["accept_prob"][i] = min(max(accept, 0.0), 1.0)
-            self.stats["energy"][i] = kernel.start_energy
-            self.stats["lp"][i] = -float(kernel._potential_energy_last)
-            if self.nuts:
-                self.stats["tree_depth"][i] = math.ceil(math.log2(n_steps + 1))
-        self._mean_accept = mean_accept
-
-    def running(self) -> dict[str, float]:
-        """The running values a checkpoint needs besides the statistics themselves."""
-        return {
-            "pending_evals": self.potential.num_evals - self._evals,
-            "mean_accept": self._mean_accept,
-        }
-
-    def restore(self, tensors: dict[str, torch.Tensor], running: dict[str, float]) -> None:
-        """Continue from the statistics ``stats/*`` of the first draws and :meth:`running`."""
-        for key, values in self.stats.items():
-            saved = tensors[f"stats/{key}"].numpy()
-            values[: len(saved)] = saved
-        self._evals = self.potential.num_evals - running["pending_evals"]
-        self._mean_accept = running["mean_accept"]
 
 
 @dataclass(frozen=True)
@@ -395,7 +262,7 @@ class _ChainSaver:
         self,
         store: ChainStore,
         chain: int,
-        recorder: _DrawRecorder,
+        recorder: DrawRecorder,
         draws: list[torch.Tensor],
         warmup_steps: int,
         saved: int,
@@ -541,7 +408,7 @@ def _chain_counters(
 
 def _resume_chain(
     kernel: MCMCKernel,
-    recorder: _DrawRecorder,
+    recorder: DrawRecorder,
     saved: ChainState,
     start: torch.Tensor,
 ) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
@@ -568,7 +435,7 @@ def _run_chain(
     start: torch.Tensor,
     seed: int,
     config: MCMCConfig,
-    recorder: _DrawRecorder,
+    recorder: DrawRecorder,
     store: ChainStore | None,
     chain: int,
 ) -> tuple[torch.Tensor, np.ndarray, dict[str, object]]:
@@ -717,7 +584,7 @@ def _run_chains(
     latents, stats, chain_stats = [], [], []
     for n, chain in enumerate(indices):
         potential = potential_energy(problem, obs)
-        recorder = _DrawRecorder(potential, config.num_samples, kernel_name == "NUTS")
+        recorder = DrawRecorder(potential, config.num_samples, kernel_name == "NUTS")
         kernel = make_kernel(potential, full_mass, inverse_mass)
         start = starts[chain].to(potential.obs)
         try:

@@ -68,7 +68,7 @@ MPI: every function is collective on the communicator passed; only rank 0 writes
 DataTree, figures and text; the ranks of the mesh that rank 0 holds write the XDMF file.
 """
 
-from .baseline import baseline_seed, gp_baseline
+from .baseline import baseline_seed, gp_baseline, oracle_gaussian
 from .config import (
     ApproximationErrorConfig,
     BaselineConfig,
@@ -109,6 +109,7 @@ __all__ = [
     "gp_baseline",
     "load_form",
     "load_generator",
+    "oracle_gaussian",
     "run_study",
     "synthetic_truth",
 ]

@@ -13,27 +13,78 @@ import xarray as xr
 from .. import infer
 from ..infer import MapConfig
 from ..model import DisentangledPrior, InverseProblem
-from ..priors import GaussianFieldPrior, Generator
+from ..priors import GaussianFieldGenerator, Generator, GridSpec
 from ..priors.simulate import simulate
 from ..sites import FIELD
-from .config import BaselineConfig, StudyConfig
+from .config import BaselineConfig
 
-__all__ = ["baseline_seed", "gp_baseline"]
+__all__ = ["baseline_seed", "gp_baseline", "oracle_gaussian"]
 
 
-def baseline_seed(config: StudyConfig, generator: Generator) -> tuple[int, str]:
+def baseline_seed(
+    generator: Generator, simulator: str, seed: int | None = None
+) -> tuple[int, str]:
     """Seed of the baseline's simulator draws, and where it comes from.
 
-    ``[baseline] seed`` when set, else the seed of the generator's training data
-    (:attr:`~invprior.priors.Generator.training_data`) when it came from the baseline's
-    simulator (:attr:`StudyConfig.baseline_simulator`), else 0.
+    ``seed`` (``[baseline] seed``) when set, else the seed of the generator's training
+    data (:attr:`~invprior.priors.Generator.training_data`) when it came from
+    ``simulator`` (a study's :attr:`~invprior.study.StudyConfig.baseline_simulator`),
+    else 0. Either way not a truth's seed, so held-out truths stay held out.
+
+    Args:
+        generator: The deep prior's generator.
+        simulator: Simulator of the baseline's draws.
+        seed: An explicit seed, or None.
+
+    Returns:
+        The seed and a phrase saying where it comes from.
+
+    Example:
+        >>> from invprior.priors import SimulatorGenerator
+        >>> baseline_seed(SimulatorGenerator(), "source")
+        (0, 'default: the generator records no training seed for this simulator')
     """
-    if config.baseline.seed is not None:
-        return config.baseline.seed, "[baseline] seed"
+    if seed is not None:
+        return seed, "[baseline] seed"
     data = generator.training_data
-    if data.get("simulator") == config.baseline_simulator and "seed" in data:
+    if data.get("simulator") == simulator and "seed" in data:
         return int(data["seed"]), "the generator's training data"
     return 0, "default: the generator records no training seed for this simulator"
+
+
+def oracle_gaussian(
+    simulator: str,
+    num_fields: int,
+    seed: int,
+    grid: GridSpec,
+    variance_fraction: float = 0.999,
+) -> GaussianFieldGenerator:
+    r"""The "oracle" Gaussian prior: empirical moments of simulator draws, in float64.
+
+    :meth:`~invprior.priors.GaussianFieldGenerator.from_samples` of ``num_fields`` draws of
+    :func:`~invprior.priors.simulate.simulate` (in float64), :math:`x = \bar x + L z`,
+    :math:`z \sim N(0, I_r)` with the fewest principal modes carrying
+    ``variance_fraction`` of the sample variance.
+
+    Args:
+        simulator: Simulator of the draws (``"source"`` or ``"conductivity"``).
+        num_fields: Number of draws, at least 2.
+        seed: Seed of the draws.
+        grid: Grid of the fields (the deep prior's).
+        variance_fraction: Share of the sample variance the kept modes carry, in ``(0, 1]``.
+
+    Returns:
+        The prior, float64.
+
+    Example:
+        >>> from invprior.priors import GridSpec
+        >>> gp = oracle_gaussian("source", 50, 1, GridSpec((8, 8)))
+        >>> gp.basis.dtype, gp.basis.shape[0]
+        (torch.float64, 64)
+    """
+    draws = simulate(simulator, num_fields, seed, grid)
+    fields = torch.as_tensor(draws.fields, dtype=torch.float64)
+    return GaussianFieldGenerator.from_samples(fields, variance_fraction, grid)
 
 
 def gp_baseline(
@@ -48,9 +99,9 @@ def gp_baseline(
 ) -> xr.Dataset:
     r"""Posterior field summaries of the "oracle" Gaussian prior on the same data.
 
-    The prior is :meth:`invprior.priors.GaussianFieldPrior.from_samples` of
-    ``config.num_fields`` draws of ``simulator`` (seed ``config.seed``, None meaning 0) on
-    the generator's grid, :math:`x = \bar x + L z`, :math:`z \sim N(0, I_r)`. It runs
+    The prior is :func:`oracle_gaussian` of ``config.num_fields`` draws of ``simulator``
+    (seed ``config.seed``, None meaning 0) on the generator's grid,
+    :math:`x = \bar x + L z`, :math:`z \sim N(0, I_r)`. It runs
     through the forward model and the noise model of ``problem``: MAP (``map_config`` with
     ``config.max_iterations``), then :func:`invprior.infer.laplace`,
     :math:`z \mid y \approx N(\hat z, H^{-1})`. The field is linear in :math:`z`, so the
@@ -90,9 +141,9 @@ def gp_baseline(
         map_config or MapConfig(), max_iterations=config.max_iterations
     )
     grid = problem.prior.generator.grid
-    draws = simulate(simulator, config.num_fields, config.seed or 0, grid)
-    fields = torch.as_tensor(draws.fields, dtype=torch.float64)
-    gp = GaussianFieldPrior.from_samples(fields, config.variance_fraction, grid)
+    gp = oracle_gaussian(
+        simulator, config.num_fields, config.seed or 0, grid, config.variance_fraction
+    )
     gp_problem = InverseProblem(DisentangledPrior(gp), problem.forward, problem.likelihood)
     start = infer.map(gp_problem, obs, seed=seed, config=map_config)
     gauss = infer.laplace(gp_problem, obs, start)

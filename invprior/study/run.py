@@ -139,7 +139,9 @@ def run_study(
             "generator field plus a conditional draw of its approximation error"
         )
     if config.baseline_simulator is not None:
-        seed, seed_source = baseline_seed(config, problem.prior.generator)
+        seed, seed_source = baseline_seed(
+            problem.prior.generator, config.baseline_simulator, config.baseline.seed
+        )
         baseline = gp_baseline(
             setup.measured,
             setup.data,

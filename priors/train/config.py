@@ -95,7 +95,8 @@ class VAETrainConfig:
         hidden: Width of the fully connected layers.
         tau: Standard deviation of :math:`z_{aux} \mid u` (Aux-VAE and ``ssvae``).
         hyper_dim: Size of the hyper-latent :math:`\xi` (``hvae`` only).
-        prior_hidden: Width of the prior network and auxiliary posterior (``hvae`` only).
+        hyper_hidden: Width of the hyper-latent networks (conditional prior network and
+            auxiliary posterior; ``hvae`` only).
         gamma: Weight of the mean label term against the mean ELBO (``ssvae`` only).
         labelled_fraction: Fraction of the training samples whose named factors are used
             (``ssvae`` only), chosen by :func:`~invprior.priors.semisupervised.labelled_subset`
@@ -131,7 +132,7 @@ class VAETrainConfig:
     hidden: int = 256
     tau: float = 0.1
     hyper_dim: int = 2
-    prior_hidden: int = 32
+    hyper_hidden: int = 32
     gamma: float = 1.0
     labelled_fraction: float = 0.01
     positive: bool = False
@@ -164,7 +165,7 @@ class VAETrainConfig:
             "degree": self.degree,
             "patience": self.patience,
             "hyper_dim": self.hyper_dim,
-            "prior_hidden": self.prior_hidden,
+            "hyper_hidden": self.hyper_hidden,
         }
         bad = {k: v for k, v in positive.items() if not v > 0}
         if bad or not self.channels or min(self.channels) < 1:

@@ -26,18 +26,54 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
-from ..base import Generator
+from ...training_data import run_simulator
+from ..base import Generator, GridSpec
+from ..batched import decode_latents, encode_means
 from ..dlcfm import DLCFMGenerator
 from ..fidelity import fidelity_scores, prior_draws
-from ..metrics import decode_latents, encode_means, explicitness, lds, ssim_scores
-from ..simulate import FieldDataset
+from ..metrics import explicitness, lds, ssim_scores
+from ..simulate import FieldDataset, simulate
 
-__all__ = ["HELDOUT_SEED_OFFSET", "evaluate_dlcfm", "evaluate_vae"]
+__all__ = ["HELDOUT_SEED_OFFSET", "evaluate_dlcfm", "evaluate_vae", "heldout_data"]
 
 #: Held-out data are simulated with the training seed plus this offset.
 HELDOUT_SEED_OFFSET = 1_000_003
+
+
+def heldout_data(recipe: Mapping, n: int, grid: GridSpec) -> FieldDataset:
+    """Fresh fields from the simulator that made the training data, for held-out scores.
+
+    The simulator the ``recipe`` of the training data names (a built-in ``simulator`` of
+    :func:`~invprior.priors.simulate.simulate`, or a simulator ``plugin`` file run with
+    :func:`invprior.training_data.run_simulator`) draws ``n`` fields with the training
+    seed plus :data:`HELDOUT_SEED_OFFSET`, so they are not the training fields.
+
+    Args:
+        recipe: The training data's recipe (:attr:`~invprior.priors.FieldDataset.recipe`),
+            with ``seed`` and ``simulator`` or ``plugin``.
+        n: Number of fields.
+        grid: Grid of a built-in simulator's fields (a plugin has its own ``GRID``).
+
+    Returns:
+        The held-out data; its ``recipe["seed"]`` is the held-out seed.
+
+    Raises:
+        InputError: From the plugin (file missing or failing; see
+            :func:`~invprior.training_data.run_simulator`).
+
+    Example:
+        >>> held = heldout_data({"simulator": "source", "seed": 3}, 4, GridSpec((8, 8)))
+        >>> held.fields.shape, held.recipe["seed"] == 3 + HELDOUT_SEED_OFFSET
+        ((4, 8, 8), True)
+    """
+    seed = int(recipe["seed"]) + HELDOUT_SEED_OFFSET
+    if recipe.get("plugin"):
+        return run_simulator(recipe["plugin"], n, seed)
+    return simulate(recipe["simulator"], n, seed, grid)
 
 
 def evaluate_vae(model: Generator, data: FieldDataset, n_ssim: int = 2000) -> dict:

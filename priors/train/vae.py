@@ -58,7 +58,7 @@ def build_vae(config: VAETrainConfig, data: FieldDataset) -> _VAE:
     if config.model == "betavae":
         return BetaVAE(latent_dim=config.rec_dim, **net)
     if config.model == "hvae":
-        hyper = {"hyper_dim": config.hyper_dim, "prior_hidden": config.prior_hidden}
+        hyper = {"hyper_dim": config.hyper_dim, "hyper_hidden": config.hyper_hidden}
         return HierarchicalVAE(latent_dim=config.rec_dim, **hyper, **net)
     if not data.aux_names:
         raise InputError(
@@ -113,7 +113,7 @@ def vae_loss(
     if isinstance(model, HierarchicalVAE):
         kl = model.kl_bound(mu, logvar, z).mean()
     else:
-        prior_mean, prior_var = model.prior(u, mu)
+        prior_mean, prior_var = model.conditional_prior_moments(u, mu)
         kl = gaussian_kl(mu, logvar, prior_mean, prior_var).mean()
     d = model.aux_dim
     terms = {k: mu.new_zeros(()) for k in ("explicitness_penalty", "intra", "inter")}

@@ -138,7 +138,8 @@ def test_newton_steps_back_from_solver_failures(pde_solve_error):
     obs = LinearForward.__call__(forward, field).detach()
     potential = potential_energy(problem, obs)
     start = potential.prior_latents(4)
-    fields = [problem.prior.decode(potential.constrain(potential.layout.unpack(s))) for s in start]
+    latents = [potential.constrain(potential.layout.unpack(s)) for s in start]
+    fields = [problem.prior.field_of(latent) for latent in latents]
     first = next(s for s, f in zip(start, fields, strict=True) if float(f.mean()) < 0.0)
     result = infer.map(
         problem, obs, num_restarts=1, optimizer="newton", initial_latent=first, max_iterations=50

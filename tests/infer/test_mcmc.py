@@ -16,21 +16,14 @@ from linear_gaussian import (
     make_problem,
     synthetic_obs,
 )
-from pyro.infer.mcmc import HMC, MCMC, NUTS
-from pyro.infer.mcmc.adaptation import BlockMassMatrix, WarmupAdapter
-from pyro.infer.mcmc.nuts import _TreeInfo
-from pyro.ops.dual_averaging import DualAveraging
-from pyro.ops.welford import WelfordCovariance
+from pyro.infer.mcmc import HMC, MCMC
 
 from invprior import infer
 from invprior.infer.checkpoint import (
-    PYRO_ATTRIBUTES,
     SamplingCheckpoint,
     SamplingInterrupted,
     check_resumable,
-    kernel_state,
     prepare_checkpoint,
-    restore_kernel,
     sampling_folder,
     signals_held,
 )
@@ -126,9 +119,6 @@ def test_mcmc_config_is_checked():
 
 def test_warmup_starts_from_the_laplace_covariance_in_pyro_site_order():
     """The dense block is ordered by sorted site names, not by the packing order."""
-    from invprior.infer.mcmc import _NUTS
-    from invprior.potential import PotentialEnergy
-
     problem = make_problem(aux_dim=2, rec_dim=2)
     obs = synthetic_obs(problem)
     _, cov = exact_posterior(problem, obs)  # linear-Gaussian: Laplace is exact
@@ -314,54 +304,6 @@ def test_a_new_run_discards_an_old_checkpoint(tmp_path):
     with pytest.warns(RuntimeWarning, match="discarding the checkpoint"):
         checkpoint = prepare_checkpoint(output, {"seed": "0"}, resume=False)
     assert not folder.exists() and checkpoint.folder == folder and not checkpoint.resume
-
-
-def test_pyro_kernel_attributes_used_by_checkpoints_still_exist(resumable):
-    """The private Pyro attributes the checkpoint shim reads and sets, and a round trip."""
-    problem, obs, start = resumable
-
-    def kernel():
-        made = _NUTS(potential_fn=PotentialEnergy(problem, obs), full_mass=True)
-        made.initial_params = made.potential_fn.layout.unpack(start.latent)
-        return made
-
-    first = kernel()
-    with seeded(3, torch.device("cpu")):
-        first.setup(warmup_steps=20)
-        params = first.initial_params
-        for _ in range(6):  # into the first mass matrix window
-            params = first.sample(params)
-    adapter = first._adapter
-    mass = adapter.mass_matrix_adapter
-    objects = {
-        HMC: first,
-        WarmupAdapter: adapter,
-        DualAveraging: adapter._step_size_adapt_scheme,
-        BlockMassMatrix: mass,
-        WelfordCovariance: next(iter(mass._adapt_scheme.values())),
-        NUTS: first,
-        _TreeInfo: _TreeInfo,
-    }
-    missing = [
-        f"{kind.__name__}.{name}"
-        for kind, names in PYRO_ATTRIBUTES.items()
-        for name in names
-        if not hasattr(objects[kind], name)
-    ]
-    assert missing == []
-    assert objects[WelfordCovariance].n_samples > 0
-    tensors, scalars = kernel_state(first)
-    second = kernel()
-    restored = restore_kernel(second, tensors, scalars, start.latent)
-    tensors_again, scalars_again = kernel_state(second)
-    assert scalars_again == scalars
-    assert tensors_again.keys() == tensors.keys()
-    assert all(torch.equal(tensors[k], tensors_again[k]) for k in tensors)
-    draws = []
-    for made, start_params in ((first, params), (second, restored)):
-        with seeded(5, torch.device("cpu")):
-            draws.append(made.sample(start_params))
-    assert all(torch.equal(draws[0][k], draws[1][k]) for k in draws[0])
 
 
 def test_signals_held_defers_sigint():

@@ -4,8 +4,15 @@
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from scipy.stats import mannwhitneyu
 
-from invprior.priors.anomaly import plot_anomalies, rank_anomalies, residual_tail_probability
+from invprior.priors.anomaly import (
+    detection_auc,
+    plot_anomalies,
+    rank_anomalies,
+    reconstruction_error,
+    residual_tail_probability,
+)
 
 
 def test_tail_probability_known_chi2_values():
@@ -41,6 +48,29 @@ def test_plot_anomalies_draws_the_smallest_scores_first():
     np.testing.assert_array_equal(fig.axes[0].get_images()[0].get_array(), fields[1])
 
 
+def test_reconstruction_error_is_the_relative_frobenius_norm():
+    rng = np.random.default_rng(0)
+    fields = rng.standard_normal((5, 3, 4))
+    recon = fields + 0.1 * rng.standard_normal(fields.shape)
+    expected = [
+        np.sqrt(((x - r) ** 2).sum() / (x**2).sum()) for x, r in zip(fields, recon, strict=True)
+    ]
+    np.testing.assert_allclose(reconstruction_error(fields, recon), expected, rtol=1e-12)
+    np.testing.assert_array_equal(reconstruction_error(fields, fields), np.zeros(5))
+    np.testing.assert_allclose(reconstruction_error(fields, 3 * fields), np.full(5, 2.0))
+
+
+def test_detection_auc_is_the_mann_whitney_statistic_with_ties_half():
+    rng = np.random.default_rng(1)
+    typical = rng.integers(0, 6, 40).astype(float)  # many ties
+    anomalous = rng.integers(2, 9, 15).astype(float)
+    u = mannwhitneyu(anomalous, typical).statistic
+    assert detection_auc(anomalous, typical) == pytest.approx(u / (15 * 40), rel=1e-12)
+    assert detection_auc(np.array([5.0, 6.0]), np.array([1.0, 2.0])) == 1.0
+    assert detection_auc(np.array([1.0, 2.0]), np.array([5.0, 6.0])) == 0.0
+    assert detection_auc(np.ones(3), np.ones(4)) == 0.5
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
@@ -50,6 +80,10 @@ def test_plot_anomalies_draws_the_smallest_scores_first():
         (lambda: rank_anomalies(np.ones((3, 2)), top=0), "top"),
         (lambda: plot_anomalies(np.ones((3, 4, 4)), np.ones(2)), "shape"),
         (lambda: plot_anomalies(np.ones((3, 4, 4)), np.full(3, np.nan)), "NaN"),
+        (lambda: reconstruction_error(np.ones((3, 4, 4)), np.ones((3, 4, 5))), "shape"),
+        (lambda: reconstruction_error(np.ones((4, 4)), np.ones((4, 4))), "shape"),
+        (lambda: detection_auc(np.ones(0), np.ones(3)), "non-empty"),
+        (lambda: detection_auc(np.ones((2, 2)), np.ones(3)), "vectors"),
     ],
 )
 def test_bad_input(call, match):

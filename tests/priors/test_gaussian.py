@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from invprior.priors import GaussianFieldPrior, GridSpec
+from invprior.priors import GaussianFieldGenerator, GridSpec
 
 GRID = GridSpec((8, 8))
 
@@ -14,7 +14,7 @@ def _matern15(d, ell):
 
 
 def test_matern_full_rank_reproduces_kernel():
-    g = GaussianFieldPrior.matern(GRID, variance=2.0, length_scale=0.3, nu=1.5, rank=64)
+    g = GaussianFieldGenerator.matern(GRID, variance=2.0, length_scale=0.3, nu=1.5, rank=64)
     t = np.linspace(0, 1, 8)
     X, Y = np.meshgrid(t, t)
     pts = np.stack([X.ravel(), Y.ravel()], 1)
@@ -24,10 +24,10 @@ def test_matern_full_rank_reproduces_kernel():
 
 def test_from_samples_reproduces_covariance(dtype):
     rng = np.random.default_rng(0)
-    true = GaussianFieldPrior.matern(GRID, 1.0, 0.4, nu=2.5, rank=6).double()
+    true = GaussianFieldGenerator.matern(GRID, 1.0, 0.4, nu=2.5, rank=6).double()
     z = torch.as_tensor(rng.standard_normal((20000, 6)))
     fields = (true.decode(z[:, :0], z) + 3.0).to(dtype)
-    g = GaussianFieldPrior.from_samples(fields, variance_fraction=0.999, grid=GRID)
+    g = GaussianFieldGenerator.from_samples(fields, variance_fraction=0.999, grid=GRID)
     assert g.rec_dim <= 6 and g.mean.dtype == dtype
     cov_true = true.covariance.numpy()
     err = np.abs(g.covariance.double().numpy() - cov_true).max() / np.abs(cov_true).max()
@@ -39,7 +39,7 @@ def test_from_few_samples_keeps_their_covariance():
     # n < ny * nx: the Gram-matrix route; with every mode kept, C is the sample covariance.
     rng = np.random.default_rng(1)
     fields = rng.standard_normal((30, *GRID.shape))
-    g = GaussianFieldPrior.from_samples(fields, variance_fraction=1.0, grid=GRID)
+    g = GaussianFieldGenerator.from_samples(fields, variance_fraction=1.0, grid=GRID)
     flat = fields.reshape(30, -1)
     assert g.rec_dim == 29
     np.testing.assert_allclose(g.covariance.numpy(), np.cov(flat.T), atol=1e-12)
@@ -47,7 +47,7 @@ def test_from_few_samples_keeps_their_covariance():
 
 
 def test_samples_have_the_prior_covariance():
-    g = GaussianFieldPrior.matern(GRID, 1.0, 0.25, nu=1.5, variance_fraction=0.99).double()
+    g = GaussianFieldGenerator.matern(GRID, 1.0, 0.25, nu=1.5, variance_fraction=0.99).double()
     z = torch.randn(40000, g.rec_dim, dtype=torch.float64)
     x = g.decode(z[:, :0], z).reshape(len(z), -1)
     emp = torch.cov(x.T)
@@ -55,7 +55,7 @@ def test_samples_have_the_prior_covariance():
 
 
 def test_decode_refuses_a_latent_of_another_size():
-    g = GaussianFieldPrior.matern(GRID, 1.0, 0.3, rank=5)
+    g = GaussianFieldGenerator.matern(GRID, 1.0, 0.3, rank=5)
     assert g.aux_dim == 0 and g.aux_names == ()
     zr = torch.randn(3, 2, 5)
     with pytest.raises(ValueError, match="z_rec"):
@@ -64,6 +64,6 @@ def test_decode_refuses_a_latent_of_another_size():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="nu"):
-        GaussianFieldPrior.matern(GRID, 1.0, 0.3, nu=0.5)
+        GaussianFieldGenerator.matern(GRID, 1.0, 0.3, nu=0.5)
     with pytest.raises(ValueError, match="variance_fraction"):
-        GaussianFieldPrior.from_samples(np.zeros((4, 8, 8)), 0.0, GRID)
+        GaussianFieldGenerator.from_samples(np.zeros((4, 8, 8)), 0.0, GRID)

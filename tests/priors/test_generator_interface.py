@@ -5,8 +5,9 @@
 :class:`Generator`; encoding is the :class:`Encoder` protocol. Every generator decodes
 batches that broadcast, passes gradients to its latent, decodes the same field twice in
 eval mode, decodes the same fields after a save/load round trip and moves with ``.to``.
-The tests run over every generator class of the library and the linear test double, and
-a guard fails when a new library class is not listed in ``generators.BUILDERS``.
+``decode`` takes ``eps`` exactly when ``eps_shape`` declares it. The tests run over every
+generator class of the library and the linear test double, and a guard fails when a new
+library class is not listed in ``generators.BUILDERS``.
 """
 
 import inspect
@@ -14,7 +15,7 @@ import sys
 
 import pytest
 import torch
-from generators import BUILDERS, GRID, LIBRARY, tiny_flow
+from generators import BUILDERS, GRID, LIBRARY, spread_velocity, tiny_flow
 from linear_gaussian import LinearGenerator
 
 import invprior.priors
@@ -23,11 +24,11 @@ from invprior.priors import (
     BetaVAE,
     DLCFMGenerator,
     Encoder,
-    GaussianFieldPrior,
+    GaussianFieldGenerator,
     Generator,
     HierarchicalVAE,
     SemiSupervisedVAE,
-    SimulatorPrior,
+    SimulatorGenerator,
     load,
     save,
 )
@@ -39,8 +40,8 @@ EXPECTED = {
     BetaVAE: (0.1, None, True),
     HierarchicalVAE: (0.1, None, True),
     DLCFMGenerator: (0.2, torch.Size(GRID.shape), True),
-    GaussianFieldPrior: (0.1, None, False),
-    SimulatorPrior: (0.0, None, False),
+    GaussianFieldGenerator: (0.1, None, False),
+    SimulatorGenerator: (0.0, None, False),
     LinearGenerator: (0.1, None, False),
 }
 ALL = pytest.mark.parametrize("cls", list(BUILDERS), ids=lambda c: c.__name__)
@@ -127,6 +128,22 @@ def test_decode_is_repeatable_in_eval_mode(cls):
     torch.testing.assert_close(g.decode(*z), g.decode(*z), rtol=0, atol=0)
 
 
+@ALL
+def test_decode_takes_eps_exactly_when_it_declares_eps_shape(cls):
+    g = _build(cls, torch.float64)
+    z = _latent(g, (3,), (3,), torch.zeros((), dtype=torch.float64))
+    eps = torch.ones(3, *g.grid.shape, dtype=torch.float64)
+    if g.eps_shape is None:
+        torch.testing.assert_close(g.decode(*z, eps=None), g.decode(*z), rtol=0, atol=0)
+        with pytest.raises(ValueError, match=r"eps_shape is None.*pass eps=None"):
+            g.decode(*z, eps=eps)
+    else:
+        z_aux, z_rec, _ = z
+        mean_path = g.decode(z_aux, z_rec, eps=None)
+        torch.testing.assert_close(mean_path, g.decode(z_aux, z_rec, torch.zeros_like(eps)))
+        assert (g.decode(z_aux, z_rec, eps=eps) - mean_path).abs().max() > 0
+
+
 @pytest.mark.parametrize("cls", LIBRARY, ids=lambda c: c.__name__)
 def test_save_load_round_trip_decodes_the_same_fields(cls, tmp_path):
     g = _build(cls)
@@ -182,10 +199,7 @@ def test_an_encode_set_to_none_is_not_an_encoder():
 
 def _flow(steps=3):
     torch.manual_seed(0)
-    g = tiny_flow(steps)
-    for p in g.velocity.parameters():  # an untrained U-Net's last layer is near zero
-        p.data.normal_(0.0, 0.3)
-    return g.double()
+    return spread_velocity(tiny_flow(steps)).double()
 
 
 def test_with_steps_leaves_the_generator_unchanged(tmp_path):

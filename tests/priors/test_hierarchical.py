@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from generators import tiny_hvae
 
 from invprior.priors import GridSpec, HierarchicalVAE, simulate
 from invprior.priors.losses import gaussian_kl
@@ -11,17 +12,14 @@ from invprior.priors.train import VAETrainConfig, build_vae, train_vae, vae_loss
 GRID = GridSpec((16, 16))
 
 
-def _hvae(latent_dim=2, hyper_dim=1, **kw):
-    g = HierarchicalVAE(
-        latent_dim, hyper_dim, prior_hidden=8, grid=GRID, channels=(4, 8), hidden=16, **kw
-    )
-    return g.double()
+def _hvae(latent_dim=2, hyper_dim=1):
+    return tiny_hvae(latent_dim=latent_dim, hyper_dim=hyper_dim, channels=(4, 8)).double()
 
 
 def _standard_normal_prior(g):
     """Zero the last layers: p(z | xi) = N(0, I) and r(xi | z) = N(0, I) for all inputs."""
     with torch.no_grad():
-        for net in (g.prior_net, g.hyper_posterior_net):
+        for net in (g.conditional_prior_net, g.hyper_posterior_net):
             net[-1].weight.zero_()
             net[-1].bias.zero_()
     return g
@@ -63,14 +61,14 @@ def test_bound_trains_prior_and_auxiliary_posterior():
     g = _hvae()
     mu = torch.randn(5, 2, dtype=torch.float64)
     g.kl_bound(mu, torch.zeros_like(mu), mu).sum().backward()
-    for net in (g.prior_net, g.hyper_posterior_net):
+    for net in (g.conditional_prior_net, g.hyper_posterior_net):
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
     with pytest.raises(NotImplementedError, match="kl_bound"):
-        g.prior(None, mu)
+        g.conditional_prior_moments(None, mu)
 
 
 def test_prior_sample_and_decode(dtype):
-    g = HierarchicalVAE(3, 2, grid=GRID, channels=(4, 8), hidden=16).to(dtype)
+    g = tiny_hvae(hyper_hidden=32, channels=(4, 8)).to(dtype)
     z = g.prior_sample(7)
     assert z.shape == (7, 3) and z.dtype == dtype
     assert g.aux_dim == 0 and g.decode(z[:, :0], z).shape == (7, 16, 16)
@@ -82,7 +80,7 @@ def test_tiny_training_reduces_loss_with_recon_then_linear_beta():
         model="hvae",
         rec_dim=2,
         hyper_dim=2,
-        prior_hidden=8,
+        hyper_hidden=8,
         channels=(4, 8),
         hidden=16,
         epochs=3,

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from invprior.priors import GaussianFieldPrior, GridSpec
+from invprior.priors import GaussianFieldGenerator, GridSpec
 from invprior.priors.matern import fit_matern
 
 GRID = GridSpec((12, 12))
 
 
 def _draws(nu, length_scale, variance=2.0, n=400):
-    gp = GaussianFieldPrior.matern(GRID, variance, length_scale, nu=nu, variance_fraction=1.0)
+    gp = GaussianFieldGenerator.matern(GRID, variance, length_scale, nu=nu, variance_fraction=1.0)
     torch.manual_seed(0)
     return gp.decode(torch.zeros(n, 0), torch.randn(n, gp.rec_dim)).double().numpy()
 

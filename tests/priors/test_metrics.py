@@ -30,7 +30,7 @@ def lds_floor(n_latents, n):
     return 1 / (1 + 3 * (n_latents - 1) * np.sqrt(2 / (np.pi * n)))
 
 
-class LinearGenerator(Generator):
+class OrthonormalGenerator(Generator):
     """x = mean + z W on a small grid, with the exact inverse as encoder (orthonormal W)."""
 
     def __init__(self, names=("a", "b"), rec_dim=2, grid=GRID, rec_scale=1.0):
@@ -53,7 +53,8 @@ class LinearGenerator(Generator):
         self.register_buffer("basis", basis)
         self.register_buffer("mean", torch.linspace(0, 1, ny * nx, dtype=torch.float64))
 
-    def decode(self, z_aux, z_rec):
+    def decode(self, z_aux, z_rec, eps=None):
+        self._refuse_eps(eps)
         z = torch.cat([z_aux, z_rec], dim=-1)
         return (self.mean + z @ self.basis).reshape(*z.shape[:-1], *self.grid.shape)
 
@@ -182,7 +183,7 @@ def test_ssim_bad_input():
 
 
 def test_perturbation_of_an_ignored_block_costs_nothing():
-    gen = LinearGenerator(rec_scale=0.0)
+    gen = OrthonormalGenerator(rec_scale=0.0)
     z = np.random.default_rng(7).normal(size=(20, 4))
     drops = perturbation_importance(gen, z[:, :2], z[:, 2:])
     assert drops["aux"] > 0.05
@@ -200,7 +201,7 @@ def _dataset(gen, n=300, seed=8):
 
 
 def test_evaluate_generator_with_exact_encoder():
-    gen = LinearGenerator()
+    gen = OrthonormalGenerator()
     fields, u = _dataset(gen)
     out = evaluate_generator(gen, fields, u, aux_names=("a", "b"), n_perturb=16)
     assert out["scored_latents"] == "aux" and out["n"] == 300
@@ -214,7 +215,7 @@ def test_evaluate_generator_with_exact_encoder():
 
 
 def test_evaluate_generator_without_aux_block_scores_all_latents():
-    gen = LinearGenerator(names=(), rec_dim=3)
+    gen = OrthonormalGenerator(names=(), rec_dim=3)
     rng = np.random.default_rng(9)
     z = rng.normal(size=(200, 3))
     fields = gen.decode(torch.zeros(200, 0, dtype=torch.float64), torch.as_tensor(z)).numpy()
@@ -226,7 +227,7 @@ def test_evaluate_generator_without_aux_block_scores_all_latents():
 
 
 def test_evaluate_generator_rejects_mismatches():
-    gen = LinearGenerator()
+    gen = OrthonormalGenerator()
     fields, u = _dataset(gen, n=30)
     with pytest.raises(ValueError, match=r"shape \(30, 16, 16\)"):
         evaluate_generator(gen, fields[:, :8], u)
@@ -236,7 +237,7 @@ def test_evaluate_generator_rejects_mismatches():
         evaluate_generator(gen, fields, u, aux_names=("b", "a"))
 
 
-class DecodeOnly(LinearGenerator):
+class DecodeOnly(OrthonormalGenerator):
     encode = None
 
 

@@ -29,7 +29,8 @@ class ShiftGenerator(Generator):
         x = torch.linspace(-3, 3, 16)
         self.register_buffer("x", x.expand(12, 16).clone())
 
-    def decode(self, z_aux, z_rec):
+    def decode(self, z_aux, z_rec, eps=None):
+        self._refuse_eps(eps)
         centre = z_aux[..., :1, None]
         height = 1 + 0.2 * z_rec[..., :1, None]
         return height * torch.exp(-((self.x - centre) ** 2))

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from generators import two_scale_auxvae
 
 from invprior.priors import GridSpec, SemiSupervisedVAE, load, save, simulate
 from invprior.priors.semisupervised import label_nll, labelled_subset
@@ -11,20 +12,6 @@ from invprior.priors.train import VAETrainConfig, build_vae, train_vae, vae_loss
 from invprior.priors.train.vae import _labelled_batch
 
 GRID = GridSpec((16, 16))
-
-
-def _ssvae():
-    return SemiSupervisedVAE(
-        ("a", "b"),
-        ("m", "1"),
-        {"a": (0, 1), "b": (1, 2)},
-        [0.5, 1.5],
-        [0.3, 0.3],
-        rec_dim=2,
-        grid=GRID,
-        channels=(4, 8),
-        hidden=16,
-    )
 
 
 def test_label_term_is_the_gaussian_negative_log_density(dtype):
@@ -49,7 +36,7 @@ def test_labelled_subset_is_seeded():
 
 
 def test_loss_adds_gamma_times_the_mean_label_term_of_the_labelled_batch():
-    g = _ssvae().double()
+    g = two_scale_auxvae(SemiSupervisedVAE).double()
     cfg = VAETrainConfig(model="ssvae", gamma=3.0, beta=0.5)
     x = torch.randn(6, 16, 16, dtype=torch.float64)
     u = torch.rand(6, 2, dtype=torch.float64) + torch.tensor([0.0, 1.0], dtype=torch.float64)
@@ -110,29 +97,20 @@ def test_tiny_training_reduces_loss():
 
 
 def test_checkpoint_round_trip(tmp_path):
-    g = _ssvae()
+    g = two_scale_auxvae(SemiSupervisedVAE)
     save(g, tmp_path / "s")
     back = load(tmp_path / "s")
     assert type(back) is SemiSupervisedVAE and back.config() == g.config()
     for (k, a), b in zip(g.state_dict().items(), back.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
     like = torch.zeros(3, 4)
-    mean, var = back.prior(None, like)
+    mean, var = back.conditional_prior_moments(None, like)
     assert (mean == 0).all() and (var == 1).all()
 
 
-def test_lds_over_seeds_and_train_command(tmp_path):
+def test_train_command_for_ssvae_and_hvae(tmp_path):
     from invprior.cli import main
-    from invprior.priors.train import lds_over_seeds
 
-    data = simulate("source", 128, 0, GRID)
-    cfg = VAETrainConfig(
-        model="ssvae", rec_dim=1, channels=(4, 8), hidden=8, epochs=1, batch_size=32
-    )
-    out = lds_over_seeds(cfg, data, simulate("source", 64, 1, GRID), seeds=[0, 1])
-    assert out["seeds"] == [0, 1] and len(out["scores"]) == 2
-    assert out["mean"] == pytest.approx(np.mean(out["scores"]))
-    assert 0 < out["mean"] <= 1 and out["std"] >= 0
     path = tmp_path / "d.npz"
     assert main(["simulate", "source", "--n", "128", "--seed", "2", "--out", str(path)]) == 0
     args = ["--data", str(path), "--epochs", "1", "--batch-size", "32", "--rec-dim", "2"]

@@ -5,9 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from generators import tiny_betavae, two_scale_auxvae
 
 from invprior.cli import main
-from invprior.priors import AuxVAE, BetaVAE, GridSpec, simulate, simulate_sources
+from invprior.priors import AuxVAE, GridSpec, simulate, simulate_sources
 from invprior.priors.train import (
     TrainingDivergedError,
     VAETrainConfig,
@@ -23,32 +24,17 @@ from invprior.validation import InputError
 GRID = GridSpec((16, 16))
 
 
-def _aux(**kw):
-    return AuxVAE(
-        ("a", "b"),
-        ("m", "1"),
-        {"a": (0, 1), "b": (1, 2)},
-        [0.5, 1.5],
-        [0.3, 0.3],
-        rec_dim=3,
-        grid=GRID,
-        channels=(4, 8),
-        hidden=16,
-        **kw,
-    )
-
-
 def test_conditional_prior_and_affine_map(dtype):
-    g = _aux(tau=0.2).to(dtype)
+    g = two_scale_auxvae(rec_dim=3, tau=0.2).to(dtype)
     u = torch.tensor([[0.8, 1.2]], dtype=dtype)
-    mean, var = g.prior(u, torch.zeros(1, 5, dtype=dtype))
+    mean, var = g.conditional_prior_moments(u, torch.zeros(1, 5, dtype=dtype))
     torch.testing.assert_close(mean, torch.tensor([[1.0, -1.0, 0, 0, 0]], dtype=dtype))
     torch.testing.assert_close(var, torch.tensor([[0.04, 0.04, 1, 1, 1]], dtype=dtype))
     torch.testing.assert_close(g.to_physical(g.to_latent(u)), u)
 
 
 def test_input_checks():
-    g = _aux()
+    g = two_scale_auxvae(rec_dim=3)
     with pytest.raises(ValueError, match="z_aux"):
         g.decode(torch.zeros(1, 3), torch.zeros(1, 3))
     with pytest.raises(TypeError, match="generator.to"):
@@ -104,7 +90,7 @@ def test_training_is_seeded():
 
 
 def test_rec_shift_is_exact_and_decorrelates(dtype):
-    g = _aux().to(dtype).eval()
+    g = two_scale_auxvae(rec_dim=3).to(dtype).eval()
     x = torch.randn(400, 16, 16, dtype=dtype)
     mu0, logvar0 = g.encode(x)
     recon0 = g.decode_latent(mu0)
@@ -120,7 +106,7 @@ def test_rec_shift_is_exact_and_decorrelates(dtype):
 
 
 def test_positive_output_is_non_negative():
-    g = BetaVAE(3, grid=GRID, channels=(4, 8), hidden=16, field_scale=0.5, positive=True)
+    g = tiny_betavae(channels=(4, 8), field_scale=0.5, positive=True)
     assert (g.decode(torch.zeros(50, 0), 5 * torch.randn(50, 3)) >= 0).all()
 
 
@@ -211,7 +197,7 @@ def test_small_or_unnamed_data_are_input_errors():
 
 
 def test_rec_shift_refuses_non_finite_input_and_leaves_the_model_unchanged():
-    g = _aux().eval()
+    g = two_scale_auxvae(rec_dim=3).eval()
     x = torch.randn(50, 16, 16)
     x[7, 1, 1] = float("nan")
     before = g.rec_shift.clone()

@@ -4,9 +4,10 @@
 import numpy as np
 import pytest
 import torch
+from generators import tiny_betavae
 
 from invprior.cli import main
-from invprior.priors import AuxVAE, BetaVAE, DLCFMGenerator, GridSpec, simulate
+from invprior.priors import AuxVAE, DLCFMGenerator, GridSpec, simulate
 from invprior.priors.train import (
     DLCFMTrainConfig,
     TrainingDivergedError,
@@ -25,6 +26,7 @@ def data():
 
 
 def _base(data):
+    # the Aux-VAE of the data's four named factors, scaled by the data's statistics
     torch.manual_seed(0)
     names = data.aux_names
     ranges = {k: data.ranges[k] for k in names}
@@ -126,7 +128,7 @@ def test_bad_data_or_base_is_refused_before_any_step(data, monkeypatch):
     with pytest.raises(InputError, match=r"base has non-finite weights in \['rec_shift'\]"):
         train_dlcfm(_config(), data, broken, progress=False)
     with pytest.raises(InputError, match="must be an AuxVAE, got a BetaVAE"):
-        train_dlcfm(_config(), data, BetaVAE(2, grid=GRID, channels=(4, 8), hidden=8))
+        train_dlcfm(_config(), data, tiny_betavae(latent_dim=2, channels=(4, 8), hidden=8))
     with pytest.raises(InputError, match="dataset of 1 samples is too small"):
         train_dlcfm(_config(), simulate("source", 1, 0, GRID), _base(data), progress=False)
 

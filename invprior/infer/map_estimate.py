@@ -42,11 +42,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..bridge import DenseObservationMap
 from ..model import InverseProblem
 from ..potential import Potential, PotentialEnergy, is_pde_failure, potential_energy
 from ..validation import InputError, check_field_types
-from .common import child_seeds, prior_latents, seeded, solve_counts, solves_since
+from .common import child_seeds, seeded, solve_counts, solves_since
 from .hessian import Curvature, GaussNewtonHessian, autograd_hessian
 
 __all__ = ["MapConfig", "MapResult", "find_map"]
@@ -117,8 +116,8 @@ class MapResult:
             model that is not an inverse problem.
         gradient_evals: Reverse passes through the model used by all restarts: each
             gradient of :math:`U` counts 1; for Newton each observation Jacobian counts
-            ``n_obs`` (1 where it is one batched reverse pass, with the dense observation
-            map), the diagonal of the prior Hessian 2 (a gradient and a Hessian-vector
+            ``n_obs`` (1 where it is one batched reverse pass, for a forward map with
+            ``batched_vjp``), the diagonal of the prior Hessian 2 (a gradient and a Hessian-vector
             product) and a general model's autograd Hessian ``dim + 1``. Energies without
             a gradient (line-search or trial points that are rejected) are not counted.
         jacobian_evals: Observation Jacobians computed by all restarts (Newton only).
@@ -192,10 +191,14 @@ _DAMPING_START = 1e-3
 _DAMPING_MAX = 1e16
 
 
-def _curvature(potential: Potential, latent: torch.Tensor, batched: bool) -> Curvature:
-    """Gauss-Newton Hessian of an inverse problem, autograd Hessian of another model."""
+def _curvature(potential: Potential, latent: torch.Tensor) -> Curvature:
+    """Gauss-Newton Hessian of an inverse problem, autograd Hessian of another model.
+
+    The observation Jacobian takes one batched reverse pass where the forward map's
+    ``batched_vjp`` says it can.
+    """
     if isinstance(potential, PotentialEnergy):
-        return GaussNewtonHessian.at(potential, latent, batched)
+        return GaussNewtonHessian.at(potential, latent, potential.forward.batched_vjp)
     return autograd_hessian(potential, latent)
 
 
@@ -228,7 +231,7 @@ def _decrease(curvature: Curvature, grad: torch.Tensor, step: torch.Tensor) -> f
 
 
 def _newton(
-    potential: Potential, start: torch.Tensor, config: MapConfig, counts: _Counts, batched: bool
+    potential: Potential, start: torch.Tensor, config: MapConfig, counts: _Counts
 ) -> tuple[torch.Tensor, list[float]]:
     """Damped Newton iteration from ``start``, shape ``(dim,)`` (see the module docstring).
 
@@ -256,7 +259,7 @@ def _newton(
         if float(grad.abs().max()) <= config.tolerance_grad:
             break
         if curvature is None:
-            curvature = _curvature(potential, latent, batched)
+            curvature = _curvature(potential, latent)
             counts.gradient_evals += curvature.reverse_passes
             counts.jacobian_evals += curvature.jacobian_evals
             scale = max(float(curvature.diagonal().abs().max()), 1.0)
@@ -328,19 +331,17 @@ def find_map(
     config = config if config is not None else MapConfig(**kwargs)
     potential = potential_energy(problem, obs)
     device = potential.obs.device
-    # a forward map in torch alone: Newton's Jacobian in one batched reverse pass
-    batched = isinstance(potential.forward, DenseObservationMap)
     before = solve_counts(potential.forward)
     counts = _Counts()
     ends, energies, histories = [], [], []
     for k, seed_k in enumerate(child_seeds(seed, config.num_restarts)):
         with seeded(seed_k, device):
-            start = prior_latents(potential, 1)[0]
+            start = potential.prior_latents(1)[0]
             if k == 0 and initial_latent is not None:
                 start = initial_latent.detach().to(start)
             try:
                 if config.optimizer == "newton":
-                    end, history = _newton(potential, start, config, counts, batched)
+                    end, history = _newton(potential, start, config, counts)
                 else:
                     end, history = _optimize(potential, start, config, counts)
                 finite = bool(torch.isfinite(end).all())

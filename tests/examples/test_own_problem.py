@@ -18,7 +18,7 @@ from invprior.priors import load
 from invprior.priors.base import GridSpec
 from invprior.study import StudyConfig
 
-HERE = Path(__file__).resolve().parents[1] / "examples" / "own_problem"
+HERE = Path(__file__).resolve().parents[2] / "examples" / "own_problem"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_shipped_checkpoint_is_the_simulators_prior(config):
     assert g.aux_names == tuple(simulator["FACTORS"])
     assert g.aux_units == tuple(v["units"] for v in simulator["FACTORS"].values())
     assert g.aux_ranges == {k: v["range"] for k, v in simulator["FACTORS"].items()}
-    recipe = g.metadata["data"]
+    recipe = g.training_data
     assert recipe["plugin"].endswith("examples/own_problem/simulator.py:simulate")
     assert g.metadata["metrics"]["aux_corr_min"] > 0.9  # named factors are disentangled
     assert (HERE / "prior.safetensors").stat().st_size < 3_000_000

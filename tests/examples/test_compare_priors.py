@@ -22,10 +22,10 @@ def test_compare_runs_tiny(load_example, tmp_path):
     flow = save(DLCFMGenerator(base, channels=2, embed=4, steps=2), tmp_path / "flow", recipe)
     settings = dict(
         truths=2, prior=str(prior.with_suffix("")), n=8, sensors=3, num_restarts=1,
-        num_steps=5, gp_steps=50, num_draws=20, gp_fields=100, matern_fields=50,
+        max_iterations=5, gp_max_iterations=50, num_draws=20, gp_fields=100, matern_fields=50,
         approx_fields=30, dlcfm=str(flow.with_suffix("")), flow_steps=1,
     )  # fmt: skip
-    out = example.run(tmp_path / "out", **settings)
+    out = example.run(**settings, out=tmp_path / "out")
     assert set(out["table"]) == {f"{r}/{p}" for r in example.REGIMES for p in example.PRIORS}
     for entry in out["table"].values():
         assert all(math.isfinite(entry[k]) for k in ("rel_l2_error", "coverage_90", "crps"))
@@ -41,7 +41,7 @@ def test_compare_runs_tiny(load_example, tmp_path):
     entry = json.loads(cached.read_text())
     entry["record"]["aux-vae"]["rel_l2_error"] = 123.0
     cached.write_text(json.dumps(entry))
-    one = example.run(tmp_path / "out", **settings, regimes=("misspecified",), shard=(1, 2))
+    one = example.run(**settings, out=tmp_path / "out", regimes=("misspecified",), shard=(1, 2))
     assert [(r["regime"], r["index"]) for r in one["truths"]] == [("misspecified", 1)]
     assert one["truths"][0]["aux-vae"]["rel_l2_error"] == 123.0
     assert set(one["table"]) == {f"misspecified/{p}" for p in example.PRIORS}

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""SimulatorPrior: the source simulator's prior as a generator, and its tau = 0 prior."""
+"""SimulatorGenerator: the source simulator's prior as a generator, and its tau = 0 prior."""
 
 import numpy as np
 import pyro
@@ -8,7 +8,7 @@ import torch
 from pyro import poutine
 
 from invprior.model import DisentangledPrior
-from invprior.priors import GridSpec, SimulatorPrior
+from invprior.priors import GridSpec, SimulatorGenerator
 from invprior.priors.simulate import SOURCE_PARAMETERS, simulate_sources
 from invprior.sites import AUX_NOISE, FIELD, Z_AUX, Z_REC
 
@@ -23,7 +23,7 @@ def _factors(gen, n, seed=0):
 
 
 def test_names_ranges_and_declared_attributes():
-    gen = SimulatorPrior(GRID)
+    gen = SimulatorGenerator(GRID)
     data = simulate_sources(1, 0, GRID)
     assert gen.aux_names == NAMED and gen.aux_units == ("m", "m", "1", "m")
     assert gen.rec_names == tuple(k for k in SOURCE_PARAMETERS if k not in NAMED)
@@ -36,7 +36,7 @@ def test_names_ranges_and_declared_attributes():
 
 
 def test_decode_is_the_simulator():
-    gen = SimulatorPrior(GRID)
+    gen = SimulatorGenerator(GRID)
     factors, data = _factors(gen, 5, seed=3)
     z_aux, z_rec = gen.latents(factors)
     assert z_aux.shape == (5, 4) and z_rec.shape == (5, 10)
@@ -48,7 +48,7 @@ def test_decode_is_the_simulator():
 
 
 def test_probit_coordinates_map_onto_the_ranges():
-    gen = SimulatorPrior(GRID)
+    gen = SimulatorGenerator(GRID)
     z = torch.tensor([0.0, -40.0, 40.0], dtype=torch.float64)[:, None].expand(3, 10)
     ranges = simulate_sources(1, 0, GRID).ranges
     factors = gen.factors(torch.zeros(3, 4, dtype=torch.float64), z)
@@ -58,7 +58,7 @@ def test_probit_coordinates_map_onto_the_ranges():
 
 
 def test_decode_shapes_dtype_and_broadcasting():
-    gen = SimulatorPrior(GRID)
+    gen = SimulatorGenerator(GRID)
     factors, _ = _factors(gen, 6)
     z_aux, z_rec = gen.latents(factors)
     one = gen.decode(z_aux[0], z_rec[0])
@@ -74,14 +74,14 @@ def test_decode_shapes_dtype_and_broadcasting():
 
 
 def test_decode_gradients_in_float64():
-    gen = SimulatorPrior(GridSpec((5, 6)))
+    gen = SimulatorGenerator(GridSpec((5, 6)))
     factors, _ = _factors(gen, 2, seed=1)
     z_aux, z_rec = (z.detach().requires_grad_(True) for z in gen.latents(factors))
     assert torch.autograd.gradcheck(gen.decode, (z_aux, z_rec))
 
 
 def test_tau_zero_prior_has_no_link_noise_and_draws_the_simulators_factors():
-    gen = SimulatorPrior(GRID)
+    gen = SimulatorGenerator(GRID)
     prior = DisentangledPrior(gen)
     assert prior.tau == 0.0 and list(prior.latent_shapes) == [*NAMED, Z_REC]
     with pyro.plate("draws", 4000):
@@ -100,9 +100,9 @@ def test_tau_zero_prior_has_no_link_noise_and_draws_the_simulators_factors():
     expected = sum(prior.aux_distribution(n).log_prob(latent[n]) for n in NAMED)
     expected = expected - 0.5 * (latent[Z_REC].square().sum(-1) + 10 * np.log(2 * np.pi))
     torch.testing.assert_close(prior.log_prob(latent), expected)
-    torch.testing.assert_close(prior.decode(latent), sites[FIELD]["value"])
+    torch.testing.assert_close(prior.field_of(latent), sites[FIELD]["value"])
 
 
 def test_bad_grid_is_refused():
     with pytest.raises(TypeError, match="GridSpec"):
-        SimulatorPrior((10, 12))
+        SimulatorGenerator((10, 12))

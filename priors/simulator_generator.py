@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-r"""The source simulator's own prior as a :class:`~invprior.priors.Generator`.
+r"""The source simulator's own prior, written as a :class:`~invprior.priors.Generator`.
 
 :func:`~invprior.priors.simulate.simulate_sources` draws 14 independent uniform factors
 (:data:`~invprior.priors.simulate.SOURCE_PARAMETERS`) and evaluates the source model
@@ -28,14 +28,13 @@ from collections.abc import Mapping
 
 import torch
 
-from .base import Generator, GridSpec
-from .simulate import SOURCE_PARAMETERS, _physical_ranges, source_fields
-from .vae import _grid
+from .base import Generator, GridSpec, as_grid
+from .simulate import SOURCE_PARAMETERS, physical_ranges, source_fields
 
-__all__ = ["SimulatorPrior"]
+__all__ = ["SimulatorGenerator"]
 
 
-class SimulatorPrior(Generator):
+class SimulatorGenerator(Generator):
     r"""The source simulator's exact prior: named factors as ``z_aux``, the rest probit.
 
     ``aux_names`` are the named factors of
@@ -55,7 +54,7 @@ class SimulatorPrior(Generator):
         tau: 0: the named sites fix ``z_aux`` exactly.
 
     Example:
-        >>> gen = SimulatorPrior(GridSpec((16, 16)))
+        >>> gen = SimulatorGenerator(GridSpec((16, 16)))
         >>> gen.aux_names, gen.rec_dim, gen.tau
         (('x0', 'y0', 'amplitude', 'width'), 10, 0.0)
         >>> z_aux = torch.tensor([[0.5, 0.5, 1.0, 0.08]], dtype=torch.float64)
@@ -72,7 +71,7 @@ class SimulatorPrior(Generator):
                 f"grid must be a GridSpec, got {type(grid).__name__}; pass "
                 "GridSpec(shape=(ny, nx), bbox=((xmin, ymin), (xmax, ymax)))"
             )
-        ranges = _physical_ranges(SOURCE_PARAMETERS, grid)
+        ranges = physical_ranges(SOURCE_PARAMETERS, grid)
         names = tuple(k for k, v in SOURCE_PARAMETERS.items() if v[3])
         self.rec_names = tuple(k for k in SOURCE_PARAMETERS if k not in names)
         n = len(names)
@@ -124,16 +123,20 @@ class SimulatorPrior(Generator):
         unit = (rest - self.rec_low.type_as(rest)) / self.rec_span.type_as(rest)
         return z_aux, torch.special.ndtri(unit)
 
-    def decode(self, z_aux: torch.Tensor, z_rec: torch.Tensor) -> torch.Tensor:
+    def decode(
+        self, z_aux: torch.Tensor, z_rec: torch.Tensor, eps: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The simulator's field at the factors of a latent (:func:`source_fields`, in torch).
 
         Args:
             z_aux: Named factors, shape ``(*batch, 4)``.
             z_rec: Probit coordinates of the unnamed factors, shape ``(*batch, 10)``.
+            eps: None: the simulator has no base noise besides its factors.
 
         Returns:
             Field, shape ``(*batch, ny, nx)``, on the inputs' dtype and device.
         """
+        self._refuse_eps(eps)
         batch = torch.broadcast_shapes(z_aux.shape[:-1], z_rec.shape[:-1])
         z_aux = z_aux.expand(*batch, self.aux_dim).reshape(-1, self.aux_dim)
         flat = self.factors(z_aux, z_rec.expand(*batch, self.rec_dim).reshape(-1, self.rec_dim))
@@ -145,6 +148,6 @@ class SimulatorPrior(Generator):
         return {"grid": {"shape": list(grid.shape), "bbox": [list(p) for p in grid.bbox]}}
 
     @classmethod
-    def from_config(cls, config: dict) -> SimulatorPrior:
+    def from_config(cls, config: dict) -> SimulatorGenerator:
         """The generator a :meth:`config` describes."""
-        return cls(_grid(config["grid"]))
+        return cls(as_grid(config["grid"]))

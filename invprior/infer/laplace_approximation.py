@@ -43,7 +43,7 @@ from ..model import InverseProblem
 from ..potential import Potential, PotentialEnergy, potential_energy
 from .common import seeded, solve_counts, solves_since
 from .hessian import GaussNewtonHessian, autograd_hessian, observation_jacobian
-from .mode import MapResult
+from .map_estimate import MapResult
 
 __all__ = ["LaplaceResult", "laplace", "observation_jacobian"]
 
@@ -120,6 +120,9 @@ def laplace(
         )
     before = solve_counts(potential.forward)
     if isinstance(potential, PotentialEnergy):
+        # J by one reverse pass per observation even where the forward map's batched_vjp
+        # allows one batched pass: that pass rounds differently, which in float32 moves the
+        # covariance beyond round-off, and the documented results are computed row by row
         precision = GaussNewtonHessian.at(potential, mean).dense()
         name = "Gauss-Newton Hessian"
     else:

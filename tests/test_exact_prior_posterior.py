@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
-"""The exact-prior posterior: the library's potential against an independent oracle, and
-a tiny run of examples/simulator_posterior.py."""
+"""The exact-prior posterior: the library's potential and MAP against an independent oracle.
+
+A tiny run of ``examples/simulator_posterior.py`` is in ``tests/examples``.
+"""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +14,8 @@ from invprior import infer
 from invprior.model import DisentangledPrior, InverseProblem
 from invprior.pde.base import SolveCounter
 from invprior.potential import PotentialEnergy
-from invprior.priors import GridSpec, SimulatorPrior
+from invprior.priors import GridSpec, SimulatorGenerator
 from invprior.priors.simulate import SOURCE_PARAMETERS, simulate_sources, source_fields
-from invprior.validation import InputError
 
 GRID = GridSpec((10, 12))
 NOISE_STD = 0.05
@@ -49,6 +49,8 @@ class ExactPriorPotential:
 class AffineForward:
     """``y = F vec(x) + c`` as a :class:`invprior.model.ForwardMap` (no PDE)."""
 
+    batched_vjp = True
+
     def __init__(self, F, c, grid):
         self.F, self.c = torch.as_tensor(F), torch.as_tensor(c)
         self.n_obs, self.grid_shape, self.grid_bbox = len(c), grid.shape, grid.bbox
@@ -65,7 +67,7 @@ def case():
     rng = np.random.default_rng(0)
     F, c = rng.standard_normal((7, 120)), rng.standard_normal(7)
     obs = torch.as_tensor(F @ data.fields[0].ravel() + c + 0.01 * rng.standard_normal(7))
-    prior = DisentangledPrior(SimulatorPrior(GRID))
+    prior = DisentangledPrior(SimulatorGenerator(GRID))
     problem = InverseProblem(prior, AffineForward(F, c, GRID), NOISE_STD)
     ranges = {k: data.ranges[k] for k in SOURCE_PARAMETERS}
     return problem, obs, ExactPriorPotential(ranges, GRID, F, c, obs, NOISE_STD)
@@ -118,25 +120,3 @@ def test_library_map_finds_a_mode_of_the_oracle(case):
     zeta = mode.latent.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(oracle(zeta), zeta)
     assert float(grad.abs().max()) < 1e-3  # stationary: 1e4 at zeta = 0
-
-
-@pytest.mark.dolfinx
-@pytest.mark.filterwarnings("ignore::invprior.diagnostics.SamplingWarning")
-def test_tiny_example_run(load_example, tmp_path):
-    example = load_example("simulator_posterior")
-    config = str(Path(__file__).resolve().parents[1] / "examples" / "source_identification.toml")
-    metrics = example.run(
-        config, num_chains=2, warmup_steps=6, num_samples=6, num_restarts=1, out=tmp_path
-    )
-    assert set(metrics["named_in_hdi90"]) == {"x0", "y0", "amplitude", "width"}
-    assert 0 < metrics["rel_l2_error"] < 0.5 and 0 <= metrics["coverage_90"] <= 1
-    assert metrics["sampling_pde_solves"] == 0  # the dense map: no solve while sampling
-    assert math.isfinite(metrics["mode_energy"]) and metrics["config"] == config
-    assert {p.name for p in tmp_path.iterdir()} >= {"metrics.json", "summary.txt", "pair.png"}
-
-
-def test_a_study_without_a_source_truth_is_refused(load_example):
-    example = load_example("simulator_posterior")
-    config = Path(__file__).resolve().parents[1] / "examples" / "conductivity_identification.toml"
-    with pytest.raises(InputError, match="kind = 'source'"):
-        example.exact_problem(config)
