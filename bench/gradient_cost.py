@@ -196,7 +196,7 @@ def measure(problem, obs, latents, comm):
 
 def _problem_result(config, repeats, comm, dense):
     """Measurements of one study's problem (and, with ``dense``, with the dense map)."""
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.study.seed)
     problem, obs, _ = build_problem(config, comm)
     model = problem.forward.model
     latents = PotentialEnergy(problem, obs).prior_latents(repeats + 1)

@@ -16,7 +16,7 @@ its chains, ``dense_build_s``). For each run: ``wall_s`` (sampling, warm-up incl
 summed over chains), ``grad_evals`` (potential evaluations with gradient, the chains'
 ``num_evals``), ``grad_eval_s`` (``wall_s / grad_evals``), ``ess``
 (the smallest bulk ESS over the named parameters: ``arviz_stats.ess`` of
-:func:`invprior.diagnostics.to_arviz`), ``ess_per_s`` (``ess / wall_s``),
+:func:`invprior.datatree.to_arviz`), ``ess_per_s`` (``ess / wall_s``),
 ``pde_solves`` (forward plus adjoint solves of the sampling; for the dense run those of
 building the map, since its chains solve nothing) and ``ess_per_pde_solve``
 (``ess / pde_solves``). ``dense_speedup`` is ``grad_eval_s / dense_grad_eval_s``, the
@@ -37,7 +37,7 @@ from gradient_cost import CONFIG, build_problem, timed
 
 from invprior import infer
 from invprior.bridge import DenseObservationMap
-from invprior.diagnostics import to_arviz
+from invprior.datatree import to_arviz
 from invprior.model import InverseProblem
 from invprior.study import StudyConfig
 
@@ -73,14 +73,14 @@ def _throughput(problem, obs, start, config, seed):
 def run(warmup=100, samples=100, chains=1, max_tree_depth=6, seed=0, threads=1, config=CONFIG):
     """Both runs as one flat dict (see the module docstring for the keys)."""
     comm = MPI.COMM_WORLD
-    study = StudyConfig.from_toml(config)
-    study = dataclasses.replace(study, pde=dataclasses.replace(study.pde, dense=False))
-    if study.pde.kind != "source":
+    source = StudyConfig.from_toml(config)
+    source = dataclasses.replace(source, pde=dataclasses.replace(source.pde, dense=False))
+    if source.pde.kind != "source":
         raise ValueError(
-            f"{config} has [pde] kind = {study.pde.kind!r}; the dense map needs 'source'"
+            f"{config} has [pde] kind = {source.pde.kind!r}; the dense map needs 'source'"
         )
     mcmc = dataclasses.replace(
-        study.mcmc,
+        source.mcmc,
         warmup_steps=warmup,
         num_samples=samples,
         num_chains=chains,
@@ -91,9 +91,9 @@ def run(warmup=100, samples=100, chains=1, max_tree_depth=6, seed=0, threads=1, 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        problem, obs, _ = build_problem(study, comm)
+        problem, obs, _ = build_problem(source, comm)
         model = problem.forward.model
-        start = infer.map(problem, obs, seed=study.seed, config=study.map)
+        start = infer.map(problem, obs, seed=source.study.seed, config=source.map)
         sparse = _throughput(problem, obs, start, mcmc, seed)
         before = model.counter.total
         build_s, forward = timed(comm, DenseObservationMap, model)

@@ -17,7 +17,7 @@ its diagnostics, see docs/scaling.md) and
 iterations from the same MAP (the harmonic mean acceptance targeted at
 ``--target-accept-prob``, the file's other ``[mcmc]`` settings). For each:
 ``ess_min_named`` (smallest bulk ESS over the named parameters, ``arviz_stats.ess`` of
-:func:`invprior.diagnostics.to_arviz`), ``wall_s`` (sampling with warm-up, the Laplace
+:func:`invprior.datatree.to_arviz`), ``wall_s`` (sampling with warm-up, the Laplace
 preconditioner included, all chains), ``ess_per_min_named = ess_min_named / wall_s * 60``,
 ``rhat_max`` over the named parameters, ``divergences`` and ``grad_evals`` (potential
 evaluations, one per chain and leapfrog step). Keys: ChEES without prefix, NUTS with
@@ -51,7 +51,7 @@ from gradient_cost import CONFIG, build_problem
 from map_newton import _timed_map, exact_posterior, gaussian_field_problem
 
 from invprior import infer
-from invprior.diagnostics import to_arviz
+from invprior.datatree import to_arviz
 from invprior.infer.common import seeded
 from invprior.potential import potential_energy
 from invprior.study import StudyConfig
@@ -82,10 +82,10 @@ def _named_throughput(problem, obs, sampler, start, config, seed):
 
 def demo(args, config_path=CONFIG):
     """NUTS with the file's settings and ChEES on the demo problem (flat dict)."""
-    study = StudyConfig.from_toml(config_path)
-    problem, obs, _ = build_problem(study, MPI.COMM_SELF)
-    start = infer.map(problem, obs, seed=study.seed, config=study.map)
-    nuts_config = dataclasses.replace(study.mcmc, store_field=False, disable_progbar=True)
+    config = StudyConfig.from_toml(config_path)
+    problem, obs, _ = build_problem(config, MPI.COMM_SELF)
+    start = infer.map(problem, obs, seed=config.study.seed, config=config.map)
+    nuts_config = dataclasses.replace(config.mcmc, store_field=False, disable_progbar=True)
     nuts_config = dataclasses.replace(
         nuts_config, warmup_steps=args.nuts_draws, num_samples=args.nuts_draws
     )

@@ -61,7 +61,7 @@ from invprior.priors.simulate import simulate, simulate_misspecified_sources
 from invprior.report import field_scores, named_scores
 from invprior.scores import crps
 from invprior.sites import FIELD
-from invprior.study import baseline_seed, oracle_gaussian
+from invprior.study import baseline_seed, oracle_gaussian_from_fields
 
 PRIORS = ("aux-vae", "oracle-gp", "matern-gp", "dl-cfm")
 REGIMES = ("in_distribution", "misspecified")
@@ -89,11 +89,11 @@ def draw_scores(draws, truth):
 # The mesh, the sensors, the approximation error's moments and the two Gaussian priors do
 # not depend on the truth, so they are built once; only the noise std
 # ($1\%$ of $\max|F(x^\star)|$) and the data change from truth to truth. The oracle
-# Gaussian is :func:`invprior.study.oracle_gaussian`, the prior of
-# :func:`invprior.study.gp_baseline`; the Matern prior takes the mean of the same draws
-# and the covariance whose hyperparameters maximise the likelihood of (fewer) draws. The
-# draws have the seed of the generator's training data
-# (:func:`invprior.study.baseline_seed`), never a truth's.
+# Gaussian is the prior of :func:`invprior.study.gp_baseline`
+# (:func:`invprior.study.oracle_gaussian_from_fields` of training-distribution draws); the
+# Matern prior takes the mean of the same draws and the covariance whose hyperparameters
+# maximise the likelihood of (fewer) of them. The draws are simulated once, with the seed
+# of the generator's training data (:func:`invprior.study.baseline_seed`), never a truth's.
 
 
 def build_priors(generator, forward, *, gp_fields, matern_fields, approx_fields, data_seed):
@@ -102,8 +102,8 @@ def build_priors(generator, forward, *, gp_fields, matern_fields, approx_fields,
     approx = ApproximationError.estimate(
         generator, simulate("source", approx_fields, data_seed, grid).fields, forward
     )
-    oracle = oracle_gaussian("source", gp_fields, data_seed, grid, 0.999)
     train = simulate("source", gp_fields, data_seed, grid).fields.astype(np.float64)
+    oracle = oracle_gaussian_from_fields(train, grid, 0.999)
     hyper = fit_matern(train[:matern_fields], grid)
     shape = GaussianFieldGenerator.matern(
         grid, hyper["variance"], hyper["length_scale"], hyper["nu"]

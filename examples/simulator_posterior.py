@@ -36,7 +36,7 @@ from dataclasses import replace
 from mpi4py import MPI
 
 from invprior import infer
-from invprior.diagnostics import to_arviz
+from invprior.datatree import to_arviz
 from invprior.model import DisentangledPrior, InverseProblem
 from invprior.priors import SimulatorGenerator
 from invprior.report import study_metrics, write_report

@@ -20,6 +20,7 @@ _SUBMODULES = (
     "bridge",
     "calibration",
     "collective",
+    "datatree",
     "diagnostics",
     "fileio",
     "infer",

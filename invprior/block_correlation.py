@@ -24,6 +24,7 @@ import torch
 import xarray as xr
 from matplotlib.figure import Figure
 
+from .priors.arrays import to_numpy
 from .sites import Z_AUX, Z_REC
 
 __all__ = ["BlockCorrelation", "block_correlation", "plot_block_correlation"]
@@ -65,7 +66,7 @@ def _posterior_blocks(
     if isinstance(samples_or_tree, xr.DataTree):
         if "posterior" not in samples_or_tree.children:
             raise ValueError(
-                "the DataTree has no posterior group; build it with invprior.diagnostics.to_arviz"
+                "the DataTree has no posterior group; build it with invprior.datatree.to_arviz"
             )
         source = samples_or_tree["posterior"]
         keys, names = source.data_vars, source.coords.get("aux")
@@ -84,10 +85,7 @@ def _posterior_blocks(
             "(a prior without named variables has no z_aux block)"
         )
     names = None if names is None else tuple(str(n) for n in np.asarray(names))
-    z_aux, z_rec = (
-        v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
-        for v in (source[Z_AUX], source[Z_REC])
-    )
+    z_aux, z_rec = to_numpy(source[Z_AUX]), to_numpy(source[Z_REC])
     return z_aux, z_rec, names
 
 
@@ -108,7 +106,7 @@ def block_correlation(
         samples_or_tree: Posterior draws with ``z_aux`` of shape ``(*sample, d)`` and
             ``z_rec`` of shape ``(*sample, r)``, e.g. ``MCMCResult.samples`` (sample shape
             ``(chain, draw)``), or a DataTree whose ``posterior`` group holds them (from
-            :func:`invprior.diagnostics.to_arviz`).
+            :func:`invprior.datatree.to_arviz`).
         aux_names: Names of the ``d`` named variables; default the DataTree's ``aux``
             coordinate, else ``z_aux[j]``.
 

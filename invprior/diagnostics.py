@@ -1,33 +1,13 @@
 # SPDX-License-Identifier: MIT
-r"""Posterior results as ArviZ DataTrees, summaries and the two-layer reading.
+r"""Sampling checks, summaries and the two-layer reading of a posterior DataTree.
 
-This is the only module that imports ArviZ. ArviZ >= 1 has no Pyro converter, so the
-DataTree is built with ``arviz_base.from_dict``, in one layout whatever produced the draws
-(sample dimensions ``("chain", "draw")``):
-
-- :func:`to_arviz`: our :class:`~invprior.infer.MCMCResult` or
-  :class:`~invprior.infer.LaplaceResult` of an :class:`~invprior.model.InverseProblem`;
-- :func:`from_pyro_mcmc`: a ``pyro.infer.MCMC`` object, its per-draw sampler statistics
-  recorded by a :class:`PyroSampleStats` whose kernel it ran, passed as its ``hook_fn``;
-- :func:`from_svi`: independent draws from an SVI guide.
-
-Groups: ``posterior`` (latent and deterministic sites), ``sample_stats`` (``diverging``,
-``energy``, ``lp``, integer ``n_steps`` and ``tree_depth``, ``step_size``,
-``acceptance_rate``), ``log_likelihood`` (one value per observation: the observed
-site's factors, or for a multivariate normal the conditional densities
-:math:`\log p(y_i \mid y_{-i}, \theta)` [4]), ``posterior_predictive``, ``prior`` and
-``prior_predictive`` (draws of the model with its data left out), ``observed_data`` and
-``constant_data``. With an inverse problem the dimensions are named (``sensor``, ``aux``,
-``rec``, ``y``/``x`` with the grid's node coordinates, ``xy``). ``lp`` is
-:math:`-U(\zeta)`, the log joint density on the unconstrained space (Jacobian included)
-that the sampler moved in; draws that are independent (SVI, Laplace) have no
-trajectory, so their ``energy`` is :math:`-lp`, ``n_steps`` and ``tree_depth`` are 0,
-``step_size`` is NaN and ``acceptance_rate`` 1 (E-BFMI near 2 says nothing there).
+Everything here reads a DataTree in the layout of :mod:`invprior.datatree` (or posterior
+draws directly).
 
 :func:`sampling_checks` holds the draws against ArviZ's recommendations (R-hat at most
 1.01, bulk and tail ESS at least 100 per chain, no divergence, E-BFMI at least 0.3);
 :func:`warn_sampling` turns each failed check into a :class:`SamplingWarning`, which the
-MCMC converters issue unless told not to.
+MCMC converters of :mod:`invprior.datatree` issue unless told not to.
 
 The posterior is read in two layers: the named physical parameters
 (:func:`summarize_named`: mean, sd, 90% HDI, ESS, R-hat) and the residual block
@@ -35,754 +15,61 @@ The posterior is read in two layers: the named physical parameters
 field variance carried by the named block versus ``z_rec``.
 
 References:
-    [1] R. Kumar, C. Carroll, A. Hartikainen, O. Martin, "ArviZ a unified library for
-        exploratory analysis of Bayesian models in Python", JOSS 4 (2019),
-        https://doi.org/10.21105/joss.01143
-    [2] A. Vehtari, A. Gelman, D. Simpson, B. Carpenter, P.-C. Buerkner, "Rank-normalization,
+    [1] A. Vehtari, A. Gelman, D. Simpson, B. Carpenter, P.-C. Buerkner, "Rank-normalization,
         folding, and localization: an improved R-hat", Bayesian Analysis 16 (2021),
         https://arxiv.org/abs/1903.08008
+    [2] M. Betancourt, "Diagnosing Suboptimal Cotangent Disintegrations in Hamiltonian
+        Monte Carlo" (2016), https://arxiv.org/abs/1604.00695
     [3] I. M. Sobol', "Global sensitivity indices for nonlinear mathematical models and their
         Monte Carlo estimates", Math. Comput. Simul. 55 (2001),
         https://doi.org/10.1016/S0378-4754(00)00270-6
-    [4] P.-C. Buerkner, J. Gabry, A. Vehtari, "Efficient leave-one-out cross-validation for
-        Bayesian non-factorized normal and Student-t models", Comput. Stat. 36 (2021),
-        https://arxiv.org/abs/1810.10559
-    [5] M. Betancourt, "Diagnosing Suboptimal Cotangent Disintegrations in Hamiltonian
-        Monte Carlo" (2016), https://arxiv.org/abs/1604.00695
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import warnings
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-import arviz_base
 import arviz_stats
 import numpy as np
 import pandas as pd
-import pyro
-import pyro.distributions as dist
 import torch
 import xarray as xr
-from pyro import poutine
-from pyro.infer.mcmc import HMC, NUTS
-from torch.distributions import Transform, biject_to
 
-from .fileio import atomic_path, json_text
-from .infer.common import is_root, seeded
-from .infer.laplace_approximation import LaplaceResult
-from .infer.mcmc import MCMCResult
-from .infer.pyro_shim import DrawRecorder, StartEnergy, call_args, recording_copy
+from .infer.common import seeded
 from .model import InverseProblem
-from .sites import AUX_NOISE, FIELD, OBS, Z_AUX, Z_REC
+from .priors.arrays import to_numpy
+from .sites import Z_AUX, Z_REC
 
 __all__ = [
     "BFMI_MIN",
     "ESS_PER_CHAIN_MIN",
     "RHAT_MAX",
-    "PyroSampleStats",
     "SamplingWarning",
     "VarianceDecomposition",
     "field_summary",
-    "from_pyro_mcmc",
-    "from_svi",
     "sampling_checks",
-    "save_datatree",
     "summarize_named",
     "summarize_residual",
-    "to_arviz",
     "variance_decomposition",
     "warn_sampling",
 ]
 
 RHAT_MAX = 1.01
-"""Largest acceptable rank-normalised split R-hat [2]."""
+"""Largest acceptable rank-normalised split R-hat [1]."""
 
 ESS_PER_CHAIN_MIN = 100
-"""Fewest acceptable bulk and tail effective draws per chain [2]."""
+"""Fewest acceptable bulk and tail effective draws per chain [1]."""
 
 BFMI_MIN = 0.3
-"""Smallest acceptable E-BFMI of a chain [5]."""
-
-NUM_PRIOR_DRAWS = 100
-"""Default number of draws in the ``prior`` and ``prior_predictive`` groups."""
-
-_STAT_NAMES = {"accept_prob": "acceptance_rate"}
-"""Our per-draw statistic names that differ from ArviZ's conventions."""
-
-_DRAWS = "_draws"
-"""Name of the plate that vectorises a model over draws."""
+"""Smallest acceptable E-BFMI of a chain [2]."""
 
 
 class SamplingWarning(UserWarning):
     """A sampling diagnostic outside ArviZ's recommended range (see :func:`sampling_checks`)."""
-
-
-def _numpy(value: torch.Tensor | np.ndarray) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
-def _grid_coords(problem: InverseProblem) -> dict[str, np.ndarray]:
-    grid = problem.prior.generator.grid
-    (x0, y0), (x1, y1) = grid.bbox
-    return {"y": np.linspace(y0, y1, grid.shape[0]), "x": np.linspace(x0, x1, grid.shape[1])}
-
-
-# --- the model, vectorised over draws -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Model:
-    """A Pyro model with its arguments and the batch structure of its sites.
-
-    Attributes:
-        fn: The model.
-        args: Its positional arguments (the data included).
-        kwargs: Its keyword arguments.
-        nesting: Its plate nesting (the draws plate goes one dimension further left).
-        batch_ndim: Batch dimensions of every site in one unbatched run.
-        transforms: ``{site: T}`` from unconstrained to constrained values of the latent
-            sites; a site left out gets ``biject_to`` of its support.
-    """
-
-    fn: Callable[..., object]
-    args: tuple
-    kwargs: dict
-    nesting: int
-    batch_ndim: dict[str, int]
-    transforms: dict[str, Transform]
-
-    @classmethod
-    def of(
-        cls,
-        fn: Callable[..., object],
-        args: tuple,
-        kwargs: Mapping[str, object] | None,
-        draw: Mapping[str, torch.Tensor],
-        transforms: Mapping[str, Transform] | None = None,
-    ) -> _Model:
-        """The structure read from one run conditioned on one draw (one model evaluation)."""
-        kwargs = dict(kwargs or {})
-        with poutine.block(), torch.no_grad():
-            trace = poutine.trace(poutine.condition(fn, data=dict(draw))).get_trace(
-                *args, **kwargs
-            )
-        sites = [s for s in trace.nodes.values() if s["type"] == "sample"]
-        nesting = max(
-            (-f.dim for s in sites for f in s["cond_indep_stack"] if f.vectorized),
-            default=0,
-        )
-        batch_ndim = {s["name"]: len(s["fn"].batch_shape) for s in sites}
-        return cls(fn, tuple(args), kwargs, nesting, batch_ndim, dict(transforms or {}))
-
-    def _expand(self, name: str, value: torch.Tensor) -> torch.Tensor:
-        """Draws ``(D, *shape)`` with singleton dimensions up to the draws plate."""
-        extra = self.nesting - self.batch_ndim.get(name, 0)
-        return value.reshape(value.shape[:1] + (1,) * extra + value.shape[1:])
-
-    def squeeze(self, name: str, value: torch.Tensor) -> torch.Tensor:
-        """A site value from a vectorised trace, ``(D, ...)``, without the padding dims."""
-        extra = self.nesting - self.batch_ndim.get(name, 0)
-        return value.reshape(value.shape[:1] + value.shape[1 + extra :])
-
-    def trace(
-        self, values: Mapping[str, torch.Tensor] | None, num: int, data: bool = True
-    ) -> pyro.poutine.Trace:
-        """A trace with ``num`` draws in a plate: conditioned on ``values`` ``(num, ...)``.
-
-        With ``data`` off the observed sites are sampled too (``poutine.uncondition``).
-        """
-        fn = self.fn if data else poutine.uncondition(self.fn)
-        if values:
-            data_ = {n: self._expand(n, v) for n, v in values.items()}
-            fn = poutine.condition(fn, data=data_)
-
-        def vectorised(*args: object, **kwargs: object) -> object:
-            with pyro.plate(_DRAWS, num, dim=-(self.nesting + 1)):
-                return fn(*args, **kwargs)
-
-        with poutine.block(), torch.no_grad():
-            return poutine.trace(vectorised).get_trace(*self.args, **self.kwargs)
-
-
-def _sites(trace: pyro.poutine.Trace) -> dict[str, dict]:
-    return {n: s for n, s in trace.nodes.items() if s["type"] == "sample" and n != _DRAWS}
-
-
-def _is_deterministic(site: dict) -> bool:
-    return bool(site["infer"].get("_deterministic"))
-
-
-def _observed(trace: pyro.poutine.Trace) -> list[str]:
-    return [n for n, s in _sites(trace).items() if s["is_observed"] and not _is_deterministic(s)]
-
-
-def _pointwise_log_lik(fn: dist.Distribution, value: torch.Tensor) -> torch.Tensor:
-    r"""One log density per observed value, shape ``(*batch, *event)``.
-
-    Independent factors are split; a multivariate normal gives the conditional densities
-    :math:`\log p(y_i \mid y_{-i})` [4]: with precision :math:`Q` and :math:`g = Q(y -
-    \mu)`, :math:`\tfrac12 \log(Q_{ii} / 2\pi) - g_i^2 / (2 Q_{ii})`.
-    """
-    while isinstance(fn, dist.ExpandedDistribution | torch.distributions.Independent):
-        if isinstance(fn, torch.distributions.Independent):
-            fn = fn.base_dist
-        else:
-            fn = fn.base_dist.expand(fn.batch_shape)
-    if isinstance(fn, torch.distributions.MultivariateNormal):
-        precision = fn.precision_matrix
-        g = (precision @ (value - fn.loc).unsqueeze(-1)).squeeze(-1)
-        q = precision.diagonal(dim1=-2, dim2=-1)
-        return 0.5 * torch.log(q / (2 * math.pi)) - 0.5 * g.square() / q
-    if fn.event_shape:
-        raise ValueError(
-            f"cannot split the log likelihood of a {type(fn).__name__} into one value per "
-            f"observation; use independent factors (.to_event) or a MultivariateNormal"
-        )
-    return fn.log_prob(value)
-
-
-def _latent_names(trace: pyro.poutine.Trace) -> list[str]:
-    return [
-        n
-        for n, s in _sites(trace).items()
-        if not s["is_observed"] and not _is_deterministic(s)
-        and not s["infer"].get("is_auxiliary")
-    ]  # fmt: skip
-
-
-def _log_density(
-    model: _Model, trace: pyro.poutine.Trace, latent: Collection[str], num: int
-) -> torch.Tensor:
-    r""":math:`-U(\zeta)` of every draw of a trace conditioned on the ``latent`` sites.
-
-    Returns:
-        The log densities, shape ``(num,)``.
-    """
-    total = torch.zeros(num, dtype=torch.float64)
-    for name, site in _sites(trace).items():
-        if _is_deterministic(site):
-            continue
-        value = site["value"]
-        log_p = site["fn"].log_prob(value)
-        if name in latent:
-            t = model.transforms.get(name) or biject_to(site["fn"].support)
-            log_p = log_p + t.log_abs_det_jacobian(t.inv(value), value)
-        total = total + log_p.reshape(num, -1).sum(-1).to(total)
-    return total
-
-
-@dataclass
-class _Groups:
-    """Arrays per group and variable, sample dimensions first."""
-
-    posterior: dict[str, np.ndarray]
-    log_likelihood: dict[str, np.ndarray]
-    posterior_predictive: dict[str, np.ndarray]
-    observed_data: dict[str, np.ndarray]
-    prior: dict[str, np.ndarray]
-    prior_predictive: dict[str, np.ndarray]
-    lp: np.ndarray
-
-
-def _model_groups(
-    model: _Model,
-    draws: Mapping[str, torch.Tensor],
-    *,
-    posterior_predictive: bool,
-    num_prior_draws: int,
-    seed: int,
-    device: torch.device,
-) -> _Groups:
-    """Every group the model gives, one vectorised run per chain and one for the prior.
-
-    Args:
-        model: The model.
-        draws: Latent site values, shapes ``(chain, draw, *shape)``.
-        posterior_predictive: Draw replicated data.
-        num_prior_draws: Draws of the prior and prior predictive (0: none).
-        seed: Seed of the replicated data (the prior draws use ``seed + 1``).
-        device: Device of the random draws.
-    """
-    post: dict[str, list] = {}
-    loglik: dict[str, list] = {}
-    reps: dict[str, list] = {}
-    lps, observed = [], {}
-    num_chains, num = next(iter(draws.values())).shape[:2]
-    with seeded(seed, device):
-        for chain in range(num_chains):
-            trace = model.trace({n: v[chain] for n, v in draws.items()}, num)
-            lps.append(_numpy(_log_density(model, trace, draws, num)))
-            for name, site in _sites(trace).items():
-                if _is_deterministic(site):
-                    post.setdefault(name, []).append(model.squeeze(name, site["value"]))
-                elif site["is_observed"] and name not in draws:
-                    observed[name] = site["value"]
-                    point = _pointwise_log_lik(site["fn"], site["value"])
-                    loglik.setdefault(name, []).append(model.squeeze(name, point))
-                    if posterior_predictive:
-                        rep = model.squeeze(name, site["fn"].sample())
-                        reps.setdefault(name, []).append(rep)
-    prior, prior_pred = {}, {}
-    if num_prior_draws:
-        with seeded(seed + 1, device):
-            trace = model.trace(None, num_prior_draws, data=False)
-        for name, site in _sites(trace).items():
-            value = _numpy(model.squeeze(name, site["value"]))[None]
-            if name in observed:
-                prior_pred[name] = value
-            elif not site["infer"].get("is_auxiliary"):
-                prior[name] = value
-
-    def stack(groups: dict[str, list]) -> dict[str, np.ndarray]:
-        return {n: _numpy(torch.stack(v)) for n, v in groups.items()}
-
-    return _Groups(
-        posterior={**{n: _numpy(v) for n, v in draws.items()}, **stack(post)},
-        log_likelihood=stack(loglik),
-        posterior_predictive=stack(reps),
-        observed_data={n: _numpy(v) for n, v in observed.items()},
-        prior=prior,
-        prior_predictive=prior_pred,
-        lp=np.stack(lps),
-    )
-
-
-def _independent_stats(lp: np.ndarray) -> dict[str, np.ndarray]:
-    """Sampler statistics of independent draws (no trajectory), shapes ``(chain, draw)``."""
-    return {
-        "diverging": np.zeros(lp.shape, dtype=bool),
-        "energy": -lp,
-        "lp": lp,
-        "n_steps": np.zeros(lp.shape, dtype=np.int64),
-        "tree_depth": np.zeros(lp.shape, dtype=np.int64),
-        "step_size": np.full(lp.shape, np.nan),
-        "acceptance_rate": np.ones(lp.shape),
-    }
-
-
-# --- the DataTree ------------------------------------------------------------------------
-
-
-def _problem_layout(
-    problem: InverseProblem,
-    sensor_coords: np.ndarray | None,
-    truth: Mapping[str, torch.Tensor | np.ndarray | float] | None,
-) -> tuple[dict, dict, dict, dict]:
-    """``(dims, coords, constant_data, attrs)`` of an inverse problem's DataTree."""
-    prior = problem.prior
-    names = list(prior.aux_names)
-    constant = {"tau": np.array(prior.tau)}
-    if problem.likelihood is not None:  # else noise_std is a site of the posterior
-        constant = {"noise_std": _numpy(problem.likelihood.noise_std), **constant}
-    dims = {AUX_NOISE: ["aux"], Z_AUX: ["aux"], Z_REC: ["rec"], FIELD: ["y", "x"], OBS: ["sensor"]}
-    for name, value in (truth or {}).items():
-        constant[f"true_{name}"] = _numpy(value)
-        dims[f"true_{name}"] = dims.get(name, [])
-    if constant.get("noise_std", np.zeros(())).size > 1:
-        dims["noise_std"] = ["sensor"]
-    if sensor_coords is not None:
-        sensor_coords = np.asarray(sensor_coords, dtype=float)
-        if sensor_coords.shape != (problem.n_obs, 2):
-            raise ValueError(
-                f"sensor_coords has shape {sensor_coords.shape}; expected ({problem.n_obs}, 2)"
-            )
-        constant["sensor_coords"] = sensor_coords
-        dims["sensor_coords"] = ["sensor", "xy"]
-    coords = {**_grid_coords(problem), "xy": ["x", "y"], **({"aux": names} if names else {})}
-    if sensor_coords is not None:
-        coords["sensor_x"] = ("sensor", sensor_coords[:, 0])
-        coords["sensor_y"] = ("sensor", sensor_coords[:, 1])
-    attrs = {
-        "aux_names": json.dumps(names),
-        "aux_units": json.dumps(list(prior.generator.aux_units)),
-    }
-    return dims, coords, constant, attrs
-
-
-def _datatree(
-    groups: _Groups,
-    stats: Mapping[str, np.ndarray],
-    *,
-    include: set[str] | None,
-    dims: Mapping[str, list[str]],
-    coords: Mapping[str, object],
-    constant: Mapping[str, np.ndarray],
-    attrs: Mapping[str, object],
-) -> xr.DataTree:
-    """The DataTree of ``groups``; posterior and prior variables limited to ``include``."""
-
-    def keep(group: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {n: v for n, v in group.items() if include is None or n in include}
-
-    data = {
-        "posterior": keep(groups.posterior),
-        "sample_stats": {_STAT_NAMES.get(k, k): np.asarray(v) for k, v in stats.items()},
-        "log_likelihood": groups.log_likelihood,
-        "posterior_predictive": groups.posterior_predictive,
-        "prior": keep(groups.prior),
-        "prior_predictive": groups.prior_predictive,
-        "observed_data": groups.observed_data,
-        "constant_data": dict(constant),
-    }
-    data = {k: v for k, v in data.items() if v}
-    plain = {k: v for k, v in coords.items() if not isinstance(v, tuple)}
-    tree = arviz_base.from_dict(data, dims=dict(dims), coords=plain, attrs={"/": dict(attrs)})
-    for name, (dim, values) in ((k, v) for k, v in coords.items() if isinstance(v, tuple)):
-        for group in tree.children.values():
-            if dim in group.dims:
-                group.coords[name] = (dim, values)
-    return tree
-
-
-def _include(problem: InverseProblem, include_field: bool) -> set[str]:
-    names = {*problem.prior.aux_names, *problem.latent_shapes, Z_AUX}
-    return names | {FIELD} if include_field else names
-
-
-def to_arviz(
-    result: MCMCResult | LaplaceResult,
-    problem: InverseProblem,
-    obs: torch.Tensor | np.ndarray,
-    *,
-    sensor_coords: np.ndarray | None = None,
-    include_field: bool = False,
-    posterior_predictive: bool = True,
-    num_prior_draws: int = NUM_PRIOR_DRAWS,
-    num_draws: int = 1000,
-    truth: Mapping[str, torch.Tensor | np.ndarray | float] | None = None,
-    seed: int = 0,
-    warn: bool = True,
-) -> xr.DataTree:
-    """An ArviZ DataTree of an MCMC or Laplace result of an inverse problem.
-
-    Groups as in the module docstring. ``posterior`` holds the named sites in physical
-    units, ``e_aux``, ``z_aux``, ``z_rec`` (``eps`` for a flow prior) and optionally
-    ``field`` on ``(y, x)`` node coordinates; ``sample_stats`` the sampler's per-draw
-    statistics (an MCMC result) or those of independent draws (a Laplace result, one
-    chain of ``num_draws``); ``constant_data`` ``noise_std``, ``tau`` and, if given,
-    ``sensor_coords`` (also the ``sensor_x``/``sensor_y`` coordinates of ``sensor``).
-    Root attributes record the kernel, the named variables and their units, and for MCMC
-    per-chain PDE solves and wall times (JSON). One forward solve per posterior draw (the
-    log likelihood and the replicated data) and per prior draw.
-
-    Args:
-        result: The MCMC or Laplace result.
-        problem: The inverse problem it approximates.
-        obs: Observed data, shape ``(n_obs,)``.
-        sensor_coords: Sensor positions, shape ``(n_obs, 2)``.
-        include_field: Store the field draws (``chain * draw * ny * nx`` values, and as
-            many per prior draw).
-        posterior_predictive: Add replicated data.
-        num_prior_draws: Draws in ``prior`` and ``prior_predictive``; 0 leaves them out.
-        num_draws: Draws of a Laplace result.
-        truth: Known true values for synthetic studies, ``{site: value}`` (named variables,
-            ``field`` of shape ``(ny, nx)``); stored in ``constant_data`` as ``true_<site>``.
-        seed: Seed of the replicated noise, the prior draws and the Laplace draws.
-        warn: For an MCMC result, issue a :class:`SamplingWarning` per failed check of
-            :func:`sampling_checks` (on MPI rank 0 only).
-
-    Returns:
-        The DataTree.
-
-    Raises:
-        ValueError: If ``sensor_coords`` does not have shape ``(n_obs, 2)`` or ``obs`` is
-            not finite data of shape ``(n_obs,)``.
-        TypeError: If ``result`` is neither an MCMC nor a Laplace result.
-    """
-    obs = problem.check_obs(obs)
-    if isinstance(result, MCMCResult):
-        draws = {n: result.samples[n] for n in problem.latent_shapes}
-        transforms = None
-    elif isinstance(result, LaplaceResult):
-        sites = result.sample(num_draws, seed=seed)
-        draws = {n: sites[n][None] for n in problem.latent_shapes}
-        transforms = result.potential.transforms
-    else:
-        raise TypeError(
-            f"result must be an MCMCResult or a LaplaceResult, got {type(result).__name__}; "
-            f"convert a pyro.infer.MCMC with from_pyro_mcmc and an SVI guide with from_svi"
-        )
-    model = _Model(problem.model, (obs,), {}, 0, {}, dict(transforms or {}))
-    groups = _model_groups(
-        model,
-        draws,
-        posterior_predictive=posterior_predictive,
-        num_prior_draws=num_prior_draws,
-        seed=seed,
-        device=obs.device,
-    )
-    dims, coords, constant, attrs = _problem_layout(problem, sensor_coords, truth)
-    if isinstance(result, MCMCResult):
-        stats = dict(result.sample_stats)
-        attrs |= {
-            "kernel": result.kernel,
-            "chain_stats": json_text(result.chain_stats),  # strict: a NaN step size is null
-            "num_divergences": result.num_divergences,
-        }
-    else:
-        stats = _independent_stats(groups.lp)
-        attrs |= {
-            "kernel": "Laplace",
-            "chain_stats": json_text([{"chain": 0, "pde_solves": result.pde_solves}]),
-            "num_divergences": 0,
-        }
-    attrs["deterministic"] = json.dumps([Z_AUX, FIELD])
-    tree = _datatree(
-        groups,
-        stats,
-        include=_include(problem, include_field),
-        dims=dims,
-        coords=coords,
-        constant=constant,
-        attrs=attrs,
-    )
-    if warn and isinstance(result, MCMCResult) and is_root():
-        warn_sampling(sampling_checks(tree), stacklevel=3)
-    return tree
-
-
-class PyroSampleStats:
-    """Per-draw sampler statistics of a ``pyro.infer.MCMC`` run, passed as its ``hook_fn``.
-
-    Records what :func:`invprior.infer.nuts` records (``step_size``, ``n_steps``,
-    ``accept_prob``, ``energy``, ``lp`` and, for NUTS, ``tree_depth``) for every chain that
-    runs in this process (Pyro's default for chains on one CPU, or ``num_chains=1``). The
-    run must use :attr:`kernel`, a copy of the given kernel that also keeps the Hamiltonian
-    after each momentum refresh (:func:`~invprior.infer.pyro_shim.recording_copy`; it
-    draws what the given kernel would, and the given kernel is left as it is). On the first
-    call of a chain the copy's potential is wrapped to count leapfrog steps. The
-    statistics of a chain start after its first warm-up iteration, so give at least one
-    warm-up step.
-
-    Args:
-        kernel: A ``pyro.infer.NUTS`` or ``pyro.infer.HMC`` kernel, not run yet.
-        num_samples: Draws per chain, as given to ``MCMC``.
-
-    Attributes:
-        kernel: The kernel to give ``MCMC``.
-
-    Raises:
-        TypeError: If ``kernel`` is not a NUTS or HMC kernel.
-
-    Example:
-        >>> stats = PyroSampleStats(NUTS(model), num_samples=500)  # doctest: +SKIP
-        >>> mcmc = MCMC(stats.kernel, 500, warmup_steps=500, hook_fn=stats)  # doctest: +SKIP
-        >>> tree = from_pyro_mcmc(mcmc, stats=stats)  # doctest: +SKIP
-    """
-
-    def __init__(self, kernel: HMC, num_samples: int) -> None:
-        self.kernel = recording_copy(kernel)
-        self.num_samples = int(num_samples)
-        self._recorders: dict[int, DrawRecorder] = {}
-
-    def __call__(self, kernel: object, params: dict, stage: str, i: int) -> None:
-        """Record iteration ``i`` of ``stage`` (``"Warmup [c]"`` or ``"Sample [c]"``).
-
-        Raises:
-            TypeError: If the run does not use :attr:`kernel`.
-        """
-        if not isinstance(kernel, StartEnergy):
-            raise TypeError(
-                f"PyroSampleStats records runs of its own kernel, got a {type(kernel).__name__}; "
-                "pass stats.kernel to MCMC: MCMC(stats.kernel, ..., hook_fn=stats)"
-            )
-        chain = int(stage.partition("[")[2].rstrip("]") or 0)
-        if chain not in self._recorders:
-            counter = _CountedPotential(kernel.potential_fn)
-            kernel.potential_fn = counter
-            nuts = isinstance(kernel, NUTS)
-            self._recorders[chain] = DrawRecorder(counter, self.num_samples, nuts)
-        self._recorders[chain](kernel, params, stage, i)
-
-    @property
-    def stats(self) -> dict[str, np.ndarray]:
-        """The statistics so far, ``{name: (chain, draw)}``."""
-        chains = [self._recorders[c].stats for c in sorted(self._recorders)]
-        return {key: np.stack([s[key] for s in chains]) for key in chains[0]}
-
-
-class _CountedPotential:
-    """A potential function that counts its evaluations (``num_evals``)."""
-
-    def __init__(self, fn: Callable[[dict], torch.Tensor]) -> None:
-        self.fn, self.num_evals = fn, 0
-
-    def __call__(self, params: dict) -> torch.Tensor:
-        self.num_evals += 1
-        return self.fn(params)
-
-
-def _generic_layout(
-    problem: InverseProblem | None,
-    sensor_coords: np.ndarray | None,
-    dims: Mapping[str, list[str]] | None,
-    coords: Mapping[str, object] | None,
-) -> tuple[dict, dict, dict, dict]:
-    if problem is None:
-        return dict(dims or {}), dict(coords or {}), {}, {"aux_names": json.dumps([])}
-    p_dims, p_coords, constant, attrs = _problem_layout(problem, sensor_coords, None)
-    return {**p_dims, **(dims or {})}, {**p_coords, **(coords or {})}, constant, attrs
-
-
-def from_pyro_mcmc(
-    mcmc: pyro.infer.MCMC,
-    *,
-    stats: PyroSampleStats | None = None,
-    problem: InverseProblem | None = None,
-    sensor_coords: np.ndarray | None = None,
-    dims: Mapping[str, list[str]] | None = None,
-    coords: Mapping[str, object] | None = None,
-    posterior_predictive: bool = True,
-    num_prior_draws: int = NUM_PRIOR_DRAWS,
-    seed: int = 0,
-    warn: bool = True,
-) -> xr.DataTree:
-    """An ArviZ DataTree of a ``pyro.infer.MCMC`` run (ArviZ >= 1 has no ``from_pyro``).
-
-    The model and its arguments are the ones the run was given (``mcmc.run(*args)``);
-    its observed sites make ``observed_data``, ``log_likelihood`` and the predictive
-    groups. ``diverging`` comes from the kernel's diagnostics, the other sampler
-    statistics from ``stats``; without it ``lp`` is recomputed with ``biject_to``
-    transforms (Pyro's default) and there is no ``energy``.
-
-    Args:
-        mcmc: The run, with a kernel built from a model (``NUTS(model)``, ``HMC(model)``).
-        stats: The :class:`PyroSampleStats` whose ``kernel`` the run used, passed as its
-            ``hook_fn``.
-        problem: The inverse problem whose ``model`` was sampled, for its named dimensions,
-            coordinates and ``constant_data``.
-        sensor_coords: Sensor positions, shape ``(n_obs, 2)`` (with ``problem``).
-        dims: Dimension names per variable, ``{site: [dim, ...]}`` (event dimensions).
-        coords: Coordinate values per dimension.
-        posterior_predictive: Add replicated data.
-        num_prior_draws: Draws in ``prior`` and ``prior_predictive``; 0 leaves them out.
-        seed: Seed of the replicated data and the prior draws.
-        warn: Issue a :class:`SamplingWarning` per failed check (MPI rank 0 only).
-
-    Returns:
-        The DataTree.
-
-    Raises:
-        ValueError: If the kernel has no model or the run kept no draws.
-    """
-    kernel = mcmc.kernel
-    if kernel.model is None:
-        raise ValueError(
-            "the MCMC kernel was built from a potential_fn; build it from a model "
-            "(NUTS(model)), or convert an invprior.infer result with to_arviz"
-        )
-    samples = mcmc.get_samples(group_by_chain=True)
-    if not samples:
-        raise ValueError("the MCMC run kept no draws; call mcmc.run(...) first")
-    first = {n: v[0, 0] for n, v in samples.items()}
-    args, kwargs = call_args(mcmc)
-    model = _Model.of(kernel.model, args, kwargs, first, kernel.transforms)
-    device = next(iter(samples.values())).device
-    groups = _model_groups(
-        model,
-        samples,
-        posterior_predictive=posterior_predictive,
-        num_prior_draws=num_prior_draws,
-        seed=seed,
-        device=device,
-    )
-    num_chains, num = next(iter(samples.values())).shape[:2]
-    diverging = np.zeros((num_chains, num), dtype=bool)
-    for chain, indices in enumerate(mcmc.diagnostics()["divergences"].values()):
-        diverging[chain, np.asarray(indices, dtype=int)] = True
-    recorded = stats.stats if stats is not None else {"lp": groups.lp}
-    dims_, coords_, constant, attrs = _generic_layout(problem, sensor_coords, dims, coords)
-    attrs |= {
-        "kernel": type(kernel).__name__,
-        "num_divergences": int(diverging.sum()),
-        "deterministic": json.dumps([n for n in groups.posterior if n not in samples]),
-    }
-    tree = _datatree(
-        groups,
-        {**recorded, "diverging": diverging},
-        include=None,
-        dims=dims_,
-        coords=coords_,
-        constant=constant,
-        attrs=attrs,
-    )
-    if warn and is_root():
-        warn_sampling(sampling_checks(tree), stacklevel=2)
-    return tree
-
-
-def from_svi(
-    guide: Callable[..., object],
-    model: Callable[..., object],
-    *args: object,
-    model_kwargs: Mapping[str, object] | None = None,
-    num_draws: int = 1000,
-    problem: InverseProblem | None = None,
-    sensor_coords: np.ndarray | None = None,
-    dims: Mapping[str, list[str]] | None = None,
-    coords: Mapping[str, object] | None = None,
-    posterior_predictive: bool = True,
-    num_prior_draws: int = NUM_PRIOR_DRAWS,
-    seed: int = 0,
-) -> xr.DataTree:
-    """An ArviZ DataTree of independent draws from a fitted SVI guide (one chain).
-
-    Args:
-        guide: The fitted guide (an autoguide or any guide over the model's latent sites).
-        model: The model it approximates.
-        *args: The model's (and guide's) arguments, the data included.
-        model_kwargs: Their keyword arguments.
-        num_draws: Draws from the guide.
-        problem: The inverse problem whose ``model`` this is, for its named dimensions,
-            coordinates and ``constant_data``.
-        sensor_coords: Sensor positions, shape ``(n_obs, 2)`` (with ``problem``).
-        dims: Dimension names per variable, ``{site: [dim, ...]}`` (event dimensions).
-        coords: Coordinate values per dimension.
-        posterior_predictive: Add replicated data.
-        num_prior_draws: Draws in ``prior`` and ``prior_predictive``; 0 leaves them out.
-        seed: Seed of the guide draws (``seed + 2``), the replicated data and the prior.
-
-    Returns:
-        The DataTree; ``sample_stats`` as for independent draws (module docstring).
-    """
-    kwargs = dict(model_kwargs or {})
-    with seeded(seed + 2, torch.device("cpu")), poutine.block(), torch.no_grad():
-        traces = [poutine.trace(guide).get_trace(*args, **kwargs) for _ in range(num_draws)]
-    names = _latent_names(traces[0])
-    draws = {n: torch.stack([t.nodes[n]["value"] for t in traces])[None] for n in names}
-    model_ = _Model.of(model, args, kwargs, {n: v[0, 0] for n, v in draws.items()})
-    device = next(iter(draws.values())).device
-    groups = _model_groups(
-        model_,
-        draws,
-        posterior_predictive=posterior_predictive,
-        num_prior_draws=num_prior_draws,
-        seed=seed,
-        device=device,
-    )
-    dims_, coords_, constant, attrs = _generic_layout(problem, sensor_coords, dims, coords)
-    attrs |= {
-        "kernel": "SVI",
-        "num_divergences": 0,
-        "deterministic": json.dumps([n for n in groups.posterior if n not in draws]),
-    }
-    return _datatree(
-        groups,
-        _independent_stats(groups.lp),
-        include=None,
-        dims=dims_,
-        coords=coords_,
-        constant=constant,
-        attrs=attrs,
-    )
 
 
 # --- sampling checks ------------------------------------------------------------------------
@@ -800,7 +87,7 @@ def sampling_checks(tree: xr.DataTree) -> dict[str, dict[str, object]]:
     ``rhat`` (largest rank-normalised split R-hat, bulk or folded, at most
     :data:`RHAT_MAX`), ``ess_bulk`` and ``ess_tail`` (smallest effective sample sizes, at
     least :data:`ESS_PER_CHAIN_MIN` per chain), ``divergences`` (none) and ``bfmi``
-    (smallest E-BFMI of a chain, at least :data:`BFMI_MIN`) [2, 5], over the posterior
+    (smallest E-BFMI of a chain, at least :data:`BFMI_MIN`) [1, 2], over the posterior
     variables that are not deterministic. A check that cannot be computed (a single chain
     for R-hat, no ``energy``) has a NaN value and ``passed`` None.
 
@@ -896,25 +183,6 @@ def warn_sampling(checks: Mapping[str, Mapping[str, object]], stacklevel: int = 
             warnings.warn(message, SamplingWarning, stacklevel=stacklevel + 1)
 
 
-def save_datatree(tree: xr.DataTree, path: str | os.PathLike) -> Path:
-    """Write a DataTree to NetCDF atomically (temporary file in the same folder, then rename).
-
-    A reader never sees a half-written file, and an interrupted write leaves any previous
-    file in place.
-
-    Args:
-        tree: The DataTree.
-        path: Target file, conventionally ``*.nc``.
-
-    Returns:
-        The path written.
-    """
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tree.to_netcdf(tmp)
-    return path
-
-
 def _summary(tree: xr.DataTree, var_names: list[str], ci_prob: float) -> pd.DataFrame:
     return arviz_stats.summary(
         tree, var_names=var_names, ci_prob=ci_prob, ci_kind="hdi", round_to="none"
@@ -927,7 +195,7 @@ def summarize_named(
     """Summary of the named physical parameters: mean, sd, HDI, ESS, R-hat, MCSE.
 
     Args:
-        tree: A DataTree from :func:`to_arviz`.
+        tree: A DataTree from :func:`invprior.datatree.to_arviz`.
         names: Variables to summarise; default: the named variables recorded in the tree.
         ci_prob: Probability mass of the highest-density interval.
 
@@ -954,7 +222,7 @@ def field_summary(field_samples: torch.Tensor | np.ndarray) -> dict[str, np.ndar
     Returns:
         ``mean``, ``std``, ``q05`` and ``q95``, each of shape ``(ny, nx)``.
     """
-    x = _numpy(field_samples)
+    x = to_numpy(field_samples)
     if x.ndim < 3:
         raise ValueError(f"field_samples must have shape (*sample, ny, nx), got {x.shape}")
     x = x.reshape(-1, *x.shape[-2:])
@@ -1032,7 +300,7 @@ def variance_decomposition(
     with torch.no_grad(), seeded(seed, z_rec.device):
         inner = torch.randint(num, (num, num_inner), device=z_rec.device)
         fields = gen.decode(z_aux[:, None, :].expand(-1, num_inner, -1), z_rec[inner])
-    fields = _numpy(fields).astype(np.float64)  # (num, num_inner, ny, nx)
+    fields = to_numpy(fields).astype(np.float64)  # (num, num_inner, ny, nx)
     within = fields.var(axis=1, ddof=1)
     residual_var = within.mean(0)
     named_var = np.maximum(fields.mean(axis=1).var(axis=0, ddof=1) - residual_var / num_inner, 0)

@@ -65,7 +65,7 @@ from matplotlib.figure import Figure
 
 from .fileio import save_figure
 from .model import DisentangledPrior
-from .priors.arrays import reference_tensor
+from .priors.arrays import reference_tensor, to_numpy
 from .priors.base import Generator
 from .sites import Z_AUX, Z_REC
 
@@ -136,12 +136,6 @@ class InducedCovariance:
         return {k: float(v.sum() / total) if total > 0 else 0.0 for k, v in parts.items()}
 
 
-def _numpy(value: torch.Tensor | np.ndarray) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
 def _as_prior(prior_or_generator: DisentangledPrior | Generator) -> DisentangledPrior:
     if isinstance(prior_or_generator, DisentangledPrior):
         return prior_or_generator
@@ -164,8 +158,8 @@ def _latent_point(
                 f"latent has no {missing}; pass a mapping with 'z_aux' and 'z_rec' (e.g. "
                 f"MapResult.sites) or one vector of shape ({d + r},)"
             )
-        z_aux = _numpy(latent[Z_AUX]) if d else np.zeros(0)
-        z_rec = _numpy(latent[Z_REC])
+        z_aux = to_numpy(latent[Z_AUX]) if d else np.zeros(0)
+        z_rec = to_numpy(latent[Z_REC])
         if z_aux.shape != (d,) or z_rec.shape != (r,):
             raise ValueError(
                 f"latent['z_aux'] and latent['z_rec'] have shapes {z_aux.shape} and "
@@ -173,7 +167,7 @@ def _latent_point(
             )
         z0 = np.concatenate([z_aux, z_rec])
     else:
-        z0 = _numpy(latent)
+        z0 = to_numpy(latent)
         if z0.shape != (d + r,):
             raise ValueError(
                 f"latent has shape {z0.shape} but the generator takes d + r = {d} + {r} = "
@@ -198,14 +192,14 @@ def _prior_sigma_z(prior: DisentangledPrior) -> np.ndarray:
         if not np.isfinite(var):
             raise ValueError(f"the prior of {name!r} has variance {var}; pass sigma_z explicitly")
         var_u.append(var)
-    scale = _numpy(gen.aux_std).astype(np.float64) if prior.aux_names else np.zeros(0)
+    scale = to_numpy(gen.aux_std).astype(np.float64) if prior.aux_names else np.zeros(0)
     var_aux = np.asarray(var_u, dtype=np.float64) / scale**2 + prior.tau**2
     return np.diag(np.concatenate([var_aux, np.ones(gen.rec_dim)]))
 
 
 def _check_sigma_z(sigma_z: torch.Tensor | np.ndarray, m: int) -> np.ndarray:
     """A symmetric PSD float64 ``(m, m)`` matrix from variances ``(m,)`` or a matrix."""
-    cov = _numpy(sigma_z).astype(np.float64)
+    cov = to_numpy(sigma_z).astype(np.float64)
     if cov.shape == (m,):
         cov = np.diag(cov)
     if cov.shape != (m, m):
@@ -245,7 +239,7 @@ def _jacobian(generator: Generator, z0: np.ndarray) -> tuple[np.ndarray, np.ndar
         # torch.jit.script, which warns about its deprecation; nothing here uses TorchScript.
         warnings.filterwarnings("ignore", "`torch.jit.script`", FutureWarning)
         jac, field = torch.func.jacfwd(flat, has_aux=True)(w0)
-    return _numpy(field).astype(np.float64), _numpy(jac).astype(np.float64)
+    return to_numpy(field).astype(np.float64), to_numpy(jac).astype(np.float64)
 
 
 def induced_covariance(

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 r"""Study reports from a posterior DataTree: metrics, text summary and figures.
 
-Everything reads a DataTree built by :func:`invprior.diagnostics.to_arviz` (with
+Everything reads a DataTree built by :func:`invprior.datatree.to_arviz` (with
 ``include_field=True`` and, for synthetic studies, ``truth``), so a saved study can be
 redrawn without rerunning it (``invprior report RESULTS_DIR``). Figures are
 :class:`matplotlib.figure.Figure` objects built without pyplot (no backend is selected
@@ -96,7 +96,7 @@ def field_maps(tree: xr.DataTree) -> dict[str, np.ndarray]:
     has a ``baseline`` group.
 
     Args:
-        tree: A DataTree from :func:`invprior.diagnostics.to_arviz` with field draws.
+        tree: A DataTree from :func:`invprior.datatree.to_arviz` with field draws.
     """
     maps = {f"posterior_{k}": v for k, v in field_summary(_field_draws(tree)).items()}
     if (true_field := _truth(tree, FIELD)) is not None:
@@ -217,7 +217,7 @@ def study_metrics(tree: xr.DataTree) -> dict[str, object]:
     """The study's headline numbers (see the module docstring); truth-based ones need truth.
 
     Args:
-        tree: A DataTree from :func:`invprior.diagnostics.to_arviz` with field draws.
+        tree: A DataTree from :func:`invprior.datatree.to_arviz` with field draws.
 
     Returns:
         A JSON-serialisable dict.
@@ -378,7 +378,7 @@ def write_report(tree: xr.DataTree, out: str | os.PathLike) -> dict[str, Path]:
     study in place, each one atomically.
 
     Args:
-        tree: A DataTree from :func:`invprior.diagnostics.to_arviz` with field draws.
+        tree: A DataTree from :func:`invprior.datatree.to_arviz` with field draws.
         out: Output folder (created if needed).
 
     Returns:

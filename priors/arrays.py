@@ -8,10 +8,22 @@ import itertools
 import numpy as np
 import torch
 
-__all__ = ["MIN_SAMPLES", "as_matrix", "check_pair", "reference_tensor"]
+__all__ = ["MIN_SAMPLES", "as_matrix", "check_pair", "reference_tensor", "to_numpy"]
 
 MIN_SAMPLES = 10
 """Fewest samples a correlation-based score is computed from."""
+
+
+def to_numpy(value: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A tensor (detached, on the CPU) or an array-like as a NumPy array, same dtype.
+
+    Example:
+        >>> to_numpy(torch.tensor([1.0, 2.0], requires_grad=True))
+        array([1., 2.], dtype=float32)
+    """
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
 
 
 def as_matrix(name: str, array: np.ndarray) -> np.ndarray:

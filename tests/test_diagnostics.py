@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: MIT
-"""ArviZ DataTree, NetCDF round trip, summaries and the variance decomposition."""
+"""Sampling checks and their warnings, summaries, the report and the variance decomposition."""
 
 import json
+import warnings
 
+import arviz as az
 import numpy as np
 import pytest
 import torch
@@ -10,14 +12,16 @@ import xarray as xr
 from linear_gaussian import make_problem, synthetic_obs
 
 from invprior import infer
+from invprior.datatree import to_arviz
 from invprior.diagnostics import (
+    SamplingWarning,
     field_summary,
-    save_datatree,
+    sampling_checks,
     summarize_named,
     summarize_residual,
-    to_arviz,
     variance_decomposition,
 )
+from invprior.report import study_metrics, text_summary, write_report
 from invprior.sites import FIELD, Z_AUX, Z_REC
 
 
@@ -39,38 +43,55 @@ def run():
     return problem, obs, result
 
 
-def test_to_arviz_groups_and_shapes(run, tmp_path):
-    problem, obs, result = run
-    coords = np.random.default_rng(0).uniform(size=(problem.n_obs, 2))
-    tree = to_arviz(result, problem, obs, sensor_coords=coords, include_field=True)
-    post = tree["posterior"]
-    assert set(post.data_vars) == {"u0", "u1", "e_aux", Z_AUX, Z_REC, FIELD}
-    assert post["u0"].dims == ("chain", "draw")
-    assert post[FIELD].dims == ("chain", "draw", "y", "x")
-    assert list(post["aux"].values) == ["u0", "u1"]
-    np.testing.assert_allclose(post["x"].values, np.linspace(0, 1, 4))
-    stats = tree["sample_stats"]
-    assert {"diverging", "step_size", "tree_depth", "acceptance_rate", "n_steps"} <= set(
-        stats.data_vars
-    )
-    assert stats["diverging"].dtype == bool
-    assert tree["posterior_predictive"]["obs"].shape == (2, 15, problem.n_obs)
-    np.testing.assert_array_equal(tree["observed_data"]["obs"].values, obs.numpy())
-    assert tree["constant_data"]["sensor_coords"].dims == ("sensor", "xy")
-    assert float(tree["constant_data"]["noise_std"]) == pytest.approx(0.3)
-    assert json.loads(tree.attrs["aux_names"]) == ["u0", "u1"]
-    path = save_datatree(tree, tmp_path / "out" / "posterior.nc")
-    back = xr.open_datatree(path)
-    np.testing.assert_array_equal(back["posterior"]["u1"].values, post["u1"].values)
-    assert [p.name for p in path.parent.iterdir()] == ["posterior.nc"]  # no temporary left
+def _quiet(fn):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SamplingWarning)
+        return fn()
 
 
-def test_to_arviz_checks_its_inputs(run):
-    problem, obs, result = run
-    with pytest.raises(ValueError, match="sensor_coords has shape"):
-        to_arviz(result, problem, obs, sensor_coords=np.zeros((3, 2)), posterior_predictive=False)
-    with pytest.raises(ValueError, match="NaN"):
-        to_arviz(result, problem, obs * np.nan)
+def test_warnings_fire_on_a_bad_run():
+    """Two chains far apart that barely move: R-hat and both ESS checks fail loudly."""
+    torch.manual_seed(0)
+    problem = make_problem(aux_dim=2, rec_dim=2)
+    obs = synthetic_obs(problem)
+    init = torch.tensor([[1.0] * 6, [-1.0] * 6], dtype=torch.float64)
+    result = infer.hmc(problem, obs, init=init, num_samples=12, warmup_steps=0, num_steps=2,
+                       step_size=1e-3, disable_progbar=True)  # fmt: skip
+    with pytest.warns(SamplingWarning) as record:
+        tree = to_arviz(result, problem, obs, num_prior_draws=0, posterior_predictive=False)
+    messages = " ".join(str(w.message) for w in record)
+    assert "R-hat is" in messages and "bulk ESS is" in messages and "tail ESS is" in messages
+    checks = sampling_checks(tree)
+    assert checks["rhat"]["passed"] is False and checks["rhat"]["value"] > 1.01
+    assert checks["ess_bulk"]["threshold"] == 200
+
+
+def test_warnings_fire_on_divergences_and_low_bfmi():
+    rng = np.random.default_rng(0)
+    draws = rng.normal(size=(2, 400))
+    energy = np.cumsum(rng.normal(scale=0.05, size=(2, 400)), axis=1)  # a random walk
+    diverging = np.zeros((2, 400), dtype=bool)
+    diverging[0, 3] = True
+    tree = az.from_dict({"posterior": {"a": draws},
+                         "sample_stats": {"energy": energy, "diverging": diverging}})  # fmt: skip
+    tree.attrs["deterministic"] = "[]"
+    checks = sampling_checks(tree)
+    assert checks["divergences"] == {"value": 1.0, "threshold": 0, "passed": False,
+                                     "variable": None}  # fmt: skip
+    assert checks["bfmi"]["passed"] is False and checks["bfmi"]["value"] < 0.3
+    assert checks["rhat"]["passed"] and checks["ess_bulk"]["passed"]
+    assert isinstance(tree, xr.DataTree)
+
+
+def test_warnings_stay_quiet_on_a_good_run():
+    torch.manual_seed(0)
+    problem = make_problem(aux_dim=2, rec_dim=2)
+    obs = synthetic_obs(problem)
+    start = infer.map(problem, obs, num_restarts=1)
+    result = infer.nuts(problem, obs, init=start, num_samples=400, warmup_steps=200,
+                        disable_progbar=True)  # fmt: skip
+    tree = _quiet(lambda: to_arviz(result, problem, obs, num_prior_draws=0))
+    assert all(c["passed"] for c in sampling_checks(tree).values())
 
 
 def test_summaries_are_split_into_named_and_residual(run):
@@ -114,8 +135,6 @@ def test_variance_decomposition_of_a_linear_generator():
 
 
 def test_report_from_a_synthetic_study(run, tmp_path):
-    from invprior.report import study_metrics, text_summary, write_report
-
     problem, obs, result = run
     truth = {"u0": 0.1, "u1": -0.2, FIELD: result.samples[FIELD][0, 0]}
     tree = to_arviz(result, problem, obs, include_field=True, truth=truth)

@@ -117,28 +117,33 @@ def test_study_on_rank_groups_equals_the_one_rank_study(
     """
     from mpi4py import MPI
 
-    from invprior.study import StudyConfig, run_study
+    from invprior.study import OutputConfig, StudyConfig, run_study
 
     if comm.size == 1:
         pytest.skip("compares rank groups with one rank; run under mpiexec -n 2")
     shared = Path(comm.bcast(str(tmp_path_factory.mktemp(kernel)) if comm.rank == 0 else None))
     config = StudyConfig.from_dict(tomllib.loads(study_toml(small_prior, n=6, baseline=False)))
     if kernel == "chees":
-        mcmc = dataclasses.replace(config.mcmc, num_chains=4, warmup_steps=30, num_samples=10)
-        config = dataclasses.replace(config, kernel=kernel, mcmc=mcmc)
+        mcmc = dataclasses.replace(
+            config.mcmc, kernel=kernel, num_chains=4, warmup_steps=30, num_samples=10
+        )
+        config = dataclasses.replace(config, mcmc=mcmc)
     serial_folder = shared / f"serial-{comm.rank}"
-    serial = run_study(dataclasses.replace(config, folder=serial_folder), MPI.COMM_SELF)
-    config = dataclasses.replace(config, folder=shared / "groups", parallel_chains=True)
+    serial_config = dataclasses.replace(config, output=OutputConfig(serial_folder))
+    serial = run_study(serial_config, MPI.COMM_SELF)
+    study = dataclasses.replace(config.study, parallel_chains=True)
+    config = dataclasses.replace(config, output=OutputConfig(shared / "groups"), study=study)
     groups = run_study(config, comm)
     comm.Barrier()
     for key in ("rel_l2_error", "coverage_90", "ess_min", "rhat_max", "divergences"):
         assert groups[key] == pytest.approx(serial[key], rel=1e-8), key
-    trees = [xr.open_datatree(f / "posterior.nc").load() for f in (serial_folder, config.folder)]
+    folders = (serial_folder, config.output.folder)
+    trees = [xr.open_datatree(f / "posterior.nc").load() for f in folders]
     for group in ("posterior", "sample_stats", "posterior_predictive"):
         xr.testing.assert_allclose(trees[0][group].ds, trees[1][group].ds, rtol=1e-8, atol=1e-12)
     solves = [[c["pde_solves"] for c in json.loads(t.attrs["chain_stats"])] for t in trees]
     assert solves[0] == solves[1]
-    assert (config.folder / "fields.xdmf").exists()
+    assert (config.output.folder / "fields.xdmf").exists()
 
 
 @pytest.mark.skip_in_parallel
@@ -150,8 +155,8 @@ def test_run_command_sets_chains_and_rank_groups(tmp_path, monkeypatch, capsys):
 
     def fake_run_study(config: object, comm: object, **options: object) -> dict:
         seen.append(config)
-        Path(config.folder).mkdir(parents=True)
-        (Path(config.folder) / "summary.txt").write_text("")
+        config.output.folder.mkdir(parents=True)
+        (config.output.folder / "summary.txt").write_text("")
         return {}
 
     monkeypatch.setattr(invprior.study, "run_study", fake_run_study)
@@ -160,9 +165,9 @@ def test_run_command_sets_chains_and_rank_groups(tmp_path, monkeypatch, capsys):
     text = study_toml("unused", n=6, baseline=False)
     path.write_text(text.replace("[study]\n", "[study]\nparallel_chains = true\n"))
     assert main(["run", str(path), "--out", str(tmp_path / "a"), "--chains", "3"]) == 0
-    assert (seen[-1].mcmc.num_chains, seen[-1].parallel_chains) == (3, True)
+    assert (seen[-1].mcmc.num_chains, seen[-1].study.parallel_chains) == (3, True)
     assert main(["run", str(path), "--out", str(tmp_path / "b"), "--no-parallel-chains"]) == 0
-    assert (seen[-1].mcmc.num_chains, seen[-1].parallel_chains) == (2, False)
+    assert (seen[-1].mcmc.num_chains, seen[-1].study.parallel_chains) == (2, False)
     assert main(["run", str(path), "--chains", "0"]) == 2
     assert "num_chains must be >= 1, got 0" in capsys.readouterr().err
     path.write_text(text.replace("[study]\n", '[study]\nparallel_chains = "groups"\n'))

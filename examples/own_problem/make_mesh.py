@@ -17,6 +17,7 @@ import dolfinx.io
 import dolfinx.mesh
 import numpy as np
 
+from invprior.fileio import discard, move_into, partial_folder
 from invprior.pde import tag_boundaries
 
 HERE = Path(__file__).parent
@@ -36,6 +37,17 @@ tags = tag_boundaries(
     },
 )
 mesh.name, tags.name = "mesh", "facet_tags"
-with dolfinx.io.XDMFFile(mesh.comm, str(HERE / "domain.xdmf"), "w") as xdmf:
-    xdmf.write_mesh(mesh)
-    xdmf.write_meshtags(tags, mesh.geometry)
+
+# Both files are written into a hidden partial folder beside them, then renamed into place,
+# the ``.h5`` first (the ``.xdmf`` refers to it by its bare name): an interrupted run leaves
+# the previous pair.
+target = HERE / "domain.xdmf"
+partial = partial_folder(target)
+try:
+    with dolfinx.io.XDMFFile(mesh.comm, str(partial / target.name), "w") as xdmf:
+        xdmf.write_mesh(mesh)
+        xdmf.write_meshtags(tags, mesh.geometry)
+    h5 = target.with_suffix(".h5")
+    move_into(partial, {h5.name: h5, target.name: target})
+finally:
+    discard(partial)

@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
     from invprior.collective import on_root
     from invprior.fileio import check_output_folder, json_text, write_json, write_text
-    from invprior.study import StudyConfig, run_study
+    from invprior.study import OutputConfig, StudyConfig, run_study
     from invprior.study.run import MARKER
     from invprior.study.setup import check_study
     from invprior.validation import InputError
@@ -119,12 +119,12 @@ def run(args: argparse.Namespace) -> int:
     configs = {}
     for name, path in zip(names, args.configs, strict=True):
         config = StudyConfig.from_toml(path)
-        config = dataclasses.replace(config, folder=args.out / name)
+        config = dataclasses.replace(config, output=OutputConfig(folder=args.out / name))
         try:
             check_study(config, comm)
         except InputError as err:
             raise InputError(f"{path}: {err}") from err
-        on_root(comm, check_output_folder, config.folder, "--out", MARKER)
+        on_root(comm, check_output_folder, config.output.folder, "--out", MARKER)
         configs[name] = config
     problems = data_differences(configs)
     if problems:

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from invprior.infer.checkpoint import SamplingInterrupted, prepare_checkpoint, settings_of
-    from invprior.study import StudyConfig, run_study
+    from invprior.study import OutputConfig, StudyConfig, run_study
     from invprior.study.setup import check_study
     from invprior.validation import InputError
 
@@ -134,14 +134,15 @@ def run(args: argparse.Namespace) -> int:
             mcmc = dataclasses.replace(config.mcmc, num_chains=args.chains)
             config = dataclasses.replace(config, mcmc=mcmc)
         if args.parallel_chains is not None:
-            config = dataclasses.replace(config, parallel_chains=args.parallel_chains)
+            study = dataclasses.replace(config.study, parallel_chains=args.parallel_chains)
+            config = dataclasses.replace(config, study=study)
         if args.out is not None:
-            config = dataclasses.replace(config, folder=args.out)
+            config = dataclasses.replace(config, output=OutputConfig(folder=args.out))
         check_study(config, comm)
     except InputError as err:
         raise InputError(f"{where}: {err}") from err
-    settings = settings_of(config, ignore=("folder", "[mcmc] disable_progbar"))
-    checkpoint = prepare_checkpoint(config.folder, settings, resume=args.resume, comm=comm)
+    settings = settings_of(config, ignore=("[output] folder", "[mcmc] disable_progbar"))
+    checkpoint = prepare_checkpoint(config.output.folder, settings, resume=args.resume, comm=comm)
     torch.set_num_threads(args.threads)
     try:
         metrics = run_study(config, comm, checkpoint=checkpoint)
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if comm.rank == 0:  # the results are written: the sampling is not needed any more
         discard(checkpoint.folder)
     if comm.rank == 0:
-        print((Path(config.folder) / "summary.txt").read_text())
-        print(f"report: {config.folder}")
+        print((config.output.folder / "summary.txt").read_text())
+        print(f"report: {config.output.folder}")
         print(json_text(metrics))
     return 0

@@ -56,29 +56,33 @@ The sides of the generator's box are tagged 1 left, 2 right, 3 bottom, 4 top
 Such a study reports posterior summaries and predictive checks against the data, no
 error metrics, and runs the Gaussian baseline only with ``[baseline] simulator``.
 
-``[study]`` holds the settings of the study as a whole, :class:`StudyConfig`'s own
-fields: ``seed`` and ``parallel_chains`` (chains on MPI rank groups,
-:mod:`invprior.parallel`). Tables ``[map]`` and ``[mcmc]`` take the fields of
-:class:`invprior.infer.MapConfig` and :class:`invprior.infer.MCMCConfig`; ``[mcmc]`` also
-takes ``kernel`` (``"nuts"``, ``"hmc"`` or ``"chees"``); ``[output]`` takes ``folder``;
-``[baseline]`` takes the fields of :class:`BaselineConfig` (the Gaussian-field baseline,
-on by default), ``[approximation_error]`` those of :class:`ApproximationErrorConfig`.
+Each table is the field of :class:`StudyConfig` named after it. ``[study]``
+(:class:`StudySettings`) holds the settings of the study as a whole: ``seed`` and
+``parallel_chains`` (chains on MPI rank groups, :mod:`invprior.parallel`). ``[map]`` takes
+the fields of :class:`invprior.infer.MapConfig`; ``[mcmc]`` (:class:`SamplerConfig`) those
+of :class:`invprior.infer.MCMCConfig` and ``kernel`` (``"nuts"``, ``"hmc"`` or
+``"chees"``); ``[output]`` (:class:`OutputConfig`) takes ``folder``; ``[baseline]`` takes
+the fields of :class:`BaselineConfig` (the Gaussian-field baseline, on by default),
+``[approximation_error]`` those of :class:`ApproximationErrorConfig`.
 
 MPI: every function is collective on the communicator passed; only rank 0 writes the
 DataTree, figures and text; the ranks of the mesh that rank 0 holds write the XDMF file.
 """
 
-from .baseline import baseline_seed, gp_baseline, oracle_gaussian
+from .baseline import baseline_seed, gp_baseline, oracle_gaussian, oracle_gaussian_from_fields
 from .config import (
     ApproximationErrorConfig,
     BaselineConfig,
     DataConfig,
     MeshConfig,
     NoiseConfig,
+    OutputConfig,
     PDEConfig,
     PriorConfig,
+    SamplerConfig,
     SensorConfig,
     StudyConfig,
+    StudySettings,
     TruthConfig,
 )
 from .run import run_study
@@ -97,10 +101,13 @@ __all__ = [
     "DataConfig",
     "MeshConfig",
     "NoiseConfig",
+    "OutputConfig",
     "PDEConfig",
     "PriorConfig",
+    "SamplerConfig",
     "SensorConfig",
     "StudyConfig",
+    "StudySettings",
     "StudySetup",
     "TruthConfig",
     "baseline_seed",
@@ -110,6 +117,7 @@ __all__ = [
     "load_form",
     "load_generator",
     "oracle_gaussian",
+    "oracle_gaussian_from_fields",
     "run_study",
     "synthetic_truth",
 ]

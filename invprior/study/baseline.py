@@ -18,7 +18,7 @@ from ..priors.simulate import simulate
 from ..sites import FIELD
 from .config import BaselineConfig
 
-__all__ = ["baseline_seed", "gp_baseline", "oracle_gaussian"]
+__all__ = ["baseline_seed", "gp_baseline", "oracle_gaussian", "oracle_gaussian_from_fields"]
 
 
 def baseline_seed(
@@ -59,12 +59,10 @@ def oracle_gaussian(
     grid: GridSpec,
     variance_fraction: float = 0.999,
 ) -> GaussianFieldGenerator:
-    r"""The "oracle" Gaussian prior: empirical moments of simulator draws, in float64.
+    r"""The "oracle" Gaussian prior of ``num_fields`` simulator draws, in float64.
 
-    :meth:`~invprior.priors.GaussianFieldGenerator.from_samples` of ``num_fields`` draws of
-    :func:`~invprior.priors.simulate.simulate` (in float64), :math:`x = \bar x + L z`,
-    :math:`z \sim N(0, I_r)` with the fewest principal modes carrying
-    ``variance_fraction`` of the sample variance.
+    :func:`oracle_gaussian_from_fields` of ``num_fields`` draws of
+    :func:`~invprior.priors.simulate.simulate`.
 
     Args:
         simulator: Simulator of the draws (``"source"`` or ``"conductivity"``).
@@ -83,7 +81,42 @@ def oracle_gaussian(
         (torch.float64, 64)
     """
     draws = simulate(simulator, num_fields, seed, grid)
-    fields = torch.as_tensor(draws.fields, dtype=torch.float64)
+    return oracle_gaussian_from_fields(draws.fields, grid, variance_fraction)
+
+
+def oracle_gaussian_from_fields(
+    fields: np.ndarray,
+    grid: GridSpec,
+    variance_fraction: float = 0.999,
+) -> GaussianFieldGenerator:
+    r"""The "oracle" Gaussian prior: empirical moments of given fields, in float64.
+
+    :meth:`~invprior.priors.GaussianFieldGenerator.from_samples` of ``fields`` cast to
+    float64, :math:`x = \bar x + L z`, :math:`z \sim N(0, I_r)` with the fewest principal
+    modes carrying ``variance_fraction`` of the sample variance. For a caller that needs
+    the draws for more than this prior (:func:`oracle_gaussian` simulates them itself).
+
+    Args:
+        fields: Draws, shape ``(n, ny, nx)`` with ``n >= 2`` and ``(ny, nx)`` the grid's
+            shape (any float dtype).
+        grid: Grid of the fields.
+        variance_fraction: Share of the sample variance the kept modes carry, in ``(0, 1]``.
+
+    Returns:
+        The prior, float64.
+
+    Raises:
+        ValueError: If ``fields`` does not have shape ``(n >= 2, ny, nx)`` or
+            ``variance_fraction`` is not in ``(0, 1]``.
+
+    Example:
+        >>> from invprior.priors import GridSpec
+        >>> fields = np.random.default_rng(0).normal(size=(20, 4, 4)).astype(np.float32)
+        >>> gp = oracle_gaussian_from_fields(fields, GridSpec((4, 4)), 1.0)
+        >>> gp.basis.dtype, tuple(gp.basis.shape)
+        (torch.float64, (16, 16))
+    """
+    fields = torch.as_tensor(fields, dtype=torch.float64)
     return GaussianFieldGenerator.from_samples(fields, variance_fraction, grid)
 
 

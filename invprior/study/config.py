@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..infer import MapConfig, MCMCConfig
@@ -30,10 +30,13 @@ __all__ = [
     "NOISE_PRIORS",
     "SIDES",
     "NoiseConfig",
+    "OutputConfig",
     "PDEConfig",
     "PriorConfig",
+    "SamplerConfig",
     "SensorConfig",
     "StudyConfig",
+    "StudySettings",
     "TruthConfig",
 ]
 
@@ -422,8 +425,19 @@ class ApproximationErrorConfig:
 
 
 @dataclass(frozen=True)
-class _StudyTable:
-    """The ``[study]`` table: the settings of the study as a whole (see :class:`StudyConfig`)."""
+class StudySettings:
+    """The ``[study]`` table: settings of the study as a whole.
+
+    Attributes:
+        seed: Seed of the MAP restarts, the chains, the approximation-error draws added to
+            the posterior fields and the baseline's MAP. The truth, the noise and the
+            simulator draws of the error moments and of the baseline have their own seeds
+            in their tables.
+        parallel_chains: True runs the chains on MPI rank groups, each with its own copy
+            of the mesh (:func:`invprior.parallel.split_chains`); false (the default) runs
+            them one after another with the mesh distributed over all ranks. Both give the
+            same chains up to solver tolerance.
+    """
 
     seed: int = 0
     parallel_chains: bool = False
@@ -439,34 +453,53 @@ KERNELS = ("nuts", "hmc", "chees")
 
 
 @dataclass(frozen=True)
-class _Kernel:
-    """The key of ``[mcmc]`` besides the fields of :class:`MCMCConfig`: which sampler runs."""
+class SamplerConfig(MCMCConfig):
+    """The ``[mcmc]`` table: the settings of :class:`invprior.infer.MCMCConfig` and the sampler.
+
+    It is an :class:`~invprior.infer.MCMCConfig`, so it is passed as it is as the
+    ``config`` of :func:`invprior.infer.nuts`, :func:`~invprior.infer.hmc` and
+    :func:`~invprior.infer.chees`.
+
+    Attributes:
+        kernel: ``"nuts"``, ``"hmc"`` or ``"chees"`` (:data:`KERNELS`), the sampler that
+            :func:`invprior.study.run_study` runs.
+    """
 
     kernel: str = "nuts"
 
     def __post_init__(self) -> None:
-        check_field_types(self)
+        super().__post_init__()
         if self.kernel not in KERNELS:
             raise InputError(f"kernel must be one of {list(KERNELS)}, got {self.kernel!r}")
 
 
 @dataclass(frozen=True)
-class _Output:
-    """The ``[output]`` table."""
+class OutputConfig:
+    """The ``[output]`` table.
 
-    folder: str = "results/study"
+    Attributes:
+        folder: Output folder, written as one unit (a relative path in a TOML file is
+            relative to the file's folder, ``invprior run --out`` to the working
+            directory). A string is stored as a :class:`~pathlib.Path`.
+    """
+
+    folder: Path = Path("results/study")
 
     def __post_init__(self) -> None:
-        check_field_types(self)
-        if not self.folder.strip():
+        if not isinstance(self.folder, str | os.PathLike):
+            raise InputError(f"folder must be a string (a path), got {self.folder!r}")
+        if not str(self.folder).strip():
             raise InputError("folder must be a non-empty path, got ''")
+        object.__setattr__(self, "folder", Path(self.folder))
+        check_field_types(self)
 
 
 _TABLES = {
-    "mesh": MeshConfig, "pde": PDEConfig, "sensors": SensorConfig, "noise": NoiseConfig,
-    "prior": PriorConfig, "truth": TruthConfig, "map": MapConfig, "mcmc": MCMCConfig,
-    "baseline": BaselineConfig, "approximation_error": ApproximationErrorConfig,
-    "data": DataConfig,
+    "study": StudySettings, "mesh": MeshConfig, "pde": PDEConfig, "sensors": SensorConfig,
+    "noise": NoiseConfig, "prior": PriorConfig, "truth": TruthConfig, "map": MapConfig,
+    "mcmc": SamplerConfig, "baseline": BaselineConfig,
+    "approximation_error": ApproximationErrorConfig, "data": DataConfig,
+    "output": OutputConfig,
 }  # fmt: skip
 #: Keys that apply to a synthetic truth only, refused next to ``[data]``: table, keys, why.
 _TRUTH_ONLY = {
@@ -477,7 +510,6 @@ _TRUTH_ONLY = {
 }  # fmt: skip
 #: Keys of ``[pde]`` that describe a built-in kind, refused next to ``[pde] form``.
 _KIND_KEYS = ("kind", "kappa", "source")
-_STUDY_KEYS = tuple(f.name for f in fields(_StudyTable))
 #: Keys whose values are paths, resolved against the TOML's folder: ``(table, key)``.
 _PATHS = (("data", "file"), ("mesh", "file"), ("pde", "form"), ("prior", "name"),
           ("output", "folder"))  # fmt: skip
@@ -582,9 +614,10 @@ def _check_moved(data: dict) -> None:
 class StudyConfig:
     """A whole study; see the module docstring for the TOML layout.
 
-    Each table is one field: ``[mesh]`` is ``mesh`` and so on. ``[study]`` holds this
-    class's own settings, ``seed`` and ``parallel_chains``; ``[mcmc]`` is ``mcmc`` plus
-    ``kernel``; ``[output]`` is ``folder``.
+    Each table is one field named after it: ``[mesh]`` is ``mesh``, ``[study]`` is
+    ``study`` (:class:`StudySettings`: ``seed`` and ``parallel_chains``), ``[mcmc]`` is
+    ``mcmc`` (:class:`SamplerConfig`: the :class:`~invprior.infer.MCMCConfig` settings and
+    ``kernel``), ``[output]`` is ``output`` (:class:`OutputConfig`: ``folder``), and so on.
 
     A study needs at least :data:`MIN_TOTAL_DRAWS` draws over all chains
     (``num_samples * num_chains``), besides the 4 per chain :class:`MCMCConfig` asks for.
@@ -593,21 +626,6 @@ class StudyConfig:
     a study's outputs are all there or the study does not start, and a refusal before the
     mesh is built costs nothing, while a run that drops part of its report would be found
     out only after the MAP and the sampling.
-
-    ``folder`` may be given as a string; it is stored as a :class:`~pathlib.Path`.
-
-    Attributes:
-        kernel: ``"nuts"``, ``"hmc"`` or ``"chees"`` (``[mcmc] kernel``).
-        seed: Seed of the MAP restarts, the chains, the approximation-error draws added to
-            the posterior fields and the baseline's MAP (``[study] seed``). The truth, the
-            noise and the simulator draws of the error moments and of the baseline have
-            their own seeds in their tables.
-        parallel_chains: True runs the chains on MPI rank groups, each with its own copy
-            of the mesh (:func:`invprior.parallel.split_chains`); false (the default) runs
-            them one after another with the mesh distributed over all ranks. Both give the
-            same chains up to solver tolerance (``[study] parallel_chains``).
-        folder: Output folder (``[output] folder``; a relative path is relative to the
-            TOML file, ``invprior run --out`` to the working directory).
     """
 
     mesh: MeshConfig = field(default_factory=MeshConfig)
@@ -617,22 +635,15 @@ class StudyConfig:
     prior: PriorConfig = field(default_factory=PriorConfig)
     truth: TruthConfig | None = field(default_factory=TruthConfig)
     map: MapConfig = field(default_factory=MapConfig)
-    mcmc: MCMCConfig = field(default_factory=MCMCConfig)
+    mcmc: SamplerConfig = field(default_factory=SamplerConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     approximation_error: ApproximationErrorConfig = field(default_factory=ApproximationErrorConfig)
     data: DataConfig | None = None
-    kernel: str = "nuts"
-    seed: int = 0
-    parallel_chains: bool = False
-    folder: Path = Path("results/study")
+    study: StudySettings = field(default_factory=StudySettings)
+    output: OutputConfig = field(default_factory=OutputConfig)
 
     def __post_init__(self) -> None:
-        if isinstance(self.folder, str | os.PathLike):
-            object.__setattr__(self, "folder", Path(self.folder))
         check_field_types(self)
-        study = {name: getattr(self, name) for name in _STUDY_KEYS}
-        config_from_table(_StudyTable, study, "study")
-        config_from_table(_Kernel, {"kernel": self.kernel}, "mcmc")
         draws = self.mcmc.num_samples * self.mcmc.num_chains
         if draws < MIN_TOTAL_DRAWS:
             raise InputError(
@@ -731,7 +742,7 @@ class StudyConfig:
             InputError: An unknown table or key, a table given as a plain value, or a
                 value of the wrong type or range; the message names the table and key.
         """
-        known_tables = sorted({*_TABLES, "study", "output"})
+        known_tables = sorted(_TABLES)
         if unknown := sorted(set(data) - set(known_tables)):
             raise InputError(f"unknown tables {unknown}; known: {known_tables}")
         for name, table in data.items():
@@ -744,16 +755,8 @@ class StudyConfig:
         _check_data_tables(data)
         if base is not None:
             data = _resolve(data, Path(base))
-        mcmc = dict(data.get("mcmc", {}))
-        known_mcmc = sorted({f.name for f in fields(MCMCConfig)} | {"kernel"})
-        if bad := sorted(set(mcmc) - set(known_mcmc)):
-            raise InputError(f"unknown keys {bad} in [mcmc]; known: {known_mcmc}")
-        kernel = {"kernel": mcmc.pop("kernel")} if "kernel" in mcmc else {}
-        kernel = config_from_table(_Kernel, kernel, "mcmc")
-        study = config_from_table(_StudyTable, data.get("study", {}), "study")
-        output = config_from_table(_Output, data.get("output", {}), "output")
         built = {
-            name: config_from_table(kind, mcmc if name == "mcmc" else data.get(name, {}), name)
+            name: config_from_table(kind, data.get(name, {}), name)
             for name, kind in _TABLES.items()
             if name not in ("data", "truth") or name in data
         }
@@ -761,13 +764,7 @@ class StudyConfig:
             built["truth"] = built.get("truth", TruthConfig())
         else:
             built["truth"] = None
-        return cls(
-            **built,
-            kernel=kernel.kernel,
-            seed=study.seed,
-            parallel_chains=study.parallel_chains,
-            folder=Path(output.folder),
-        )
+        return cls(**built)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> StudyConfig:

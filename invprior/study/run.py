@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 
 import numpy as np
 
 from .. import infer, linearised
 from ..block_correlation import block_correlation, plot_block_correlation
 from ..collective import on_root, staged_folder
-from ..diagnostics import save_datatree, to_arviz
+from ..datatree import save_datatree, to_arviz
 from ..fileio import check_output_folder, save_figure
 from ..parallel import gather_chains, split_chains
 from ..report import BASELINE, field_maps, study_metrics, write_report
@@ -42,7 +41,7 @@ def run_study(
 ) -> dict[str, object]:
     """Run a study: truth or measured data, MAP, MCMC, the baseline, DataTree and report.
 
-    Collective on ``comm``. With ``config.parallel_chains`` off, the mesh is distributed
+    Collective on ``comm``. With ``config.study.parallel_chains`` off, the mesh is distributed
     over all ranks of ``comm`` and the chains run one after another. With it on, ``comm``
     is split into rank groups (:func:`invprior.parallel.split_chains`), each with its own
     mesh; every group computes the MAP, rank 0's MAP is broadcast as the chains' start,
@@ -55,7 +54,7 @@ def run_study(
     write ``fields.xdmf`` (+ ``fields.h5``): the posterior mean, std, 5%/95% quantiles,
     the truth and the baseline's summaries as P1 functions for ParaView.
 
-    The output folder ``config.folder`` is written as one unit: it is checked first,
+    The output folder ``config.output.folder`` is written as one unit: it is checked first,
     before the mesh (:func:`invprior.fileio.check_output_folder`: not a file, writable,
     and new, empty or holding an earlier study's ``posterior.nc``), and the results are
     written into a hidden partial sibling that replaces the folder only once complete
@@ -90,33 +89,33 @@ def run_study(
     Raises:
         InputError: With ``write``, if the output folder cannot be written or replaced
             (on every rank, before any work).
-        ValueError: With ``config.parallel_chains``, if the ranks cannot be split into
+        ValueError: With ``config.study.parallel_chains``, if the ranks cannot be split into
             groups (see :func:`invprior.parallel.chain_group`).
     """
     from ..pde import write_grid_functions
 
     tic = time.perf_counter()
-    folder = Path(config.folder)
+    folder = config.output.folder
     if write:  # before any work: a bad folder must not cost the whole run
         on_root(comm, check_output_folder, folder, OUTPUT_SOURCE, MARKER)
     mesh_comm, chains = comm, None  # chains None: all of them, on this one mesh
-    if config.parallel_chains:
+    if config.study.parallel_chains:
         mesh_comm, chains = split_chains(comm, config.mcmc.num_chains)
-    batched = config.kernel == "chees"  # adapted together: every group runs all chains
+    batched = config.mcmc.kernel == "chees"  # adapted together: every group runs all chains
     setup = build_study(config, mesh_comm)
     model, forward, truth, std = setup.model, setup.forward, setup.truth, setup.noise_std
     problem, obs, approx = setup.problem, setup.obs, setup.approximation_error
-    start = infer.map(problem, obs, seed=config.seed, config=config.map)
+    start = infer.map(problem, obs, seed=config.study.seed, config=config.map)
     if chains is not None:
         start = comm.bcast(start, root=0)  # one start for all groups, as in one run
-    sampler = SAMPLERS[config.kernel]
+    sampler = SAMPLERS[config.mcmc.kernel]
     if checkpoint is not None and chains is not None:
         checkpoint = dataclasses.replace(checkpoint, write=mesh_comm.rank == 0)
     result = sampler(
         problem,
         obs,
         init=start,
-        seed=config.seed,
+        seed=config.study.seed,
         config=config.mcmc,
         chains=None if batched else chains,
         checkpoint=checkpoint,
@@ -130,10 +129,11 @@ def run_study(
         sensor_coords=model.sensors.points[:, :2],
         include_field=True,
         truth=truth,
-        seed=config.seed,
+        seed=config.study.seed,
     )
     if approx:
-        fields = approx.posterior_fields(result.samples[FIELD], obs, forward, std, config.seed)
+        samples = result.samples[FIELD]
+        fields = approx.posterior_fields(samples, obs, forward, std, config.study.seed)
         tree["posterior"][FIELD] = tree["posterior"][FIELD].copy(data=fields.cpu().numpy())
         tree["posterior"].attrs["field"] = (
             "generator field plus a conditional draw of its approximation error"
@@ -148,7 +148,7 @@ def run_study(
             config.baseline_simulator,
             dataclasses.replace(config.baseline, seed=seed),
             map_config=config.map,
-            seed=config.seed,
+            seed=config.study.seed,
             linear=setup.linear,
         )
         baseline.attrs["seed_source"] = seed_source

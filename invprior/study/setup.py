@@ -408,7 +408,7 @@ def _probe(config: StudyConfig, grid: object, observations: Observations | None)
 def check_study(config: StudyConfig, comm: object | None = None) -> None:
     """Check what the dataclasses cannot check alone, before any mesh or PDE is built.
 
-    Loads the generator (:func:`load_generator`) and, with ``config.parallel_chains``,
+    Loads the generator (:func:`load_generator`) and, with ``config.study.parallel_chains``,
     checks that the ranks of ``comm`` split into one group per chain
     (:func:`invprior.parallel.chain_group`). With ``[data]``, reads the observation file
     (:func:`invprior.data.read_observations`) and checks where the noise std comes from;
@@ -430,7 +430,7 @@ def check_study(config: StudyConfig, comm: object | None = None) -> None:
             as a list of the wrong length; a sensor lies outside the mesh; the form is not
             a valid residual with its boundary data.
     """
-    if config.parallel_chains and comm is not None:
+    if config.study.parallel_chains and comm is not None:
         try:
             chain_group(comm.rank, comm.size, config.mcmc.num_chains)
         except ValueError as err:

@@ -4,7 +4,7 @@
 Cheap checks only: the TOML validates, the shipped checkpoint loads and was trained on the
 example's own simulator (grid, names, units, ranges), the data file reads, and the mesh
 file is the channel with its corner cut out, with the facet tags the TOML uses. (The
-study's pre-flight check of the example runs in ``tests/test_study.py``.)
+study's pre-flight check of the example runs in ``tests/study/test_setup.py``.)
 """
 
 from pathlib import Path

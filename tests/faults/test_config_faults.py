@@ -20,7 +20,14 @@ from tiny_study import study_toml
 from invprior.cli import main
 from invprior.infer import MapConfig, MCMCConfig
 from invprior.priors.simulate import simulate
-from invprior.study import PDEConfig, StudyConfig, build_study
+from invprior.study import (
+    OutputConfig,
+    PDEConfig,
+    SamplerConfig,
+    StudyConfig,
+    StudySettings,
+    build_study,
+)
 from invprior.study.config import SIMULATORS
 from invprior.study.setup import check_study
 from invprior.validation import InputError
@@ -209,7 +216,10 @@ def test_rank_groups_that_cannot_split_are_refused(tiny_prior, tmp_path):
     for rank in range(3):  # every rank alike
         with pytest.raises(InputError, match=r"\[study\] parallel_chains = true with num_chains"):
             check_study(config, types.SimpleNamespace(rank=rank, size=3))
-    serial = dataclasses.replace(config, parallel_chains=False)
+    assert config.study == StudySettings(seed=0, parallel_chains=True)
+    serial = dataclasses.replace(
+        config, study=dataclasses.replace(config.study, parallel_chains=False)
+    )
     assert check_study(serial, types.SimpleNamespace(rank=0, size=3)) is None
 
 
@@ -217,11 +227,11 @@ def test_good_configurations_pass(tiny_prior):
     """The checks refuse what they should only: the tiny study and the examples pass."""
     config = StudyConfig.from_dict(tomllib.loads(study_toml(tiny_prior)))
     assert check_study(config) is None
-    assert config.mcmc.num_samples == 6 and config.folder.name == "study"
+    assert config.mcmc.num_samples == 6 and config.output.folder.name == "study"
     ints = StudyConfig.from_dict({"pde": {"kappa": 2}, "map": {"lr": 1}})
     assert ints.pde.kappa == 2.0 and isinstance(ints.pde.kappa, float)
     assert isinstance(ints.map.lr, float)
-    assert StudyConfig(folder="elsewhere").folder.name == "elsewhere"
+    assert OutputConfig(folder="elsewhere").folder.name == "elsewhere"
     # the simulators [truth] accepts are those simulate() knows
     for name in SIMULATORS:
         assert simulate(name, 1, 0).fields.shape[0] == 1
@@ -242,8 +252,14 @@ def test_dataclasses_reject_bad_keywords_without_a_table():
     with pytest.raises(InputError, match=r"^kappa must be > 0"):
         PDEConfig(kappa=-1.0)
     kernels = r"\['nuts', 'hmc', 'chees'\]"
-    with pytest.raises(InputError, match=rf"^\[mcmc\] kernel must be one of {kernels}"):
-        StudyConfig(kernel="mala")
+    with pytest.raises(InputError, match=rf"^kernel must be one of {kernels}"):
+        SamplerConfig(kernel="mala")
+    with pytest.raises(InputError, match=r"^num_samples must be >= 4"):
+        SamplerConfig(num_samples=3)  # an MCMCConfig, checked as one
+    with pytest.raises(InputError, match=r"^seed must be >= 0"):
+        StudySettings(seed=-1)
+    with pytest.raises(InputError, match=r"^folder must be a non-empty path, got ''$"):
+        OutputConfig(folder="")
     assert MCMCConfig(step_size=1).step_size == 1.0
 
 

@@ -1,23 +1,12 @@
 # SPDX-License-Identifier: MIT
 """Fixtures for inference tests."""
 
-import sys
-import types
-
 import pytest
+
+from invprior.pde.errors import PDESolveError
 
 
 @pytest.fixture
-def pde_solve_error(monkeypatch):
-    """The PDE solver-failure exception (a stand-in module until the pde part provides it)."""
-    try:
-        from invprior.pde.errors import PDESolveError
-    except ImportError:
-        module = types.ModuleType("invprior.pde.errors")
-
-        class PDESolveError(RuntimeError):
-            """Stand-in for invprior.pde.errors.PDESolveError."""
-
-        module.PDESolveError = PDESolveError
-        monkeypatch.setitem(sys.modules, "invprior.pde.errors", module)
+def pde_solve_error():
+    """The PDE solver-failure exception, :class:`invprior.pde.errors.PDESolveError`."""
     return PDESolveError

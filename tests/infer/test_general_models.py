@@ -126,7 +126,7 @@ def test_noise_site_potential_equals_the_traced_model():
 
 def test_inverse_problem_with_unknown_noise_through_map_laplace_nuts_and_arviz():
     pytest.importorskip("arviz_base")
-    from invprior.diagnostics import to_arviz
+    from invprior.datatree import to_arviz
 
     problem, obs = noisy_problem()
     start = infer.map(problem, obs, seed=0, num_restarts=2)

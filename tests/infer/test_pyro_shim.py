@@ -25,7 +25,7 @@ PACKAGE = Path(invprior.__file__).parent
 SHIM = PACKAGE / "infer" / "pyro_shim.py"
 #: Modules that drive Pyro's kernels and must reach their private state through the shim.
 CLIENTS = [PACKAGE / "infer" / "mcmc.py", PACKAGE / "infer" / "checkpoint.py"]
-CLIENTS += [PACKAGE / "diagnostics.py"]
+CLIENTS += [PACKAGE / "datatree.py"]
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: MIT
-"""Every converter gives a DataTree that ArviZ's LOO, BFMI, energy and prior plots accept."""
+"""The converters' DataTrees: the layout, ArviZ's LOO, BFMI and plots on every kind, saving."""
 
+import json
 import math
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import arviz as az
 import matplotlib
@@ -13,20 +13,15 @@ import numpy as np
 import pyro
 import pytest
 import torch
+import xarray as xr
 from linear_gaussian import make_problem, synthetic_obs
 from pyro.infer import MCMC, NUTS, SVI, Trace_ELBO
 from pyro.infer.autoguide import AutoNormal
 
 from invprior import infer
-from invprior.diagnostics import (
-    PyroSampleStats,
-    SamplingWarning,
-    from_pyro_mcmc,
-    from_svi,
-    sampling_checks,
-    to_arviz,
-)
-from invprior.sites import OBS
+from invprior.datatree import PyroSampleStats, from_pyro_mcmc, from_svi, save_datatree, to_arviz
+from invprior.potential import PotentialEnergy
+from invprior.sites import FIELD, OBS, Z_AUX, Z_REC
 
 matplotlib.use("Agg")
 
@@ -79,6 +74,22 @@ def tree(request, setup):
     return request.param, KINDS[request.param](*setup)
 
 
+@pytest.fixture(scope="module")
+def short_run(setup):
+    """Two short NUTS chains: the problem, its data and the result."""
+    problem, obs, start = setup
+    result = infer.nuts(
+        problem,
+        obs,
+        init=start,
+        num_samples=15,
+        warmup_steps=15,
+        max_tree_depth=3,
+        disable_progbar=True,
+    )
+    return problem, obs, result
+
+
 @pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto")  # few draws here
 def test_arviz_functions_run_on_every_kind(tree):
     kind, tree = tree
@@ -128,8 +139,6 @@ def test_log_likelihood_is_the_gaussian_density_by_hand(tree, setup):
 
 
 def test_lp_of_our_sampler_is_minus_the_potential(setup):
-    from invprior.potential import PotentialEnergy
-
     problem, obs, start = setup
     result = infer.nuts(problem, obs, init=start, num_samples=6, warmup_steps=5,
                         num_chains=1, disable_progbar=True)  # fmt: skip
@@ -137,12 +146,6 @@ def test_lp_of_our_sampler_is_minus_the_potential(setup):
     u = [float(potential.flat(z)) for z in result.latent[0]]
     np.testing.assert_allclose(result.sample_stats["lp"][0], -np.array(u), rtol=1e-12)
     assert result.sample_stats["n_steps"].dtype == np.int64
-
-
-def _quiet(fn):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", SamplingWarning)
-        return fn()
 
 
 def test_pyro_sample_stats_runs_a_copy_with_the_draws_of_the_given_kernel():
@@ -168,51 +171,38 @@ def test_pyro_sample_stats_runs_a_copy_with_the_draws_of_the_given_kernel():
         PyroSampleStats(mcmc, num_samples=4)
 
 
-def test_warnings_fire_on_a_bad_run():
-    """Two chains far apart that barely move: R-hat and both ESS checks fail loudly."""
-    torch.manual_seed(0)
-    problem = make_problem(aux_dim=2, rec_dim=2)
-    obs = synthetic_obs(problem)
-    init = torch.tensor([[1.0] * 6, [-1.0] * 6], dtype=torch.float64)
-    result = infer.hmc(problem, obs, init=init, num_samples=12, warmup_steps=0, num_steps=2,
-                       step_size=1e-3, disable_progbar=True)  # fmt: skip
-    with pytest.warns(SamplingWarning) as record:
-        tree = to_arviz(result, problem, obs, num_prior_draws=0, posterior_predictive=False)
-    messages = " ".join(str(w.message) for w in record)
-    assert "R-hat is" in messages and "bulk ESS is" in messages and "tail ESS is" in messages
-    checks = sampling_checks(tree)
-    assert checks["rhat"]["passed"] is False and checks["rhat"]["value"] > 1.01
-    assert checks["ess_bulk"]["threshold"] == 200
+def test_to_arviz_groups_and_shapes(short_run, tmp_path):
+    problem, obs, result = short_run
+    coords = np.random.default_rng(0).uniform(size=(problem.n_obs, 2))
+    tree = to_arviz(result, problem, obs, sensor_coords=coords, include_field=True)
+    post = tree["posterior"]
+    assert set(post.data_vars) == {"u0", "u1", "e_aux", Z_AUX, Z_REC, FIELD}
+    assert post["u0"].dims == ("chain", "draw")
+    assert post[FIELD].dims == ("chain", "draw", "y", "x")
+    assert list(post["aux"].values) == ["u0", "u1"]
+    np.testing.assert_allclose(post["x"].values, np.linspace(0, 1, 4))
+    stats = tree["sample_stats"]
+    assert {"diverging", "step_size", "tree_depth", "acceptance_rate", "n_steps"} <= set(
+        stats.data_vars
+    )
+    assert stats["diverging"].dtype == bool
+    assert tree["posterior_predictive"]["obs"].shape == (2, 15, problem.n_obs)
+    np.testing.assert_array_equal(tree["observed_data"]["obs"].values, obs.numpy())
+    assert tree["constant_data"]["sensor_coords"].dims == ("sensor", "xy")
+    assert float(tree["constant_data"]["noise_std"]) == pytest.approx(0.3)
+    assert json.loads(tree.attrs["aux_names"]) == ["u0", "u1"]
+    path = save_datatree(tree, tmp_path / "out" / "posterior.nc")
+    back = xr.open_datatree(path)
+    np.testing.assert_array_equal(back["posterior"]["u1"].values, post["u1"].values)
+    assert [p.name for p in path.parent.iterdir()] == ["posterior.nc"]  # no temporary left
 
 
-def test_warnings_fire_on_divergences_and_low_bfmi():
-    import xarray as xr
-
-    rng = np.random.default_rng(0)
-    draws = rng.normal(size=(2, 400))
-    energy = np.cumsum(rng.normal(scale=0.05, size=(2, 400)), axis=1)  # a random walk
-    diverging = np.zeros((2, 400), dtype=bool)
-    diverging[0, 3] = True
-    tree = az.from_dict({"posterior": {"a": draws},
-                         "sample_stats": {"energy": energy, "diverging": diverging}})  # fmt: skip
-    tree.attrs["deterministic"] = "[]"
-    checks = sampling_checks(tree)
-    assert checks["divergences"] == {"value": 1.0, "threshold": 0, "passed": False,
-                                     "variable": None}  # fmt: skip
-    assert checks["bfmi"]["passed"] is False and checks["bfmi"]["value"] < 0.3
-    assert checks["rhat"]["passed"] and checks["ess_bulk"]["passed"]
-    assert isinstance(tree, xr.DataTree)
-
-
-def test_warnings_stay_quiet_on_a_good_run():
-    torch.manual_seed(0)
-    problem = make_problem(aux_dim=2, rec_dim=2)
-    obs = synthetic_obs(problem)
-    start = infer.map(problem, obs, num_restarts=1)
-    result = infer.nuts(problem, obs, init=start, num_samples=400, warmup_steps=200,
-                        disable_progbar=True)  # fmt: skip
-    tree = _quiet(lambda: to_arviz(result, problem, obs, num_prior_draws=0))
-    assert all(c["passed"] for c in sampling_checks(tree).values())
+def test_to_arviz_checks_its_inputs(short_run):
+    problem, obs, result = short_run
+    with pytest.raises(ValueError, match="sensor_coords has shape"):
+        to_arviz(result, problem, obs, sensor_coords=np.zeros((3, 2)), posterior_predictive=False)
+    with pytest.raises(ValueError, match="NaN"):
+        to_arviz(result, problem, obs * np.nan)
 
 
 def test_a_failed_solve_is_a_divergence_without_importing_the_potential():
