@@ -280,3 +280,30 @@ def test_kl_modes_do_not_depend_on_lapack_rounding(monkeypatch):
         monkeypatch.setattr(np.linalg, "eigh", lambda a, e=noise: eigh(a + (e + e.T) / 2))
         _, modes = simulate_module._kl_modes(grid)
         np.testing.assert_allclose(modes, reference, atol=1e-8)
+
+
+def test_kl_modes_have_one_order_and_sign_on_every_machine():
+    """The modes' values at two grid points, pinned: a swapped tie or a flipped sign fails.
+
+    Modes 1 and 2, 4 and 5, 6 and 7 tie in eigenvalue on the square grid; before the order
+    and signs were fixed, AVX-512 and AVX2 machines put the tied modes in different orders
+    and with different signs, which changed the conductivity truth, data and oracle draws.
+    """
+    std, modes = simulate_module._kl_modes(GridSpec((64, 64)))
+    np.testing.assert_allclose(
+        std, [0.172843063138, 0.143269750492, 0.143269750492, 0.118756408464,
+              0.105379952885, 0.105379952885, 0.087349525533, 0.087349525533],
+        rtol=1e-9,
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        modes[:, 5, 11],
+        [0.572740972258, 1.007775855203, 0.832969637143, 1.465665508652,
+         1.192102048116, 0.629271682702, 1.733741531608, 1.107245402211],
+        atol=1e-9,
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        modes[:, 40, 3],
+        [0.695018989354, -0.457973683422, 1.283527147749, -0.845763446223,
+         -0.389490183696, 1.667838105013, -0.719291461403, -1.099000130937],
+        atol=1e-9,
+    )  # fmt: skip
