@@ -15,6 +15,8 @@ import pyro.distributions as dist
 import torch
 
 import invprior.bridge  # noqa: F401  (makes PDESolveError a divergence, as a real forward does)
+from invprior import infer
+from invprior.infer.mcmc import MCMCResult
 from invprior.model import DisentangledPrior, InverseProblem
 from invprior.pde.base import SolveCounter
 from invprior.priors.base import Generator, GridSpec
@@ -130,6 +132,19 @@ def synthetic_obs(problem: InverseProblem, seed: int = 3) -> torch.Tensor:
     """Data from a prior draw of the problem."""
     torch.manual_seed(seed)
     return problem.model().detach()
+
+
+def short_nuts_run() -> tuple[InverseProblem, torch.Tensor, infer.MapResult, MCMCResult]:
+    """A small problem (2 named, 2 residual), its data, its MAP and two short NUTS chains."""
+    torch.manual_seed(0)
+    problem = make_problem(aux_dim=2, rec_dim=2)
+    obs = synthetic_obs(problem)
+    start = infer.map(problem, obs, num_restarts=1)
+    result = infer.nuts(
+        problem, obs, init=start, num_samples=15, warmup_steps=15, max_tree_depth=3,
+        disable_progbar=True,
+    )  # fmt: skip
+    return problem, obs, start, result
 
 
 def exact_posterior(

@@ -14,7 +14,7 @@ import pyro
 import pytest
 import torch
 import xarray as xr
-from linear_gaussian import make_problem, synthetic_obs
+from linear_gaussian import make_problem, short_nuts_run, synthetic_obs
 from pyro.infer import MCMC, NUTS, SVI, Trace_ELBO
 from pyro.infer.autoguide import AutoNormal
 
@@ -27,11 +27,14 @@ matplotlib.use("Agg")
 
 
 @pytest.fixture(scope="module")
-def setup():
-    torch.manual_seed(0)
-    problem = make_problem(aux_dim=2, rec_dim=2)
-    obs = synthetic_obs(problem)
-    return problem, obs, infer.map(problem, obs, num_restarts=1)
+def linear_run():
+    return short_nuts_run()
+
+
+@pytest.fixture(scope="module")
+def setup(linear_run):
+    problem, obs, start, _ = linear_run
+    return problem, obs, start
 
 
 def _ours(problem, obs, start):
@@ -75,18 +78,9 @@ def tree(request, setup):
 
 
 @pytest.fixture(scope="module")
-def short_run(setup):
+def short_run(linear_run):
     """Two short NUTS chains: the problem, its data and the result."""
-    problem, obs, start = setup
-    result = infer.nuts(
-        problem,
-        obs,
-        init=start,
-        num_samples=15,
-        warmup_steps=15,
-        max_tree_depth=3,
-        disable_progbar=True,
-    )
+    problem, obs, _, result = linear_run
     return problem, obs, result
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from linear_gaussian import make_problem, synthetic_obs
+from linear_gaussian import make_problem, short_nuts_run, synthetic_obs
 
 from invprior import infer
 from invprior.datatree import to_arviz
@@ -27,19 +27,7 @@ from invprior.sites import FIELD, Z_AUX, Z_REC
 
 @pytest.fixture(scope="module")
 def run():
-    torch.manual_seed(0)
-    problem = make_problem(aux_dim=2, rec_dim=2)
-    obs = synthetic_obs(problem)
-    start = infer.map(problem, obs, num_restarts=1)
-    result = infer.nuts(
-        problem,
-        obs,
-        init=start,
-        num_samples=15,
-        warmup_steps=15,
-        max_tree_depth=3,
-        disable_progbar=True,
-    )
+    problem, obs, _, result = short_nuts_run()
     return problem, obs, result
 
 
