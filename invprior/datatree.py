@@ -41,21 +41,17 @@ References:
 from __future__ import annotations
 
 import json
-import math
 import os
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import arviz_base
 import numpy as np
 import pyro
-import pyro.distributions as dist
 import torch
 import xarray as xr
 from pyro import poutine
 from pyro.infer.mcmc import HMC, NUTS
-from torch.distributions import Transform, biject_to
 
 from .diagnostics import sampling_checks, warn_sampling
 from .fileio import atomic_path, json_text
@@ -64,6 +60,7 @@ from .infer.laplace_approximation import LaplaceResult
 from .infer.mcmc import MCMCResult
 from .infer.pyro_shim import DrawRecorder, StartEnergy, call_args, recording_copy
 from .model import InverseProblem
+from .model_trace import ModelGroups, TracedModel, independent_stats, latent_names, model_groups
 from .priors.arrays import to_numpy
 from .sites import AUX_NOISE, FIELD, OBS, Z_AUX, Z_REC
 
@@ -81,243 +78,11 @@ NUM_PRIOR_DRAWS = 100
 _STAT_NAMES = {"accept_prob": "acceptance_rate"}
 """Our per-draw statistic names that differ from ArviZ's conventions."""
 
-_DRAWS = "_draws"
-"""Name of the plate that vectorises a model over draws."""
-
 
 def _grid_coords(problem: InverseProblem) -> dict[str, np.ndarray]:
     grid = problem.prior.generator.grid
     (x0, y0), (x1, y1) = grid.bbox
     return {"y": np.linspace(y0, y1, grid.shape[0]), "x": np.linspace(x0, x1, grid.shape[1])}
-
-
-# --- the model, vectorised over draws -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Model:
-    """A Pyro model with its arguments and the batch structure of its sites.
-
-    Attributes:
-        fn: The model.
-        args: Its positional arguments (the data included).
-        kwargs: Its keyword arguments.
-        nesting: Its plate nesting (the draws plate goes one dimension further left).
-        batch_ndim: Batch dimensions of every site in one unbatched run.
-        transforms: ``{site: T}`` from unconstrained to constrained values of the latent
-            sites; a site left out gets ``biject_to`` of its support.
-    """
-
-    fn: Callable[..., object]
-    args: tuple
-    kwargs: dict
-    nesting: int
-    batch_ndim: dict[str, int]
-    transforms: dict[str, Transform]
-
-    @classmethod
-    def of(
-        cls,
-        fn: Callable[..., object],
-        args: tuple,
-        kwargs: Mapping[str, object] | None,
-        draw: Mapping[str, torch.Tensor],
-        transforms: Mapping[str, Transform] | None = None,
-    ) -> _Model:
-        """The structure read from one run conditioned on one draw (one model evaluation)."""
-        kwargs = dict(kwargs or {})
-        with poutine.block(), torch.no_grad():
-            trace = poutine.trace(poutine.condition(fn, data=dict(draw))).get_trace(
-                *args, **kwargs
-            )
-        sites = [s for s in trace.nodes.values() if s["type"] == "sample"]
-        nesting = max(
-            (-f.dim for s in sites for f in s["cond_indep_stack"] if f.vectorized),
-            default=0,
-        )
-        batch_ndim = {s["name"]: len(s["fn"].batch_shape) for s in sites}
-        return cls(fn, tuple(args), kwargs, nesting, batch_ndim, dict(transforms or {}))
-
-    def _expand(self, name: str, value: torch.Tensor) -> torch.Tensor:
-        """Draws ``(D, *shape)`` with singleton dimensions up to the draws plate."""
-        extra = self.nesting - self.batch_ndim.get(name, 0)
-        return value.reshape(value.shape[:1] + (1,) * extra + value.shape[1:])
-
-    def squeeze(self, name: str, value: torch.Tensor) -> torch.Tensor:
-        """A site value from a vectorised trace, ``(D, ...)``, without the padding dims."""
-        extra = self.nesting - self.batch_ndim.get(name, 0)
-        return value.reshape(value.shape[:1] + value.shape[1 + extra :])
-
-    def trace(
-        self, values: Mapping[str, torch.Tensor] | None, num: int, data: bool = True
-    ) -> pyro.poutine.Trace:
-        """A trace with ``num`` draws in a plate: conditioned on ``values`` ``(num, ...)``.
-
-        With ``data`` off the observed sites are sampled too (``poutine.uncondition``).
-        """
-        fn = self.fn if data else poutine.uncondition(self.fn)
-        if values:
-            data_ = {n: self._expand(n, v) for n, v in values.items()}
-            fn = poutine.condition(fn, data=data_)
-
-        def vectorised(*args: object, **kwargs: object) -> object:
-            with pyro.plate(_DRAWS, num, dim=-(self.nesting + 1)):
-                return fn(*args, **kwargs)
-
-        with poutine.block(), torch.no_grad():
-            return poutine.trace(vectorised).get_trace(*self.args, **self.kwargs)
-
-
-def _sites(trace: pyro.poutine.Trace) -> dict[str, dict]:
-    return {n: s for n, s in trace.nodes.items() if s["type"] == "sample" and n != _DRAWS}
-
-
-def _is_deterministic(site: dict) -> bool:
-    return bool(site["infer"].get("_deterministic"))
-
-
-def _pointwise_log_lik(fn: dist.Distribution, value: torch.Tensor) -> torch.Tensor:
-    r"""One log density per observed value, shape ``(*batch, *event)``.
-
-    Independent factors are split; a multivariate normal gives the conditional densities
-    :math:`\log p(y_i \mid y_{-i})` [2]: with precision :math:`Q` and :math:`g = Q(y -
-    \mu)`, :math:`\tfrac12 \log(Q_{ii} / 2\pi) - g_i^2 / (2 Q_{ii})`.
-    """
-    while isinstance(fn, dist.ExpandedDistribution | torch.distributions.Independent):
-        if isinstance(fn, torch.distributions.Independent):
-            fn = fn.base_dist
-        else:
-            fn = fn.base_dist.expand(fn.batch_shape)
-    if isinstance(fn, torch.distributions.MultivariateNormal):
-        precision = fn.precision_matrix
-        g = (precision @ (value - fn.loc).unsqueeze(-1)).squeeze(-1)
-        q = precision.diagonal(dim1=-2, dim2=-1)
-        return 0.5 * torch.log(q / (2 * math.pi)) - 0.5 * g.square() / q
-    if fn.event_shape:
-        raise ValueError(
-            f"cannot split the log likelihood of a {type(fn).__name__} into one value per "
-            f"observation; use independent factors (.to_event) or a MultivariateNormal"
-        )
-    return fn.log_prob(value)
-
-
-def _latent_names(trace: pyro.poutine.Trace) -> list[str]:
-    return [
-        n
-        for n, s in _sites(trace).items()
-        if not s["is_observed"] and not _is_deterministic(s)
-        and not s["infer"].get("is_auxiliary")
-    ]  # fmt: skip
-
-
-def _log_density(
-    model: _Model, trace: pyro.poutine.Trace, latent: Collection[str], num: int
-) -> torch.Tensor:
-    r""":math:`-U(\zeta)` of every draw of a trace conditioned on the ``latent`` sites.
-
-    Returns:
-        The log densities, shape ``(num,)``.
-    """
-    total = torch.zeros(num, dtype=torch.float64)
-    for name, site in _sites(trace).items():
-        if _is_deterministic(site):
-            continue
-        value = site["value"]
-        log_p = site["fn"].log_prob(value)
-        if name in latent:
-            t = model.transforms.get(name) or biject_to(site["fn"].support)
-            log_p = log_p + t.log_abs_det_jacobian(t.inv(value), value)
-        total = total + log_p.reshape(num, -1).sum(-1).to(total)
-    return total
-
-
-@dataclass
-class _Groups:
-    """Arrays per group and variable, sample dimensions first."""
-
-    posterior: dict[str, np.ndarray]
-    log_likelihood: dict[str, np.ndarray]
-    posterior_predictive: dict[str, np.ndarray]
-    observed_data: dict[str, np.ndarray]
-    prior: dict[str, np.ndarray]
-    prior_predictive: dict[str, np.ndarray]
-    lp: np.ndarray
-
-
-def _model_groups(
-    model: _Model,
-    draws: Mapping[str, torch.Tensor],
-    *,
-    posterior_predictive: bool,
-    num_prior_draws: int,
-    seed: int,
-    device: torch.device,
-) -> _Groups:
-    """Every group the model gives, one vectorised run per chain and one for the prior.
-
-    Args:
-        model: The model.
-        draws: Latent site values, shapes ``(chain, draw, *shape)``.
-        posterior_predictive: Draw replicated data.
-        num_prior_draws: Draws of the prior and prior predictive (0: none).
-        seed: Seed of the replicated data (the prior draws use ``seed + 1``).
-        device: Device of the random draws.
-    """
-    post: dict[str, list] = {}
-    loglik: dict[str, list] = {}
-    reps: dict[str, list] = {}
-    lps, observed = [], {}
-    num_chains, num = next(iter(draws.values())).shape[:2]
-    with seeded(seed, device):
-        for chain in range(num_chains):
-            trace = model.trace({n: v[chain] for n, v in draws.items()}, num)
-            lps.append(to_numpy(_log_density(model, trace, draws, num)))
-            for name, site in _sites(trace).items():
-                if _is_deterministic(site):
-                    post.setdefault(name, []).append(model.squeeze(name, site["value"]))
-                elif site["is_observed"] and name not in draws:
-                    observed[name] = site["value"]
-                    point = _pointwise_log_lik(site["fn"], site["value"])
-                    loglik.setdefault(name, []).append(model.squeeze(name, point))
-                    if posterior_predictive:
-                        rep = model.squeeze(name, site["fn"].sample())
-                        reps.setdefault(name, []).append(rep)
-    prior, prior_pred = {}, {}
-    if num_prior_draws:
-        with seeded(seed + 1, device):
-            trace = model.trace(None, num_prior_draws, data=False)
-        for name, site in _sites(trace).items():
-            value = to_numpy(model.squeeze(name, site["value"]))[None]
-            if name in observed:
-                prior_pred[name] = value
-            elif not site["infer"].get("is_auxiliary"):
-                prior[name] = value
-
-    def stack(groups: dict[str, list]) -> dict[str, np.ndarray]:
-        return {n: to_numpy(torch.stack(v)) for n, v in groups.items()}
-
-    return _Groups(
-        posterior={**{n: to_numpy(v) for n, v in draws.items()}, **stack(post)},
-        log_likelihood=stack(loglik),
-        posterior_predictive=stack(reps),
-        observed_data={n: to_numpy(v) for n, v in observed.items()},
-        prior=prior,
-        prior_predictive=prior_pred,
-        lp=np.stack(lps),
-    )
-
-
-def _independent_stats(lp: np.ndarray) -> dict[str, np.ndarray]:
-    """Sampler statistics of independent draws (no trajectory), shapes ``(chain, draw)``."""
-    return {
-        "diverging": np.zeros(lp.shape, dtype=bool),
-        "energy": -lp,
-        "lp": lp,
-        "n_steps": np.zeros(lp.shape, dtype=np.int64),
-        "tree_depth": np.zeros(lp.shape, dtype=np.int64),
-        "step_size": np.full(lp.shape, np.nan),
-        "acceptance_rate": np.ones(lp.shape),
-    }
 
 
 # --- the DataTree ------------------------------------------------------------------------
@@ -360,7 +125,7 @@ def _problem_layout(
 
 
 def _datatree(
-    groups: _Groups,
+    groups: ModelGroups,
     stats: Mapping[str, np.ndarray],
     *,
     include: set[str] | None,
@@ -463,8 +228,8 @@ def to_arviz(
             f"result must be an MCMCResult or a LaplaceResult, got {type(result).__name__}; "
             f"convert a pyro.infer.MCMC with from_pyro_mcmc and an SVI guide with from_svi"
         )
-    model = _Model(problem.model, (obs,), {}, 0, {}, dict(transforms or {}))
-    groups = _model_groups(
+    model = TracedModel(problem.model, (obs,), {}, 0, {}, dict(transforms or {}))
+    groups = model_groups(
         model,
         draws,
         posterior_predictive=posterior_predictive,
@@ -481,7 +246,7 @@ def to_arviz(
             "num_divergences": result.num_divergences,
         }
     else:
-        stats = _independent_stats(groups.lp)
+        stats = independent_stats(groups.lp)
         attrs |= {
             "kernel": "Laplace",
             "chain_stats": json_text([{"chain": 0, "pde_solves": result.pde_solves}]),
@@ -638,9 +403,9 @@ def from_pyro_mcmc(
         raise ValueError("the MCMC run kept no draws; call mcmc.run(...) first")
     first = {n: v[0, 0] for n, v in samples.items()}
     args, kwargs = call_args(mcmc)
-    model = _Model.of(kernel.model, args, kwargs, first, kernel.transforms)
+    model = TracedModel.of(kernel.model, args, kwargs, first, kernel.transforms)
     device = next(iter(samples.values())).device
-    groups = _model_groups(
+    groups = model_groups(
         model,
         samples,
         posterior_predictive=posterior_predictive,
@@ -710,11 +475,11 @@ def from_svi(
     kwargs = dict(model_kwargs or {})
     with seeded(seed + 2, torch.device("cpu")), poutine.block(), torch.no_grad():
         traces = [poutine.trace(guide).get_trace(*args, **kwargs) for _ in range(num_draws)]
-    names = _latent_names(traces[0])
+    names = latent_names(traces[0])
     draws = {n: torch.stack([t.nodes[n]["value"] for t in traces])[None] for n in names}
-    model_ = _Model.of(model, args, kwargs, {n: v[0, 0] for n, v in draws.items()})
+    model_ = TracedModel.of(model, args, kwargs, {n: v[0, 0] for n, v in draws.items()})
     device = next(iter(draws.values())).device
-    groups = _model_groups(
+    groups = model_groups(
         model_,
         draws,
         posterior_predictive=posterior_predictive,
@@ -730,7 +495,7 @@ def from_svi(
     }
     return _datatree(
         groups,
-        _independent_stats(groups.lp),
+        independent_stats(groups.lp),
         include=None,
         dims=dims_,
         coords=coords_,
