@@ -131,6 +131,18 @@ def test_simulate_and_train_on_a_plugin_netcdf_file(tmp_path, capsys):
     meta = g.metadata
     assert meta["data"]["plugin"] == spec and meta["data"]["seed"] == 5
     assert meta["metrics"]["heldout"] == {"simulator": spec, "n": 32, "seed": 1000008}
+    # evaluate-prior draws its held-out data with the recipe's plugin, on the plugin's grid
+    capsys.readouterr()
+    assert main(["evaluate-prior", str(out), "--n", "32", "--seed", "77"]) == 0
+    scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert scores["simulator"] == spec and scores["seed"] == 77 and scores["n"] == 32
+    assert 0.0 < scores["ssim_median"] <= 1.0
+    assert main(["evaluate-prior", str(out), "--n", "32", "--simulator", "nope"]) == 2
+    assert "--simulator must be one of ['source', 'conductivity'] or FILE.py:NAME, got 'nope'" in (
+        capsys.readouterr().err
+    )
+    # a built-in simulator draws on another grid than this prior's: named, not a crash
+    assert main(["evaluate-prior", str(out), "--n", "32", "--simulator", "source"]) == 2
 
 
 # (name, replacement of the simulator text: old -> new, fragments of the message)

@@ -50,9 +50,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--simulator",
-        choices=_SIMULATORS,
         default=None,
-        help="simulator of the held-out data (default: the one in the checkpoint's recipe)",
+        metavar="NAME|FILE.py:NAME",
+        help="simulator of the held-out data: source, conductivity or your simulator "
+        "function in FILE.py, as `invprior simulate --simulator` takes it (default: the "
+        "one in the checkpoint's recipe)",
     )
     p.set_defaults(func=run)
 
@@ -73,24 +75,36 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.out, "--out", folder=True)
     from invprior import priors  # after the checks: it takes seconds
     from invprior.priors.simulate import simulate
+    from invprior.training_data import run_simulator
 
     try:
         generator = priors.load(args.prior)
     except (OSError, ValueError) as err:
         raise InputError(f"cannot load prior {args.prior!r}: {err}") from err
     recipe = generator.training_data
-    simulator = args.simulator or recipe.get("simulator")
-    if simulator not in _SIMULATORS:
+    simulator = args.simulator or recipe.get("simulator") or recipe.get("plugin")
+    plugin = simulator is not None and ":" in simulator
+    if not plugin and simulator not in _SIMULATORS:
         raise InputError(
-            f"the checkpoint records no known simulator (recipe: {recipe}); pass --simulator."
+            f"--simulator must be one of {list(_SIMULATORS)} or FILE.py:NAME, got {simulator!r}"
+            if args.simulator
+            else f"the checkpoint records no known simulator (recipe: {recipe}); pass --simulator."
         )
     if recipe.get("seed") == args.seed:
         raise InputError(
             f"--seed {args.seed} is the training data seed, so the sample would not be held "
             "out; pass another --seed."
         )
+    if plugin:  # the plugin's own grid; a mismatch with the generator's is named below
+        data = run_simulator(simulator, args.n, args.seed)
+        if data.grid.shape != generator.grid.shape:
+            raise InputError(
+                f"--simulator {simulator} draws fields of shape {data.grid.shape} but the "
+                f"prior's grid is {generator.grid.shape}"
+            )
     try:
-        data = simulate(simulator, args.n, args.seed, generator.grid)
+        if not plugin:
+            data = simulate(simulator, args.n, args.seed, generator.grid)
         metrics = priors.evaluate_generator(
             generator, data.fields, data.aux, data.aux_names, seed=args.seed
         )
