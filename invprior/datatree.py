@@ -404,35 +404,20 @@ def from_pyro_mcmc(
     first = {n: v[0, 0] for n, v in samples.items()}
     args, kwargs = call_args(mcmc)
     model = TracedModel.of(kernel.model, args, kwargs, first, kernel.transforms)
-    device = next(iter(samples.values())).device
-    groups = model_groups(
-        model,
-        samples,
-        posterior_predictive=posterior_predictive,
-        num_prior_draws=num_prior_draws,
-        seed=seed,
-        device=device,
-    )
     num_chains, num = next(iter(samples.values())).shape[:2]
     diverging = np.zeros((num_chains, num), dtype=bool)
     for chain, indices in enumerate(mcmc.diagnostics()["divergences"].values()):
         diverging[chain, np.asarray(indices, dtype=int)] = True
-    recorded = stats.stats if stats is not None else {"lp": groups.lp}
-    dims_, coords_, constant, attrs = _generic_layout(problem, sensor_coords, dims, coords)
-    attrs |= {
-        "kernel": type(kernel).__name__,
-        "num_divergences": int(diverging.sum()),
-        "deterministic": json.dumps([n for n in groups.posterior if n not in samples]),
-    }
-    tree = _datatree(
-        groups,
-        {**recorded, "diverging": diverging},
-        include=None,
-        dims=dims_,
-        coords=coords_,
-        constant=constant,
-        attrs=attrs,
-    )
+
+    def sample_stats(groups: ModelGroups) -> dict[str, np.ndarray]:
+        recorded = stats.stats if stats is not None else {"lp": groups.lp}
+        return {**recorded, "diverging": diverging}
+
+    tree = _tree_of_draws(
+        model, samples, sample_stats, type(kernel).__name__, int(diverging.sum()),
+        layout=(problem, sensor_coords, dims, coords),
+        posterior_predictive=posterior_predictive, num_prior_draws=num_prior_draws, seed=seed,
+    )  # fmt: skip
     if warn and is_root():
         warn_sampling(sampling_checks(tree), stacklevel=2)
     return tree
@@ -478,24 +463,48 @@ def from_svi(
     names = latent_names(traces[0])
     draws = {n: torch.stack([t.nodes[n]["value"] for t in traces])[None] for n in names}
     model_ = TracedModel.of(model, args, kwargs, {n: v[0, 0] for n, v in draws.items()})
+    return _tree_of_draws(
+        model_, draws, lambda groups: independent_stats(groups.lp), "SVI", 0,
+        layout=(problem, sensor_coords, dims, coords),
+        posterior_predictive=posterior_predictive, num_prior_draws=num_prior_draws, seed=seed,
+    )  # fmt: skip
+
+
+def _tree_of_draws(
+    model: TracedModel,
+    draws: dict[str, torch.Tensor],
+    sample_stats: Callable[[ModelGroups], dict[str, np.ndarray]],
+    kernel: str,
+    num_divergences: int,
+    *,
+    layout: tuple,
+    posterior_predictive: bool,
+    num_prior_draws: int,
+    seed: int,
+) -> xr.DataTree:
+    """The DataTree of draws ``(chain, draw, ...)`` per latent site of a general model.
+
+    ``sample_stats`` builds the sampler statistics from the model's groups (for ``lp``);
+    ``layout`` is ``(problem, sensor_coords, dims, coords)`` of :func:`_generic_layout`.
+    """
     device = next(iter(draws.values())).device
     groups = model_groups(
-        model_,
+        model,
         draws,
         posterior_predictive=posterior_predictive,
         num_prior_draws=num_prior_draws,
         seed=seed,
         device=device,
     )
-    dims_, coords_, constant, attrs = _generic_layout(problem, sensor_coords, dims, coords)
+    dims_, coords_, constant, attrs = _generic_layout(*layout)
     attrs |= {
-        "kernel": "SVI",
-        "num_divergences": 0,
+        "kernel": kernel,
+        "num_divergences": num_divergences,
         "deterministic": json.dumps([n for n in groups.posterior if n not in draws]),
     }
     return _datatree(
         groups,
-        independent_stats(groups.lp),
+        sample_stats(groups),
         include=None,
         dims=dims_,
         coords=coords_,
