@@ -37,10 +37,9 @@ from mpi4py import MPI
 
 from invprior import infer
 from invprior.datatree import to_arviz
-from invprior.model import DisentangledPrior, InverseProblem
-from invprior.priors import SimulatorGenerator
 from invprior.report import study_metrics, write_report
-from invprior.study import StudyConfig, build_study
+from invprior.study import StudyConfig, build_study, reference
+from invprior.study.reference import check_source_study
 from invprior.validation import InputError
 
 # -
@@ -52,15 +51,10 @@ from invprior.validation import InputError
 def exact_problem(config):
     """The study's set-up and its inverse problem under the simulator's exact prior."""
     study = StudyConfig.from_toml(config)
-    if study.pde.kind != "source" or study.truth.simulator != "source":
-        raise InputError(
-            f"{config}: the reference posterior needs [pde] kind = 'source' and [truth] "
-            f"simulator = 'source', got {study.pde.kind!r} and {study.truth.simulator!r}"
-        )
+    check_source_study(study, str(config))
     off = replace(study.approximation_error, enabled=False)
     setup = build_study(replace(study, approximation_error=off), MPI.COMM_SELF)
-    prior = DisentangledPrior(SimulatorGenerator(setup.problem.prior.generator.grid))
-    return setup, InverseProblem(prior, setup.forward, setup.noise_std)
+    return setup, reference.exact_problem(setup, setup.noise_std)
 
 
 # MAP from several prior draws, then NUTS from the mode with a dense mass matrix.

@@ -92,6 +92,7 @@ from .setup import (
     check_study,
     load_form,
     load_generator,
+    synthetic_data,
     synthetic_truth,
 )
 
@@ -119,5 +120,6 @@ __all__ = [
     "oracle_gaussian",
     "oracle_gaussian_from_fields",
     "run_study",
+    "synthetic_data",
     "synthetic_truth",
 ]

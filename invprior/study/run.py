@@ -23,13 +23,59 @@ from .setup import build_study
 #: The sampler of each ``[mcmc] kernel`` (:data:`invprior.study.config.KERNELS`).
 SAMPLERS = {"nuts": infer.nuts, "hmc": infer.hmc, "chees": infer.chees}
 
-__all__ = ["OUTPUT_SOURCE", "run_study"]
+__all__ = ["OUTPUT_SOURCE", "posterior_tree", "run_study"]
 
 OUTPUT_SOURCE = "[output] folder or --out"
 """Where the user gives the output folder, as named in error messages."""
 
 MARKER = "posterior.nc"
 """A file every written study holds: an existing folder without it is not replaced."""
+
+
+def posterior_tree(
+    result: infer.MCMCResult,
+    problem: object,
+    obs: object,
+    *,
+    truth: dict[str, np.ndarray] | None,
+    seed: int,
+    approximation: tuple[object, object, object] | None = None,
+    sensor_coords: np.ndarray | None = None,
+) -> object:
+    """The DataTree of a study's posterior draws, with the field of every draw.
+
+    With ``approximation = (approx, forward, noise_std)`` (the study's
+    :class:`invprior.approximation_error.ApproximationError`), each draw's field is the
+    generator's field plus a conditional draw of the generator's error
+    (:meth:`~invprior.approximation_error.ApproximationError.posterior_fields`, seeded by
+    ``seed``): the field uncertainty the enhanced noise model stands for.
+
+    Args:
+        result: The sampler's result.
+        problem: The inverse problem sampled.
+        obs: The data, on the generator's dtype and device.
+        truth: The synthetic truth, or None for measured data.
+        seed: Seed of the predictive replicates and the error draws.
+        approximation: See above; None keeps the generator's fields.
+        sensor_coords: Sensor coordinates for the observed-data group.
+    """
+    tree = to_arviz(
+        result,
+        problem,
+        obs,
+        sensor_coords=sensor_coords,
+        include_field=True,
+        truth=truth,
+        seed=seed,
+    )
+    if approximation is not None:
+        approx, forward, std = approximation
+        fields = approx.posterior_fields(result.samples[FIELD], obs, forward, std, seed)
+        tree["posterior"][FIELD] = tree["posterior"][FIELD].copy(data=fields.cpu().numpy())
+        tree["posterior"].attrs["field"] = (
+            "generator field plus a conditional draw of its approximation error"
+        )
+    return tree
 
 
 def run_study(
@@ -122,22 +168,15 @@ def run_study(
     )
     if chains is not None and not batched:
         result = gather_chains(result, comm, mesh_comm)
-    tree = to_arviz(
+    tree = posterior_tree(
         result,
         problem,
         obs,
-        sensor_coords=model.sensors.points[:, :2],
-        include_field=True,
         truth=truth,
         seed=config.study.seed,
+        approximation=(approx, forward, std) if approx else None,
+        sensor_coords=model.sensors.points[:, :2],
     )
-    if approx:
-        samples = result.samples[FIELD]
-        fields = approx.posterior_fields(samples, obs, forward, std, config.study.seed)
-        tree["posterior"][FIELD] = tree["posterior"][FIELD].copy(data=fields.cpu().numpy())
-        tree["posterior"].attrs["field"] = (
-            "generator field plus a conditional draw of its approximation error"
-        )
     if config.baseline_simulator is not None:
         seed, seed_source = baseline_seed(
             problem.prior.generator, config.baseline_simulator, config.baseline.seed

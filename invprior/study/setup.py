@@ -28,6 +28,7 @@ __all__ = [
     "check_study",
     "load_form",
     "load_generator",
+    "synthetic_data",
     "synthetic_truth",
 ]
 
@@ -291,6 +292,23 @@ def synthetic_truth(config: StudyConfig, generator: object) -> dict[str, np.ndar
     return truth
 
 
+def synthetic_data(
+    config: StudyConfig, forward: object, field: np.ndarray, std: object = None
+) -> tuple[object, torch.Tensor]:
+    """The noise std and the noisy data of a synthetic truth's ``field``.
+
+    The data are ``F(field)`` plus Gaussian noise seeded by ``[noise] seed``, with std
+    ``std`` when given (``[noise] std``), else ``[noise] relative`` times ``max |F(field)|``.
+
+    Returns:
+        ``(std, data)``, the data of shape ``(n_obs,)`` in float64 on the CPU.
+    """
+    clean = forward(torch.as_tensor(field)).numpy()
+    std = std if std is not None else config.noise.relative * float(np.abs(clean).max())
+    noise = np.random.default_rng(config.noise.seed).standard_normal(clean.shape)
+    return std, torch.as_tensor(clean + std * noise)
+
+
 def _approximation_error(config: StudyConfig, generator: object, forward: object) -> object | None:
     """The generator's approximation-error moments, or None when the study does not use them."""
     if not config.approximation_error.enabled:
@@ -472,10 +490,7 @@ def build_study(config: StudyConfig, comm: object) -> StudySetup:
     std = _noise_std(config, model.n_obs, observations)
     if observations is None:
         truth = synthetic_truth(config, generator)
-        clean = forward(torch.as_tensor(truth["field"])).numpy()
-        std = std if std is not None else config.noise.relative * float(np.abs(clean).max())
-        noise = np.random.default_rng(config.noise.seed).standard_normal(clean.shape)
-        data = torch.as_tensor(clean + std * noise)
+        std, data = synthetic_data(config, forward, truth["field"], std)
     else:
         truth, data = None, torch.as_tensor(observations.values)
     prior = DisentangledPrior(generator, tau=config.prior.tau, fixed_eps=config.prior.fixed_eps)

@@ -1,0 +1,119 @@
+# SPDX-License-Identifier: MIT
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: light
+# ---
+
+# # How close is the learned posterior to the exact one? Many truths, two priors
+#
+# `examples/simulator_posterior.py` samples one study's data under the simulator's own
+# prior. This driver does it for many held-out truths at once and sets the learned prior's
+# posterior beside the exact-prior one on the same data: per named parameter the ratio of
+# the 90% interval widths (learned / exact), both hit rates and errors and the Wasserstein
+# distance between the marginals; for the field both posterior means' errors, coverage and
+# CRPS (`invprior.study.reference`).
+#
+# Both posteriors are sampled with the same sampler, set here (by default batched ChEES-HMC,
+# 16 chains): the study's own `[mcmc]` table is the demo's two NUTS chains, far too slow
+# for tens of posteriors. Everything else (mesh, sensors, noise, prior, approximation
+# error, MAP) is the study's TOML.
+#
+# `python examples/reference_study.py examples/source_identification.toml --truths 20
+# --out results/reference_study`
+#
+# keeps every finished truth in `results/reference_study/truths/` (an interrupted run
+# resumes; `--shard K/N` runs every N-th truth from the K-th, so N processes can share the
+# folder), and writes `reference.{md,json,png}` from every record of this configuration in
+# the folder, printing the summary as one JSON line last.
+
+# +
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from invprior.cache import ResultCache
+from invprior.fileio import save_figure, write_json, write_text
+from invprior.study import SamplerConfig, StudyConfig, reference
+from invprior.validation import InputError
+
+# -
+
+
+def study_config(config, kernel="chees", num_chains=16, warmup_steps=200, num_samples=200):
+    """The study of ``config`` with the reference study's sampler in place of its ``[mcmc]``."""
+    study = StudyConfig.from_toml(config)
+    mcmc = SamplerConfig(
+        kernel=kernel,
+        num_chains=num_chains,
+        warmup_steps=warmup_steps,
+        num_samples=num_samples,
+        disable_progbar=True,
+    )
+    return dataclasses.replace(study, mcmc=mcmc)
+
+
+def run(config, truths=20, families=("in_distribution",), shard=(0, 1), out=None, **sampler):
+    """Run this shard's truths; with ``out``, write the summary of every finished truth.
+
+    Returns:
+        ``{"summary": per family, "truths": the number summarised}``.
+    """
+    study = study_config(config, **sampler)
+    records = reference.reference_study(
+        study, truths, families=families, out=out, shard=shard, progress=True
+    )
+    if out is not None:  # every shard's finished truths, not only this one's
+        cache = ResultCache(Path(out) / "truths", reference.settings_of(study, families))
+        keys = [f"{f}-{i:03d}" for f in families for i in range(truths)]
+        records = [r for r in map(cache.get, keys) if r is not None]
+    summary = reference.summarise(records)
+    if out is not None:
+        write_json(Path(out) / "reference.json", {"summary": summary, "truths": records})
+        write_text(Path(out) / "reference.md", reference.markdown(summary))
+        save_figure(reference.plot_reference(records), Path(out) / "reference.png")
+    return {"summary": summary, "truths": len(records)}
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description="Learned against exact-prior posteriors of a source study on many truths"
+    )
+    parser.add_argument("config", help="a source study's TOML file")
+    parser.add_argument("--truths", type=int, default=20, help="truths per family")
+    parser.add_argument(
+        "--families", nargs="+", default=["in_distribution"], choices=reference.FAMILIES
+    )
+    parser.add_argument("--shard", default="0/1", help="K/N: every N-th truth from the K-th")
+    parser.add_argument("--kernel", default="chees", choices=("chees", "nuts", "hmc"))
+    parser.add_argument("--num-chains", type=int, default=16)
+    parser.add_argument("--warmup-steps", type=int, default=200)
+    parser.add_argument("--num-samples", type=int, default=200)
+    parser.add_argument("--out", default="results/reference_study", help="output folder")
+    args = parser.parse_args()
+    try:
+        k, n = (int(part) for part in args.shard.split("/"))
+    except ValueError:
+        parser.error(f"--shard must be K/N with integers, got {args.shard!r}")
+    try:
+        result = run(
+            args.config,
+            args.truths,
+            tuple(args.families),
+            (k, n),
+            args.out,
+            kernel=args.kernel,
+            num_chains=args.num_chains,
+            warmup_steps=args.warmup_steps,
+            num_samples=args.num_samples,
+        )
+    except InputError as err:
+        parser.error(str(err))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,440 @@
+# SPDX-License-Identifier: MIT
+r"""The exact-prior reference: a study's posterior against the simulator's own prior.
+
+A source study (``[pde] kind = "source"``, ``[truth] simulator = "source"``) infers the
+field with a learned prior. The simulator that drew its truth defines the exact prior: the
+14 independent uniform factors of :data:`invprior.priors.simulate.SOURCE_PARAMETERS`, as
+the generator :class:`invprior.priors.SimulatorGenerator` (the named block is the named
+parameters themselves, the residual block the ten other factors in probit coordinates, the
+decoder the simulator). Under :class:`invprior.model.DisentangledPrior` the library's MAP
+and samplers apply unchanged, with measurement noise only (:func:`exact_problem`). What the
+exact prior cannot resolve from the data, no prior learned from the simulator can, so its
+posterior is the yardstick of the learned one.
+
+:func:`reference_study` compares the two posteriors on many truths. Each truth is a
+held-out draw of a family (:data:`FAMILIES`: the simulator's own distribution, with the
+study's ``[truth] seed``, or one of its misspecified variants,
+:func:`invprior.priors.simulate.simulate_misspecified_sources`); its data are the study's
+sensors and noise (``[noise] seed`` plus the truth's index, so every truth has its own
+noise draw). Both posteriors are sampled the same way, MAP (``[map]``) then the study's
+sampler (``[mcmc]``, seed ``[study] seed``), and scored against the truth
+(:func:`compare_posteriors`):
+
+- per named parameter, the 90% highest-density interval of each posterior, the ratio of
+  their widths (learned / exact), whether each holds the truth, the error of each mean,
+  and the 1-Wasserstein distance between the two marginals (also in units of the exact
+  posterior's standard deviation);
+- for the field, each posterior mean's relative L2 error, the 90% band's coverage and the
+  CRPS (:func:`invprior.scores.crps`), the learned field being the generator's plus a
+  conditional draw of its approximation error, as a study reports it
+  (:func:`invprior.study.run.posterior_tree`);
+- each posterior's convergence: R-hat, bulk ESS and divergences.
+
+Every truth's record is kept on disk as soon as it exists (:class:`invprior.cache.ResultCache`),
+so an interrupted study resumes, and shards of the truths can run side by side in one
+folder. :func:`summarise` aggregates the records per family, :func:`markdown` and
+:func:`plot_reference` present them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from scipy.stats import wasserstein_distance
+
+from .. import infer
+from ..cache import ResultCache
+from ..diagnostics import field_summary, summarize_named
+from ..model import DisentangledPrior, InverseProblem
+from ..priors import SimulatorGenerator
+from ..priors.simulate import simulate, simulate_misspecified_sources
+from ..report import field_scores, study_metrics
+from ..scores import crps
+from ..validation import InputError
+from .config import StudyConfig
+from .run import SAMPLERS, posterior_tree
+from .setup import StudySetup, build_study, synthetic_data
+
+__all__ = [
+    "FAMILIES",
+    "POSTERIORS",
+    "check_source_study",
+    "compare_posteriors",
+    "exact_problem",
+    "held_out_truth",
+    "markdown",
+    "plot_reference",
+    "reference_study",
+    "settings_of",
+    "summarise",
+]
+
+#: Families of held-out truths: the simulator's distribution and its misspecified variants.
+FAMILIES = ("in_distribution", "two_sources", "sharp")
+
+#: The two posteriors of every truth, in the order they are reported.
+POSTERIORS = ("learned", "exact")
+
+
+def check_source_study(config: StudyConfig, where: str) -> None:
+    """InputError (naming ``where``) unless ``config`` is a synthetic source study."""
+    if config.pde.kind != "source" or config.truth is None or config.truth.simulator != "source":
+        truth = None if config.truth is None else config.truth.simulator
+        raise InputError(
+            f"{where}: the exact-prior reference needs [pde] kind = 'source' and [truth] "
+            f"simulator = 'source', got {config.pde.kind!r} and {truth!r}"
+        )
+
+
+def exact_problem(setup: StudySetup, noise_std: object) -> InverseProblem:
+    """The inverse problem of a study's data under the simulator's exact prior.
+
+    Args:
+        setup: The study's set-up (:func:`invprior.study.build_study`): its forward model
+            and its generator's grid.
+        noise_std: The measurement noise std (no approximation-error model: the exact
+            prior represents every field of the simulator).
+    """
+    grid = setup.problem.prior.generator.grid
+    return InverseProblem(DisentangledPrior(SimulatorGenerator(grid)), setup.forward, noise_std)
+
+
+def held_out_truth(
+    family: str, index: int, seed: int, grid: object
+) -> tuple[np.ndarray, dict[str, float]]:
+    """The ``index``-th held-out truth of ``family``: its field and its named factors.
+
+    ``"in_distribution"`` is the ``index``-th field of ``simulate("source", ..., seed)``
+    (the study's own truth for the study's index); ``"two_sources"`` and ``"sharp"`` that
+    of :func:`invprior.priors.simulate.simulate_misspecified_sources` (the named factors
+    describe the primary source).
+
+    Raises:
+        ValueError: An unknown family.
+    """
+    if family == "in_distribution":
+        data = simulate("source", index + 1, seed, grid)
+    elif family in FAMILIES:
+        data = simulate_misspecified_sources(index + 1, seed, grid, family)
+    else:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    named = {name: float(data.factors[name][index]) for name in data.aux_names}
+    return np.asarray(data.fields[index], dtype=np.float64), named
+
+
+def _posterior_scores(
+    config: StudyConfig,
+    problem: InverseProblem,
+    obs: torch.Tensor,
+    truth: Mapping[str, object],
+    approximation: tuple | None,
+) -> tuple[dict[str, object], dict[str, np.ndarray]]:
+    """MAP and the study's sampler on one problem: its scores and its named draws."""
+    tic = time.perf_counter()
+    start = infer.map(problem, obs, seed=config.study.seed, config=config.map)
+    sampler = SAMPLERS[config.mcmc.kernel]
+    result = sampler(problem, obs, init=start, seed=config.study.seed, config=config.mcmc)
+    tree = posterior_tree(
+        result, problem, obs, truth=truth, seed=config.study.seed, approximation=approximation
+    )
+    metrics = study_metrics(tree)
+    table = summarize_named(tree)
+    named = {}
+    for name, row in table.iterrows():
+        lo, hi = float(row["hdi90_lb"]), float(row["hdi90_ub"])
+        named[name] = {
+            "mean": float(row["mean"]),
+            "sd": float(row["sd"]),
+            "hdi90": [lo, hi],
+            "hit": bool(lo <= truth[name] <= hi),
+            "abs_error": float(abs(row["mean"] - truth[name])),
+        }
+    field = tree["posterior"]["field"].values
+    fields = field.reshape(-1, *field.shape[-2:])
+    maps = {"truth": truth["field"], **{f"post_{k}": v for k, v in field_summary(fields).items()}}
+    scores = {
+        "named": named,
+        **field_scores(maps, "post"),
+        "crps": crps(fields, truth["field"]),
+        "named_rhat_max": float(table["r_hat"].max()),
+        "named_ess_min": float(table["ess_bulk"].min()),
+        "rhat_max": metrics["rhat_max"],
+        "ess_min": metrics["ess_min"],
+        "divergences": metrics["divergences"],
+        "wall_s": time.perf_counter() - tic,
+    }
+    draws = {name: tree["posterior"][name].values.reshape(-1) for name in named}
+    return scores, draws
+
+
+def compare_posteriors(
+    config: StudyConfig, setup: StudySetup, family: str, index: int
+) -> dict[str, object]:
+    """One held-out truth's learned and exact-prior posteriors, scored side by side.
+
+    Args:
+        config: The study (a synthetic source study): sensors, noise, ``[map]``,
+            ``[mcmc]`` and ``[study] seed``.
+        setup: Its set-up (:func:`invprior.study.build_study`), shared by all truths:
+            the forward model, the learned prior and its approximation error.
+        family: The truth's family (:data:`FAMILIES`).
+        index: The truth's index in its family.
+
+    Returns:
+        ``{"family", "index", "truth": {name: value}, "learned": scores, "exact": scores,
+        "compare": {name: {"width_ratio", "w1", "w1_over_sd"}}, "field_error_ratio"}``, each
+        ``scores`` as described in the module docstring.
+    """
+    seed = config.truth.seed + (0 if family == "in_distribution" else 1)
+    field, named = held_out_truth(family, index, seed, setup.problem.prior.generator.grid)
+    noise = dataclasses.replace(config.noise, seed=config.noise.seed + index)
+    std, data = synthetic_data(dataclasses.replace(config, noise=noise), setup.forward, field)
+    truth = {"field": field, **named}
+    approx = setup.approximation_error
+    learned = setup.measured.prior
+    problems = {
+        "learned": InverseProblem(
+            learned, setup.forward, approx.likelihood(std) if approx else std
+        ),
+        "exact": exact_problem(setup, std),
+    }
+    record: dict[str, object] = {"family": family, "index": index, "truth": named}
+    draws = {}
+    for which, problem in problems.items():
+        obs = problem.check_obs(data)
+        approximation = (approx, setup.forward, std) if which == "learned" and approx else None
+        record[which], draws[which] = _posterior_scores(config, problem, obs, truth, approximation)
+    record["compare"] = {
+        name: {
+            "width_ratio": _width(record["learned"], name) / _width(record["exact"], name),
+            "w1": (w1 := _wasserstein(draws, name)),
+            "w1_over_sd": w1 / record["exact"]["named"][name]["sd"],
+        }
+        for name in named
+    }
+    record["field_error_ratio"] = (
+        record["learned"]["rel_l2_error"] / record["exact"]["rel_l2_error"]
+    )
+    return record
+
+
+def _wasserstein(draws: Mapping[str, Mapping[str, np.ndarray]], name: str) -> float:
+    """1-Wasserstein distance between the learned and exact draws of ``name``."""
+    return float(wasserstein_distance(draws["learned"][name], draws["exact"][name]))
+
+
+def _width(scores: Mapping, name: str) -> float:
+    """Width of a posterior's 90% HDI of ``name``."""
+    lo, hi = scores["named"][name]["hdi90"]
+    return hi - lo
+
+
+def settings_of(config: StudyConfig, families: Sequence[str]) -> dict[str, object]:
+    """What a truth's record depends on besides its key: the study and the families."""
+    return {"config": repr(config), "families": list(families)}
+
+
+def reference_study(
+    config: StudyConfig,
+    num_truths: int,
+    *,
+    families: Sequence[str] = ("in_distribution",),
+    out: str | os.PathLike | None = None,
+    shard: tuple[int, int] = (0, 1),
+    comm: object | None = None,
+    progress: bool = False,
+) -> list[dict[str, object]]:
+    """The learned against the exact-prior posterior on ``num_truths`` truths per family.
+
+    The study's set-up (mesh, sensors, learned prior and its approximation error) is built
+    once and shared by every truth (:func:`compare_posteriors`).
+
+    Args:
+        config: A synthetic source study, e.g. ``examples/source_identification.toml``.
+        num_truths: Truths per family, indices ``0 .. num_truths - 1``.
+        families: Families of truths (:data:`FAMILIES`).
+        out: Folder whose ``truths/`` keeps every finished truth's record
+            (:class:`invprior.cache.ResultCache`, valid for this configuration and code);
+            None keeps nothing.
+        shard: ``(k, n)``: only the truths ``k, k + n, ...`` of each family, so ``n``
+            processes can share one ``out``.
+        comm: MPI communicator of the mesh (default ``MPI.COMM_SELF``).
+        progress: Print a line per finished truth.
+
+    Returns:
+        The records of this shard's truths, in order (family, then index).
+
+    Raises:
+        InputError: ``config`` is not a synthetic source study; an unknown family; a bad
+            number of truths or shard.
+    """
+    check_source_study(config, "reference study")
+    if unknown := [f for f in families if f not in FAMILIES]:
+        raise InputError(f"families: unknown {unknown}; choose from {list(FAMILIES)}")
+    k, n = shard
+    if num_truths < 1 or n < 1 or not 0 <= k < n:
+        raise InputError(
+            f"need num_truths >= 1 and a shard k/n with 0 <= k < n, got {num_truths} and {k}/{n}"
+        )
+    if comm is None:
+        from mpi4py import MPI
+
+        comm = MPI.COMM_SELF
+    settings = settings_of(config, families)
+    cache = ResultCache(Path(out) / "truths", settings) if out is not None else None
+    setup = build_study(config, comm)
+    records = []
+    for family in families:
+        for index in range(k, num_truths, n):
+            key = f"{family}-{index:03d}"
+            if cache is None:
+                record = compare_posteriors(config, setup, family, index)
+            else:
+                record = cache.fetch(key, compare_posteriors, config, setup, family, index)
+            records.append(record)
+            if progress:
+                print(f"{key}: {_line(record)}", flush=True)
+    return records
+
+
+def _line(record: Mapping) -> str:
+    """One truth's result in one line."""
+    ratios = ", ".join(f"{k} {v['width_ratio']:.2f}" for k, v in record["compare"].items())
+    return (
+        f"width ratios {ratios}; field error {record['learned']['rel_l2_error']:.4f} "
+        f"(exact {record['exact']['rel_l2_error']:.4f})"
+    )
+
+
+def summarise(records: Iterable[Mapping]) -> dict[str, dict[str, object]]:
+    """Per family: medians and rates over the truths (the study's headline numbers).
+
+    Per named parameter: the median 90%-interval width ratio (learned / exact), each
+    posterior's 90% hit rate and mean absolute error of its mean, and the median
+    1-Wasserstein distance in exact standard deviations. For the field: each posterior's
+    median relative L2 error and CRPS and mean coverage, the median per-truth ratio of
+    the learned to the exact field error, and the ratio of their mean errors. For
+    convergence: the largest named R-hat, the smallest named bulk ESS and the divergences
+    of each posterior.
+    """
+    by_family: dict[str, list[Mapping]] = {}
+    for record in records:
+        by_family.setdefault(record["family"], []).append(record)
+    table = {}
+    for family, rows in by_family.items():
+        names = list(rows[0]["compare"])
+        entry: dict[str, object] = {"truths": len(rows), "named": {}}
+        for name in names:
+            entry["named"][name] = {
+                "width_ratio_median": float(
+                    np.median([r["compare"][name]["width_ratio"] for r in rows])
+                ),
+                "w1_over_sd_median": float(
+                    np.median([r["compare"][name]["w1_over_sd"] for r in rows])
+                ),
+                **{
+                    f"{which}_{stat}": float(np.mean([r[which]["named"][name][key] for r in rows]))
+                    for which in POSTERIORS
+                    for stat, key in (("hit_rate", "hit"), ("abs_error", "abs_error"))
+                },
+            }
+        for which in POSTERIORS:
+            entry[which] = {
+                "rel_l2_error_median": float(np.median([r[which]["rel_l2_error"] for r in rows])),
+                "rel_l2_error_mean": float(np.mean([r[which]["rel_l2_error"] for r in rows])),
+                "coverage_90_mean": float(np.mean([r[which]["coverage_90"] for r in rows])),
+                "crps_median": float(np.median([r[which]["crps"] for r in rows])),
+                "named_rhat_max": float(max(r[which]["named_rhat_max"] for r in rows)),
+                "named_ess_min": float(min(r[which]["named_ess_min"] for r in rows)),
+                "divergences": int(sum(r[which]["divergences"] for r in rows)),
+                "wall_s_mean": float(np.mean([r[which]["wall_s"] for r in rows])),
+            }
+        entry["field_error_ratio_median"] = float(
+            np.median([r["field_error_ratio"] for r in rows])
+        )
+        entry["field_error_ratio_of_means"] = (
+            entry["learned"]["rel_l2_error_mean"] / entry["exact"]["rel_l2_error_mean"]
+        )
+        table[family] = entry
+    return table
+
+
+def markdown(table: Mapping[str, Mapping]) -> str:
+    """The summary as Markdown tables: named parameters, then field and convergence."""
+    lines = []
+    for family, entry in table.items():
+        lines += [
+            f"**{family}** ({entry['truths']} truths)",
+            "",
+            "| named | median width ratio (learned / exact) | 90% hit rate learned | "
+            "exact | mean abs. error learned | exact | median W1 / exact sd |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, e in entry["named"].items():
+            lines.append(
+                f"| {name} | {e['width_ratio_median']:.2f} | {e['learned_hit_rate']:.2f} | "
+                f"{e['exact_hit_rate']:.2f} | {e['learned_abs_error']:.4f} | "
+                f"{e['exact_abs_error']:.4f} | {e['w1_over_sd_median']:.2f} |"
+            )
+        lines += [
+            "",
+            "| posterior | rel. L2 error (median / mean) | coverage_90 | CRPS (median) | "
+            "named R-hat max | named ESS min | divergences | wall s / truth |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for which in POSTERIORS:
+            e = entry[which]
+            lines.append(
+                f"| {which} | {e['rel_l2_error_median']:.4f} / {e['rel_l2_error_mean']:.4f} | "
+                f"{e['coverage_90_mean']:.3f} | {e['crps_median']:.5f} | "
+                f"{e['named_rhat_max']:.3f} | {e['named_ess_min']:.0f} | {e['divergences']} | "
+                f"{e['wall_s_mean']:.0f} |"
+            )
+        lines += [
+            "",
+            f"Field error, learned / exact: median per truth "
+            f"{entry['field_error_ratio_median']:.2f}, ratio of the means "
+            f"{entry['field_error_ratio_of_means']:.2f}.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def plot_reference(records: Sequence[Mapping]) -> Figure:
+    """Per truth: the width ratio of each named parameter and the two field errors."""
+    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    ratio_ax, error_ax = fig.subplots(1, 2)
+    families = [f for f in FAMILIES if any(r["family"] == f for r in records)]
+    names = list(records[0]["compare"])
+    for j, family in enumerate(families):
+        rows = [r for r in records if r["family"] == family]
+        for k, name in enumerate(names):
+            ratios = [r["compare"][name]["width_ratio"] for r in rows]
+            pos = j * (len(names) + 1) + k
+            ratio_ax.scatter(np.full(len(ratios), pos), ratios, s=12, alpha=0.6, color=f"C{k}",
+                             label=name if j == 0 else None)  # fmt: skip
+            ratio_ax.plot([pos - 0.3, pos + 0.3], [np.median(ratios)] * 2, color="k")
+        error_ax.scatter(
+            [r["exact"]["rel_l2_error"] for r in rows],
+            [r["learned"]["rel_l2_error"] for r in rows],
+            s=14, label=family,
+        )  # fmt: skip
+    ratio_ax.set_xticks([j * (len(names) + 1) + 1.5 for j in range(len(families))], families)
+    ratio_ax.axhline(1.0, color="gray", ls="--")
+    ratio_ax.set_yscale("log")
+    ratio_ax.set_title("90% interval width, learned / exact")
+    ratio_ax.legend(fontsize=8)
+    top = max(max(r["learned"]["rel_l2_error"], r["exact"]["rel_l2_error"]) for r in records)
+    error_ax.plot([0, top], [0, top], color="gray", ls="--", label="equal")
+    error_ax.plot([0, top], [0, 1.2 * top], color="gray", ls=":", label="1.2 x exact")
+    error_ax.set_xlabel("exact prior: rel. L2 error of the mean")
+    error_ax.set_ylabel("learned prior: rel. L2 error of the mean")
+    error_ax.legend(fontsize=8)
+    return fig
