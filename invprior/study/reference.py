@@ -217,7 +217,7 @@ def compare_posteriors(
             "w1": (w1 := _wasserstein(draws, name)),
             "w1_over_sd": w1 / record["exact"]["named"][name]["sd"],
         }
-        for name in named
+        for name in learned.aux_names
     }
     record["field_error_ratio"] = (
         record["learned"]["rel_l2_error"] / record["exact"]["rel_l2_error"]

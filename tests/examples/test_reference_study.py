@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: MIT
+"""``examples/reference_study.py``: a tiny run that writes the summary, and bad input."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+CONFIG = str(EXAMPLES / "source_identification.toml")
+
+
+@pytest.mark.dolfinx
+@pytest.mark.filterwarnings("ignore::invprior.diagnostics.SamplingWarning")
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # R-hat of 8-draw chains
+def test_tiny_run_writes_the_summary(load_example, tmp_path):
+    example = load_example("reference_study")
+    result = example.run(
+        CONFIG, truths=1, out=tmp_path, num_chains=4, warmup_steps=8, num_samples=8
+    )
+    assert result["truths"] == 1
+    entry = result["summary"]["in_distribution"]
+    assert set(entry["named"]) == {"x0", "y0", "amplitude", "width"}
+    assert entry["exact"]["rel_l2_error_median"] < 0.5
+    assert {p.name for p in tmp_path.iterdir()} >= {"reference.md", "reference.json", "truths"}
+    written = json.loads((tmp_path / "reference.json").read_text())
+    assert written["truths"][0]["index"] == 0 and written["summary"] == result["summary"]
+
+
+def test_sampler_settings_replace_the_studys_mcmc(load_example):
+    config = load_example("reference_study").study_config(CONFIG, num_chains=8)
+    assert (config.mcmc.kernel, config.mcmc.num_chains, config.mcmc.num_samples) == (
+        "chees",
+        8,
+        200,
+    )
+    assert config.prior.name == "source-auxvae" and config.approximation_error.enabled
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--shard", "1"], "--shard must be K/N"),
+        (["--shard", "2/2"], "0 <= k < n"),
+        (["--truths", "0"], "num_truths >= 1"),
+    ],
+)
+def test_bad_arguments_are_named(load_example, monkeypatch, capsys, argv, message):
+    example = load_example("reference_study")
+    monkeypatch.setattr(sys, "argv", ["reference_study.py", CONFIG, *argv])
+    with pytest.raises(SystemExit):
+        example.main()
+    assert message in capsys.readouterr().err

@@ -1,0 +1,169 @@
+# SPDX-License-Identifier: MIT
+"""``invprior.study.reference``: learned against exact-prior posteriors over many truths."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from tiny_study import NAMES, study_toml
+
+from invprior.priors import GridSpec
+from invprior.priors.simulate import simulate, simulate_misspecified_sources
+from invprior.study import SamplerConfig, StudyConfig, reference
+from invprior.study.setup import synthetic_truth
+from invprior.validation import InputError
+
+pytestmark = pytest.mark.filterwarnings("ignore::invprior.diagnostics.SamplingWarning")
+
+SOURCE_NAMES = ("x0", "y0", "amplitude", "width")  # the simulator's named factors
+
+
+def tiny_config(prior, tmp_path):
+    """A tiny source study with the approximation error and a 4-chain ChEES sampler."""
+    path = tmp_path / "study.toml"
+    text = study_toml(prior, baseline=False)
+    path.write_text(text + "[approximation_error]\nenabled = true\nnum_fields = 30\n")
+    study = StudyConfig.from_toml(path)
+    mcmc = SamplerConfig(
+        kernel="chees", num_chains=4, warmup_steps=10, num_samples=10, disable_progbar=True
+    )
+    return dataclasses.replace(study, mcmc=mcmc)
+
+
+def test_in_distribution_truths_are_the_studys_truths(tiny_prior, tmp_path):
+    config = tiny_config(tiny_prior, tmp_path)
+    grid = GridSpec((16, 16))
+    for index in (0, 2):
+        field, named = reference.held_out_truth("in_distribution", index, 5, grid)
+        study = dataclasses.replace(config, truth=dataclasses.replace(config.truth, index=index))
+        generator = type("G", (), {"grid": grid, "aux_names": SOURCE_NAMES})()
+        expected = synthetic_truth(study, generator)
+        np.testing.assert_array_equal(field, expected["field"])
+        assert named == {k: float(expected[k]) for k in SOURCE_NAMES}
+    field, named = reference.held_out_truth("sharp", 1, 6, grid)
+    sharp = simulate_misspecified_sources(2, 6, grid, "sharp")
+    np.testing.assert_array_equal(field, sharp.fields[1])
+    assert named["width"] == float(sharp.factors["width"][1])
+    assert named["width"] < simulate("source", 1, 6, grid).ranges["width"][0]
+    with pytest.raises(ValueError, match="family must be one of"):
+        reference.held_out_truth("smooth", 0, 5, grid)
+
+
+@pytest.mark.dolfinx
+def test_two_truths_scored_kept_and_resumed(tiny_prior, tmp_path, monkeypatch):
+    config = tiny_config(tiny_prior, tmp_path)
+    out = tmp_path / "out"
+    records = reference.reference_study(config, 2, out=out)
+    assert [(r["family"], r["index"]) for r in records] == [
+        ("in_distribution", 0),
+        ("in_distribution", 1),
+    ]
+    for record in records:
+        for which in reference.POSTERIORS:
+            scores = record[which]
+            # the tiny prior names two of the simulator's four factors
+            assert tuple(scores["named"]) == (NAMES if which == "learned" else SOURCE_NAMES)
+            assert 0 < scores["rel_l2_error"] and 0 <= scores["coverage_90"] <= 1
+            assert scores["crps"] > 0 and math.isfinite(scores["named_rhat_max"])
+            for name, row in scores["named"].items():
+                lo, hi = row["hdi90"]
+                assert lo <= row["mean"] <= hi
+                assert row["hit"] == (lo <= record["truth"][name] <= hi)
+        assert tuple(record["compare"]) == NAMES
+        for name, pair in record["compare"].items():
+            widths = [np.diff(record[w]["named"][name]["hdi90"])[0] for w in reference.POSTERIORS]
+            assert pair["width_ratio"] == pytest.approx(widths[0] / widths[1])
+            assert pair["w1"] >= 0
+        ratio = record["learned"]["rel_l2_error"] / record["exact"]["rel_l2_error"]
+        assert record["field_error_ratio"] == pytest.approx(ratio)
+    # the two truths differ, and so do their noise draws
+    assert records[0]["truth"] != records[1]["truth"]
+    assert sorted(p.name for p in (out / "truths").iterdir()) == [
+        "in_distribution-000.json",
+        "in_distribution-001.json",
+    ]
+
+    # a rerun reads the records back; only a new truth is computed
+    computed = []
+    original = reference.compare_posteriors
+
+    def counting(config, setup, family, index):
+        computed.append(index)
+        return original(config, setup, family, index)
+
+    monkeypatch.setattr(reference, "compare_posteriors", counting)
+    again = reference.reference_study(config, 3, out=out)
+    assert computed == [2] and again[:2] == records
+    # a shard runs every n-th truth from the k-th
+    assert [r["index"] for r in reference.reference_study(config, 3, out=out, shard=(1, 2))] == [1]
+    assert computed == [2]
+
+
+def record(family, index, ratio, hits, errors):
+    """A hand-made record: widths 1 (exact) and ``ratio`` (learned), given hits and errors."""
+
+    def scores(width, hit, error):
+        return {
+            "named": {
+                n: {"mean": 0.5, "sd": 1.0, "hdi90": [0.0, width], "hit": hit, "abs_error": 0.1}
+                for n in ("a", "b")
+            },
+            "rel_l2_error": error,
+            "coverage_90": 0.9,
+            "crps": error / 10,
+            "named_rhat_max": 1.0 + index / 100,
+            "named_ess_min": 100.0 + index,
+            "divergences": index % 2,
+            "wall_s": 1.0,
+        }
+
+    return {
+        "family": family,
+        "index": index,
+        "truth": {"a": 0.1, "b": 0.2},
+        "learned": scores(ratio, hits[0], errors[0]),
+        "exact": scores(1.0, hits[1], errors[1]),
+        "compare": {n: {"width_ratio": ratio, "w1": 0.0, "w1_over_sd": ratio} for n in "ab"},
+        "field_error_ratio": errors[0] / errors[1],
+    }
+
+
+def test_summary_medians_rates_and_ratios():
+    rows = [
+        record("in_distribution", 0, 1.0, (True, True), (0.2, 0.1)),
+        record("in_distribution", 1, 3.0, (False, True), (0.3, 0.3)),
+        record("in_distribution", 2, 2.0, (True, False), (0.1, 0.2)),
+        record("sharp", 0, 5.0, (False, False), (0.4, 0.2)),
+    ]
+    table = reference.summarise(rows)
+    assert list(table) == ["in_distribution", "sharp"]
+    entry = table["in_distribution"]
+    assert entry["truths"] == 3
+    assert entry["named"]["a"]["width_ratio_median"] == 2.0
+    assert entry["named"]["a"]["learned_hit_rate"] == pytest.approx(2 / 3)
+    assert entry["named"]["b"]["exact_hit_rate"] == pytest.approx(2 / 3)
+    assert entry["learned"]["rel_l2_error_median"] == pytest.approx(0.2)
+    assert entry["field_error_ratio_median"] == pytest.approx(1.0)
+    assert entry["field_error_ratio_of_means"] == pytest.approx(0.6 / 0.6)
+    assert entry["learned"]["named_rhat_max"] == pytest.approx(1.02)
+    assert entry["exact"]["named_ess_min"] == 100.0 and entry["exact"]["divergences"] == 1
+    assert table["sharp"]["field_error_ratio_median"] == pytest.approx(2.0)
+    text = reference.markdown(table)
+    assert "**in_distribution** (3 truths)" in text and "| a | 2.00 | 0.67 | 0.67 |" in text
+    assert reference.plot_reference(rows).axes[0].get_yscale() == "log"
+
+
+def test_bad_input_is_refused_before_any_work(tiny_prior, tmp_path):
+    config = tiny_config(tiny_prior, tmp_path)
+    with pytest.raises(InputError, match="unknown \\['smooth'\\]"):
+        reference.reference_study(config, 2, families=("smooth",))
+    with pytest.raises(InputError, match="num_truths >= 1"):
+        reference.reference_study(config, 0)
+    with pytest.raises(InputError, match="0 <= k < n"):
+        reference.reference_study(config, 2, shard=(2, 2))
+    conductivity = dataclasses.replace(
+        config, pde=dataclasses.replace(config.pde, kind="conductivity")
+    )
+    with pytest.raises(InputError, match="kind = 'source'"):
+        reference.reference_study(conductivity, 2)
