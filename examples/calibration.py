@@ -17,7 +17,9 @@
 #
 # Run with `python examples/calibration.py --problems 100 --out results/calibration`
 # (docs/results.md gives the run time and the ranks); it writes `ranks.png`,
-# `calibration.json` and prints one JSON line last.
+# `calibration.json` and prints one JSON line last. `--sampler nuts` (or `chees`) replaces
+# MAP + Laplace with MCMC from the MAP (`--num-chains`, `--warmup-steps`, `--num-samples`),
+# its chains pooled and thinned to the draws (`invprior.calibration.mcmc_posterior`).
 
 # +
 import argparse
@@ -28,20 +30,36 @@ from pathlib import Path
 
 from mpi4py import MPI
 
-from invprior.calibration import laplace_posterior, plot_rank_histograms, sbc_ranks
+from invprior.calibration import (
+    laplace_posterior,
+    mcmc_posterior,
+    plot_rank_histograms,
+    sbc_ranks,
+)
 from invprior.fileio import save_figure, write_json
-from invprior.infer import MapConfig
+from invprior.infer import MapConfig, MCMCConfig
 from invprior.study import StudyConfig, build_study
 
 EXAMPLE = Path(__file__).with_name("source_identification.toml")
 # -
 
 
-def run(problems=100, draws=99, bins=10, seed=0, config=EXAMPLE, out=None):
+def run(
+    problems=100,
+    draws=99,
+    bins=10,
+    seed=0,
+    config=EXAMPLE,
+    out=None,
+    sampler="laplace",
+    mcmc=None,
+):
     """SBC of the named parameters of the example's problem; returns the summary dict.
 
-    Collective on ``MPI.COMM_WORLD``; with ``out``, rank 0 writes ``ranks.png`` and
-    ``calibration.json`` there.
+    ``sampler`` is ``"laplace"`` (MAP + Laplace) or an MCMC kernel (``"nuts"``,
+    ``"hmc"``, ``"chees"``) run with the settings ``mcmc`` (an
+    :class:`invprior.infer.MCMCConfig`) from the MAP. Collective on ``MPI.COMM_WORLD``;
+    with ``out``, rank 0 writes ``ranks.png`` and ``calibration.json`` there.
     """
     tic = time.perf_counter()
     study = StudyConfig.from_toml(config)
@@ -50,7 +68,12 @@ def run(problems=100, draws=99, bins=10, seed=0, config=EXAMPLE, out=None):
         study, approximation_error=dataclasses.replace(study.approximation_error, enabled=False)
     )
     problem = build_study(study, MPI.COMM_WORLD).measured
-    posterior = laplace_posterior(problem, draws, MapConfig(num_restarts=2, max_iterations=100))
+    map_config = MapConfig(num_restarts=2, max_iterations=100)
+    if sampler == "laplace":
+        posterior = laplace_posterior(problem, draws, map_config)
+    else:
+        mcmc = mcmc if mcmc is not None else MCMCConfig(disable_progbar=True)
+        posterior = mcmc_posterior(problem, draws, mcmc, kernel=sampler, map_config=map_config)
     result = sbc_ranks(
         problem, problems, num_draws=draws, num_bins=bins, seed=seed, posterior=posterior
     )
@@ -58,6 +81,8 @@ def run(problems=100, draws=99, bins=10, seed=0, config=EXAMPLE, out=None):
         "problems": problems,
         "draws": draws,
         "bins": bins,
+        "sampler": sampler,
+        "mcmc": None if sampler == "laplace" else dataclasses.asdict(mcmc),
         "p_values": result.p_values,
         "histograms": dict(zip(result.names, result.histograms().tolist(), strict=True)),
         "min_p_value": min(result.p_values.values()),
@@ -73,14 +98,35 @@ def run(problems=100, draws=99, bins=10, seed=0, config=EXAMPLE, out=None):
 
 
 def main():
-    parser = argparse.ArgumentParser(description="SBC of the named parameters (MAP + Laplace)")
+    parser = argparse.ArgumentParser(description="SBC of the named parameters")
     parser.add_argument("--out", default="results/calibration", help="output folder")
     parser.add_argument("--problems", type=int, default=100, help="simulated problems")
     parser.add_argument("--draws", type=int, default=99, help="posterior draws per problem")
     parser.add_argument("--bins", type=int, default=10, help="histogram bins")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sampler", default="laplace", choices=("laplace", "nuts", "hmc", "chees"),
+        help="MAP + Laplace, or MCMC from the MAP with this kernel",
+    )  # fmt: skip
+    parser.add_argument("--num-chains", type=int, default=2, help="MCMC chains per problem")
+    parser.add_argument("--warmup-steps", type=int, default=200, help="MCMC warm-up per chain")
+    parser.add_argument("--num-samples", type=int, default=200, help="MCMC draws per chain")
+    parser.add_argument("--max-tree-depth", type=int, default=7, help="NUTS tree depth")
     args = parser.parse_args()
-    summary = run(args.problems, args.draws, args.bins, args.seed, out=args.out)
+    try:  # InputError and ValueError: draws, bins or MCMC settings that do not fit
+        mcmc = None
+        if args.sampler != "laplace":
+            mcmc = MCMCConfig(
+                num_chains=args.num_chains, warmup_steps=args.warmup_steps,
+                num_samples=args.num_samples, max_tree_depth=args.max_tree_depth,
+                disable_progbar=True,
+            )  # fmt: skip
+        summary = run(
+            args.problems, args.draws, args.bins, args.seed, out=args.out,
+            sampler=args.sampler, mcmc=mcmc,
+        )  # fmt: skip
+    except ValueError as err:
+        parser.error(str(err))
     if MPI.COMM_WORLD.rank == 0:
         print(f"report: {args.out}")
         print(json.dumps({k: v for k, v in summary.items() if k != "histograms"}))

@@ -19,7 +19,8 @@ underconfident one, a slope a bias. Uniformity is tested per variable with Pears
 
 The default routine is MAP + Laplace (:func:`invprior.infer.laplace`), exact for a linear
 generator, a linear forward map and Gaussian priors, and an approximation otherwise; pass
-``posterior=`` to calibrate another one (e.g. short NUTS runs).
+``posterior=`` to calibrate another one, e.g. :func:`mcmc_posterior` (NUTS, HMC or
+ChEES-HMC from the MAP, the chains thinned to the draws).
 
 References:
     [1] S. Talts, M. Betancourt, D. Simpson, A. Vehtari, A. Gelman, "Validating Bayesian
@@ -45,7 +46,7 @@ from .infer.common import child_seeds, is_root, seeded
 from .model import InverseProblem
 from .sites import OBS
 
-__all__ = ["SBCResult", "laplace_posterior", "plot_rank_histograms", "sbc_ranks"]
+__all__ = ["SBCResult", "laplace_posterior", "mcmc_posterior", "plot_rank_histograms", "sbc_ranks"]
 
 Posterior = Callable[[torch.Tensor, int], Mapping[str, torch.Tensor]]
 """``posterior(obs, seed) -> {name: draws of shape (num_draws,)}`` for every named variable."""
@@ -91,6 +92,50 @@ def laplace_posterior(
         start = infer.map(problem, obs, seed=seed, config=map_config)
         draws = infer.laplace(problem, obs, start).sample(num_draws, seed=seed)
         return {name: draws[name] for name in problem.prior.aux_names}
+
+    return posterior
+
+
+def mcmc_posterior(
+    problem: InverseProblem,
+    num_draws: int,
+    config: infer.MCMCConfig,
+    *,
+    kernel: str = "nuts",
+    map_config: infer.MapConfig | None = None,
+) -> Posterior:
+    """MAP, then MCMC from it, as a ``posterior(obs, seed)`` callable.
+
+    The chains of one call are pooled and thinned evenly to ``num_draws`` draws (every
+    chain gives the same share), so the ranks come from draws far apart in each chain, as
+    SBC asks of autocorrelated samplers [1].
+
+    Args:
+        problem: The inverse problem.
+        num_draws: Draws per call; at most ``num_chains * num_samples``.
+        config: The sampler's settings.
+        kernel: The sampler (:data:`invprior.infer.SAMPLERS`): ``"nuts"``, ``"hmc"`` or
+            ``"chees"``.
+        map_config: Settings of the MAP search the chains start from.
+
+    Raises:
+        ValueError: An unknown kernel, or fewer draws than ``num_draws`` per call.
+    """
+    if kernel not in infer.SAMPLERS:
+        raise ValueError(f"kernel must be one of {sorted(infer.SAMPLERS)}, got {kernel!r}")
+    total = config.num_chains * config.num_samples
+    if total < num_draws:
+        raise ValueError(
+            f"{config.num_chains} chains x {config.num_samples} draws give {total} draws, "
+            f"fewer than the {num_draws} a problem needs; draw more"
+        )
+    keep = torch.as_tensor(np.linspace(0, total - 1, num_draws).round().astype(np.int64))
+    sampler = infer.SAMPLERS[kernel]
+
+    def posterior(obs: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
+        start = infer.map(problem, obs, seed=seed, config=map_config)
+        result = sampler(problem, obs, init=start, seed=seed, config=config)
+        return {name: result.samples[name].reshape(-1)[keep] for name in problem.prior.aux_names}
 
     return posterior
 

@@ -7,8 +7,13 @@ import torch
 from linear_gaussian import make_problem
 from tiny_study import study_toml, tiny_auxvae
 
-from invprior.calibration import laplace_posterior, plot_rank_histograms, sbc_ranks
-from invprior.infer import MapConfig
+from invprior.calibration import (
+    laplace_posterior,
+    mcmc_posterior,
+    plot_rank_histograms,
+    sbc_ranks,
+)
+from invprior.infer import MapConfig, MCMCConfig
 from invprior.priors import save
 
 FAST_MAP = MapConfig(num_restarts=1, max_iterations=20)
@@ -26,6 +31,47 @@ def test_exact_laplace_gives_uniform_ranks(tmp_path):
     fig = plot_rank_histograms(result)
     fig.savefig(tmp_path / "ranks.png")
     assert (tmp_path / "ranks.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kernel", "chains", "problems"),
+    [("nuts", 1, 60), ("chees", 4, 100)],  # NUTS chains run one by one: fewer problems
+)
+def test_mcmc_gives_uniform_ranks(kernel, chains, problems):
+    # The same closed-form posterior sampled by short chains, thinned to 19 draws per problem.
+    problem = make_problem(aux_dim=2, rec_dim=1, n_obs=4, noise=0.5)
+    config = MCMCConfig(
+        num_chains=chains, warmup_steps=40, num_samples=40, max_tree_depth=4,
+        disable_progbar=True,
+    )  # fmt: skip
+    posterior = mcmc_posterior(problem, 19, config, kernel=kernel, map_config=FAST_MAP)
+    result = sbc_ranks(problem, problems, num_draws=19, num_bins=5, seed=2, posterior=posterior)
+    assert min(result.p_values.values()) > 1e-3, result.p_values
+    if kernel == "chees":  # a sampler of the wrong posterior (noise 0.05, data 0.5) fails
+        wrong = make_problem(aux_dim=2, rec_dim=1, n_obs=4, noise=0.05)
+        posterior = mcmc_posterior(wrong, 19, config, kernel=kernel, map_config=FAST_MAP)
+        result = sbc_ranks(problem, 40, num_draws=19, num_bins=5, seed=2, posterior=posterior)
+        assert min(result.p_values.values()) < 1e-4, result.p_values
+
+
+def test_mcmc_posterior_thins_every_chain_evenly_and_refuses_bad_settings():
+    problem = make_problem(aux_dim=1, rec_dim=1, n_obs=3, noise=0.5)
+    config = MCMCConfig(num_chains=2, warmup_steps=4, num_samples=5, max_tree_depth=2,
+                        disable_progbar=True)  # fmt: skip
+    posterior = mcmc_posterior(problem, 4, config, map_config=FAST_MAP)
+    obs = torch.zeros(3, dtype=torch.float64)
+    draws = posterior(obs, 7)["u0"]
+    from invprior import infer
+
+    start = infer.map(problem, obs, seed=7, config=FAST_MAP)
+    chains = infer.nuts(problem, obs, init=start, seed=7, config=config).samples["u0"]
+    # indices 0, 3, 6, 9 of the 10 pooled draws: two from each chain
+    torch.testing.assert_close(draws, chains.reshape(-1)[[0, 3, 6, 9]])
+    with pytest.raises(ValueError, match="fewer than the 11"):
+        mcmc_posterior(problem, 11, config)
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        mcmc_posterior(problem, 4, config, kernel="mala")
 
 
 @pytest.mark.slow
@@ -66,3 +112,7 @@ def test_example_runs_tiny(tmp_path, load_example):
     assert set(out["p_values"]) == {"x0", "y0"} and 0 <= out["min_p_value"] <= 1
     assert (tmp_path / "out" / "ranks.png").is_file()
     assert (tmp_path / "out" / "calibration.json").is_file()
+    mcmc = MCMCConfig(num_chains=4, warmup_steps=4, num_samples=5, disable_progbar=True)
+    out = example.run(problems=3, draws=9, bins=5, config=config, sampler="chees", mcmc=mcmc)
+    assert out["sampler"] == "chees" and out["mcmc"]["num_chains"] == 4
+    assert set(out["p_values"]) == {"x0", "y0"}

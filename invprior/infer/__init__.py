@@ -32,12 +32,16 @@ from .mcmc import MCMCConfig, MCMCResult, hmc, nuts
 
 map = find_map  # noqa: A001
 
+#: The sampler of each kernel name (the study's ``[mcmc] kernel``).
+SAMPLERS = {"nuts": nuts, "hmc": hmc, "chees": chees}
+
 __all__ = [
     "LaplaceResult",
     "MCMCConfig",
     "MCMCResult",
     "MapConfig",
     "MapResult",
+    "SAMPLERS",
     "chees",
     "find_map",
     "hmc",

@@ -16,7 +16,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..infer import MapConfig, MCMCConfig
+from ..infer import SAMPLERS, MapConfig, MCMCConfig
 from ..priors import pretrained_names
 from ..validation import InputError, check_field_types, check_value, config_from_table
 
@@ -449,7 +449,7 @@ class StudySettings:
 
 #: The samplers of ``[mcmc] kernel``: NUTS and HMC run chain by chain, ChEES-HMC runs all
 #: chains as one batch (:mod:`invprior.infer.chees`).
-KERNELS = ("nuts", "hmc", "chees")
+KERNELS = tuple(SAMPLERS)
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ from ..report import field_scores, study_metrics
 from ..scores import crps
 from ..validation import InputError
 from .config import StudyConfig
-from .run import SAMPLERS, posterior_tree
+from .run import posterior_tree
 from .setup import StudySetup, build_study, synthetic_data
 
 __all__ = [
@@ -139,7 +139,7 @@ def _posterior_scores(
     """MAP and the study's sampler on one problem: its scores and its named draws."""
     tic = time.perf_counter()
     start = infer.map(problem, obs, seed=config.study.seed, config=config.map)
-    sampler = SAMPLERS[config.mcmc.kernel]
+    sampler = infer.SAMPLERS[config.mcmc.kernel]
     result = sampler(problem, obs, init=start, seed=config.study.seed, config=config.mcmc)
     tree = posterior_tree(
         result, problem, obs, truth=truth, seed=config.study.seed, approximation=approximation

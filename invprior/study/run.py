@@ -20,9 +20,6 @@ from .baseline import baseline_seed, gp_baseline
 from .config import StudyConfig
 from .setup import build_study
 
-#: The sampler of each ``[mcmc] kernel`` (:data:`invprior.study.config.KERNELS`).
-SAMPLERS = {"nuts": infer.nuts, "hmc": infer.hmc, "chees": infer.chees}
-
 __all__ = ["OUTPUT_SOURCE", "posterior_tree", "run_study"]
 
 OUTPUT_SOURCE = "[output] folder or --out"
@@ -154,7 +151,7 @@ def run_study(
     start = infer.map(problem, obs, seed=config.study.seed, config=config.map)
     if chains is not None:
         start = comm.bcast(start, root=0)  # one start for all groups, as in one run
-    sampler = SAMPLERS[config.mcmc.kernel]
+    sampler = infer.SAMPLERS[config.mcmc.kernel]
     if checkpoint is not None and chains is not None:
         checkpoint = dataclasses.replace(checkpoint, write=mesh_comm.rank == 0)
     result = sampler(
