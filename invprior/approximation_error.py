@@ -198,6 +198,22 @@ class ApproximationError:
         r""":math:`C_{\varepsilon\varepsilon}`, shape ``(n_obs, n_obs)``."""
         return self.obs_dev.T @ self.obs_dev
 
+    def std_over_noise(self, noise_std: float | torch.Tensor) -> torch.Tensor:
+        r"""Per observation, the error's std over the noise std: :math:`\sqrt{C_{ii}} / \sigma_i`.
+
+        Below 1, the generator's representation error in the data is smaller than the
+        measurement noise, so the data see the generator as exact.
+
+        Args:
+            noise_std: Measurement noise std, a scalar or one value per observation.
+
+        Returns:
+            Shape ``(n_obs,)``, float64.
+        """
+        n_obs = self.obs_mean.numel()
+        std = _noise_cov(noise_std, n_obs, self.obs_dev).diagonal().sqrt()
+        return self.obs_dev.square().sum(0).sqrt() / std
+
     def likelihood(self, noise_std: float | torch.Tensor) -> CorrelatedGaussianLikelihood:
         r"""The enhanced noise model :math:`y \mid z \sim N(F(G(z)) + m_\varepsilon, S)`.
 

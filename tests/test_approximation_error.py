@@ -73,6 +73,22 @@ def test_likelihood_adds_the_error_to_the_noise():
     assert float(lik.noise_std) == pytest.approx(0.1)
 
 
+def test_std_over_noise_is_the_error_std_per_observation_over_the_noise_std():
+    dev = torch.tensor([[3.0, 0.0], [4.0, 1.0]], dtype=torch.float64)  # error stds 5 and 1
+    approx = ApproximationError(
+        field_mean=torch.zeros(1, 1, dtype=torch.float64),
+        field_dev=torch.zeros(2, 1, dtype=torch.float64),
+        obs_mean=torch.zeros(2, dtype=torch.float64),
+        obs_dev=dev,
+    )
+    torch.testing.assert_close(approx.std_over_noise(2.0), torch.tensor([2.5, 0.5]).double())
+    torch.testing.assert_close(
+        approx.std_over_noise(torch.tensor([5.0, 0.5])), torch.tensor([1.0, 2.0]).double()
+    )
+    with pytest.raises(ValueError, match="positive"):
+        approx.std_over_noise(0.0)
+
+
 def test_conditional_draws_have_the_gaussian_conditional_moments():
     g = torch.Generator().manual_seed(0)
     n, p, n_obs, std = 30, 12, 4, 0.2

@@ -193,6 +193,12 @@ def run_study(
     correlation = block_correlation(tree) if problem.prior.aux_names else None
     if correlation is not None:
         metrics["block_correlation_max"] = correlation.max_abs
+    if approx and std is not None:  # the generator's error next to the measurement noise
+        ratio = approx.std_over_noise(std).numpy()
+        metrics["approximation_error_over_noise"] = {
+            "median": float(np.median(ratio)),
+            "share_below_1": float((ratio < 1).mean()),
+        }
     metrics.update(
         map_energy=start.potential_energy,
         noise_std=std.tolist() if isinstance(std, np.ndarray) else std,

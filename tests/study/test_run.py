@@ -70,6 +70,11 @@ def test_approximation_error_widens_the_noise_and_the_fields(tiny_prior, tmp_pat
     assert torch.linalg.eigvalsh(extra).min() > -1e-10 and extra.diagonal().min() > 0
     metrics = run_study(config, MPI.COMM_WORLD)
     assert metrics["approximation_error"] is True
+    ratio = (extra.diagonal().sqrt() / setup.noise_std).numpy()
+    assert metrics["approximation_error_over_noise"] == {
+        "median": pytest.approx(float(np.median(ratio))),
+        "share_below_1": pytest.approx(float((ratio < 1).mean())),
+    }
     tree = xr.open_datatree(tmp_path / "out" / "posterior.nc")
     assert "approximation error" in tree["posterior"].attrs["field"]
     with pytest.raises(ValueError, match="seed equals"):
