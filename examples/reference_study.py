@@ -38,6 +38,7 @@ from pathlib import Path
 from invprior.cache import ResultCache
 from invprior.fileio import save_figure, write_json, write_text
 from invprior.study import SamplerConfig, StudyConfig, reference
+from invprior.study.setup import load_generator, study_prior
 from invprior.validation import InputError
 
 # -
@@ -70,9 +71,14 @@ def run(config, truths=20, families=("in_distribution",), shard=(0, 1), out=None
         cache = ResultCache(Path(out) / "truths", reference.settings_of(study, families))
         keys = [f"{f}-{i:03d}" for f in families for i in range(truths)]
         records = [r for r in map(cache.get, keys) if r is not None]
-    summary = reference.summarise(records)
+    # the width a generator without representation error would leave through the link
+    floor = reference.link_floor(study_prior(study, load_generator(study)))
+    summary = reference.summarise(records, floor)
     if out is not None:
-        write_json(Path(out) / "reference.json", {"summary": summary, "truths": records})
+        write_json(
+            Path(out) / "reference.json",
+            {"summary": summary, "link_floor": floor, "truths": records},
+        )
         write_text(Path(out) / "reference.md", reference.markdown(summary))
         save_figure(reference.plot_reference(records), Path(out) / "reference.png")
     return {"summary": summary, "truths": len(records)}

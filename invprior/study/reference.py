@@ -69,6 +69,7 @@ __all__ = [
     "compare_posteriors",
     "exact_problem",
     "held_out_truth",
+    "link_floor",
     "markdown",
     "plot_reference",
     "reference_study",
@@ -104,6 +105,27 @@ def exact_problem(setup: StudySetup, noise_std: object) -> InverseProblem:
     """
     grid = setup.problem.prior.generator.grid
     return InverseProblem(DisentangledPrior(SimulatorGenerator(grid)), setup.forward, noise_std)
+
+
+#: The 0.95 quantile of the standard normal: a Gaussian's 90% interval is ``2 Z95 sd`` wide.
+Z95 = 1.6448536269514722
+
+
+def link_floor(prior: DisentangledPrior) -> dict[str, float]:
+    r"""Per named parameter, the 90% interval width the prior's link alone leaves.
+
+    The link :math:`z_{aux} \mid u \sim N(a(u), \tau^2 I)` with
+    :math:`a_j(u) = (u_j - m_j) / s_j` keeps :math:`u_j` uncertain by
+    :math:`\tau s_j` even when the data fix :math:`z_{aux}` exactly, so no data narrow the
+    named posterior below :math:`2 z_{0.95} \tau s_j`; the widths add in quadrature with
+    what the data leave. Set beside the exact prior's widths (:func:`summarise`), it says
+    how close a perfect generator with this link could come.
+    """
+    scale = prior.generator.aux_std.double().cpu().numpy()
+    return {
+        name: float(2 * Z95 * prior.tau * s)
+        for name, s in zip(prior.aux_names, scale, strict=True)
+    }
 
 
 def held_out_truth(
@@ -313,8 +335,10 @@ def _line(record: Mapping) -> str:
     )
 
 
-def summarise(records: Iterable[Mapping]) -> dict[str, dict[str, object]]:
-    """Per family: medians and rates over the truths (the study's headline numbers).
+def summarise(
+    records: Iterable[Mapping], floor: Mapping[str, float] | None = None
+) -> dict[str, dict[str, object]]:
+    r"""Per family: medians and rates over the truths (the study's headline numbers).
 
     Per named parameter: the median 90%-interval width ratio (learned / exact), each
     posterior's 90% hit rate and mean absolute error of its mean, and the median
@@ -323,6 +347,10 @@ def summarise(records: Iterable[Mapping]) -> dict[str, dict[str, object]]:
     the learned to the exact field error, and the ratio of their mean errors. For
     convergence: the largest named R-hat, the smallest named bulk ESS and the divergences
     of each posterior.
+
+    With ``floor`` (:func:`link_floor` of the learned prior), also the median width ratio
+    a generator that represented every field exactly would reach through that link,
+    :math:`\sqrt{w_{exact}^2 + f^2} / w_{exact}` (``floor_ratio_median``).
     """
     by_family: dict[str, list[Mapping]] = {}
     for record in records:
@@ -338,6 +366,20 @@ def summarise(records: Iterable[Mapping]) -> dict[str, dict[str, object]]:
                 ),
                 "w1_over_sd_median": float(
                     np.median([r["compare"][name]["w1_over_sd"] for r in rows])
+                ),
+                **(
+                    {
+                        "floor_ratio_median": float(
+                            np.median(
+                                [
+                                    np.hypot(w := _width(r["exact"], name), floor[name]) / w
+                                    for r in rows
+                                ]  # fmt: skip
+                            )
+                        )
+                    }
+                    if floor is not None
+                    else {}
                 ),
                 **{
                     f"{which}_{stat}": float(np.mean([r[which]["named"][name][key] for r in rows]))
@@ -370,18 +412,23 @@ def markdown(table: Mapping[str, Mapping]) -> str:
     """The summary as Markdown tables: named parameters, then field and convergence."""
     lines = []
     for family, entry in table.items():
+        floor = all("floor_ratio_median" in e for e in entry["named"].values())
         lines += [
             f"**{family}** ({entry['truths']} truths)",
             "",
-            "| named | median width ratio (learned / exact) | 90% hit rate learned | "
-            "exact | mean abs. error learned | exact | median W1 / exact sd |",
-            "|---|---|---|---|---|---|---|",
+            "| named | median width ratio (learned / exact) | "
+            + ("floor of the link | " if floor else "")
+            + "90% hit rate learned | exact | mean abs. error learned | exact | "
+            "median W1 / exact sd |",
+            "|---|---|---|---|---|---|---|" + ("---|" if floor else ""),
         ]
         for name, e in entry["named"].items():
             lines.append(
-                f"| {name} | {e['width_ratio_median']:.2f} | {e['learned_hit_rate']:.2f} | "
-                f"{e['exact_hit_rate']:.2f} | {e['learned_abs_error']:.4f} | "
-                f"{e['exact_abs_error']:.4f} | {e['w1_over_sd_median']:.2f} |"
+                f"| {name} | {e['width_ratio_median']:.2f} | "
+                + (f"{e['floor_ratio_median']:.2f} | " if floor else "")
+                + f"{e['learned_hit_rate']:.2f} | {e['exact_hit_rate']:.2f} | "
+                f"{e['learned_abs_error']:.4f} | {e['exact_abs_error']:.4f} | "
+                f"{e['w1_over_sd_median']:.2f} |"
             )
         lines += [
             "",

@@ -28,6 +28,7 @@ __all__ = [
     "check_study",
     "load_form",
     "load_generator",
+    "study_prior",
     "synthetic_data",
     "synthetic_truth",
 ]
@@ -405,6 +406,11 @@ def load_generator(config: StudyConfig) -> priors.Generator:
     return generator
 
 
+def study_prior(config: StudyConfig, generator: priors.Generator) -> DisentangledPrior:
+    """The ``[prior]`` generator as the study's Pyro prior, with its ``tau`` and ``fixed_eps``."""
+    return DisentangledPrior(generator, tau=config.prior.tau, fixed_eps=config.prior.fixed_eps)
+
+
 def _probe(config: StudyConfig, grid: object, observations: Observations | None) -> None:
     """Build the study's PDE on a 2 x 2 mesh of the box, or the ``[mesh] file``, on this rank.
 
@@ -493,7 +499,7 @@ def build_study(config: StudyConfig, comm: object) -> StudySetup:
         std, data = synthetic_data(config, forward, truth["field"], std)
     else:
         truth, data = None, torch.as_tensor(observations.values)
-    prior = DisentangledPrior(generator, tau=config.prior.tau, fixed_eps=config.prior.fixed_eps)
+    prior = study_prior(config, generator)
     if config.noise.prior is not None:
         scale = reference_tensor(generator).new_tensor(config.noise.scale)
         measured = InverseProblem(prior, forward, _NOISE_PRIORS[config.noise.prior](scale))

@@ -151,7 +151,24 @@ def test_summary_medians_rates_and_ratios():
     assert table["sharp"]["field_error_ratio_median"] == pytest.approx(2.0)
     text = reference.markdown(table)
     assert "**in_distribution** (3 truths)" in text and "| a | 2.00 | 0.67 | 0.67 |" in text
+    # a link floor as wide as the exact interval: a perfect generator stays sqrt(2) wider
+    with_floor = reference.summarise(rows, {"a": 1.0, "b": 0.0})["in_distribution"]["named"]
+    assert with_floor["a"]["floor_ratio_median"] == pytest.approx(np.sqrt(2))
+    assert with_floor["b"]["floor_ratio_median"] == 1.0
+    text = reference.markdown(reference.summarise(rows, {"a": 1.0, "b": 0.0}))
+    assert "floor of the link" in text and "| a | 2.00 | 1.41 | 0.67 | 0.67 |" in text
     assert reference.plot_reference(rows).axes[0].get_yscale() == "log"
+
+
+def test_link_floor_is_the_width_the_link_noise_leaves(tiny_prior):
+    from invprior.model import DisentangledPrior
+    from invprior.priors import load
+
+    generator = load(str(tiny_prior))
+    floor = reference.link_floor(DisentangledPrior(generator, tau=0.2))
+    assert list(floor) == list(NAMES)
+    for j, name in enumerate(NAMES):  # 2 * 1.645 * tau * s_j: a 90% Gaussian interval
+        assert floor[name] == pytest.approx(2 * 1.6448536 * 0.2 * float(generator.aux_std[j]))
 
 
 def test_bad_input_is_refused_before_any_work(tiny_prior, tmp_path):
