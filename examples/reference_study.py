@@ -19,7 +19,8 @@
 # Both posteriors are sampled with the same sampler, set here (by default batched ChEES-HMC,
 # 16 chains): the study's own `[mcmc]` table is the demo's two NUTS chains, far too slow
 # for tens of posteriors. Everything else (mesh, sensors, noise, prior, approximation
-# error, MAP) is the study's TOML.
+# error, MAP) is the study's TOML; `--prior` and `--tau` replace its `[prior]` name and
+# link scale, to measure another learned prior on the same truths and data.
 #
 # `python examples/reference_study.py examples/source_identification.toml --truths 20
 # --out results/reference_study`
@@ -44,8 +45,20 @@ from invprior.validation import InputError
 # -
 
 
-def study_config(config, kernel="chees", num_chains=16, warmup_steps=200, num_samples=200):
-    """The study of ``config`` with the reference study's sampler in place of its ``[mcmc]``."""
+def study_config(
+    config,
+    kernel="chees",
+    num_chains=16,
+    warmup_steps=200,
+    num_samples=200,
+    prior=None,
+    tau=None,
+):
+    """The study of ``config`` with the reference study's sampler in place of its ``[mcmc]``.
+
+    ``prior`` and ``tau``, when given, replace ``[prior] name`` and ``[prior] tau``: the
+    same truths and data under another learned prior.
+    """
     study = StudyConfig.from_toml(config)
     mcmc = SamplerConfig(
         kernel=kernel,
@@ -54,7 +67,14 @@ def study_config(config, kernel="chees", num_chains=16, warmup_steps=200, num_sa
         num_samples=num_samples,
         disable_progbar=True,
     )
-    return dataclasses.replace(study, mcmc=mcmc)
+    settings = study.prior
+    if prior is not None or tau is not None:
+        settings = dataclasses.replace(
+            settings,
+            name=prior if prior is not None else settings.name,
+            tau=tau if tau is not None else settings.tau,
+        )
+    return dataclasses.replace(study, mcmc=mcmc, prior=settings)
 
 
 def run(config, truths=20, families=("in_distribution",), shard=(0, 1), out=None, **sampler):
@@ -98,6 +118,8 @@ def main():
     parser.add_argument("--num-chains", type=int, default=16)
     parser.add_argument("--warmup-steps", type=int, default=200)
     parser.add_argument("--num-samples", type=int, default=200)
+    parser.add_argument("--prior", help="replaces [prior] name: a shipped name or checkpoint")
+    parser.add_argument("--tau", type=float, help="replaces [prior] tau, the link's scale")
     parser.add_argument("--out", default="results/reference_study", help="output folder")
     args = parser.parse_args()
     try:
@@ -115,6 +137,8 @@ def main():
             num_chains=args.num_chains,
             warmup_steps=args.warmup_steps,
             num_samples=args.num_samples,
+            prior=args.prior,
+            tau=args.tau,
         )
     except InputError as err:
         parser.error(str(err))

@@ -36,6 +36,8 @@ def test_sampler_settings_replace_the_studys_mcmc(load_example):
         200,
     )
     assert config.prior.name == "source-auxvae" and config.approximation_error.enabled
+    other = load_example("reference_study").study_config(CONFIG, prior="source-betavae", tau=0.05)
+    assert (other.prior.name, other.prior.tau) == ("source-betavae", 0.05)
 
 
 @pytest.mark.parametrize(
