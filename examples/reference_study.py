@@ -17,13 +17,14 @@
 # CRPS (`invprior.study.reference`).
 #
 # Both posteriors are sampled with the same sampler, set here (by default batched ChEES-HMC,
-# 16 chains): the study's own `[mcmc]` table is the demo's two NUTS chains, far too slow
-# for tens of posteriors. Everything else (mesh, sensors, noise, prior, approximation
+# 8 chains x (150 warm-up + 100 draws), what docs/results.md ran): the study's own
+# `[mcmc]` table is the demo's two NUTS chains, far too slow for tens of posteriors.
+# Everything else (mesh, sensors, noise, prior, approximation
 # error, MAP) is the study's TOML; `--prior` and `--tau` replace its `[prior]` name and
 # link scale, to measure another learned prior on the same truths and data.
 #
 # `python examples/reference_study.py examples/source_identification.toml --truths 20
-# --out results/reference_study`
+# --out results/reference_study` (about 80 minutes on one core)
 #
 # keeps every finished truth in `results/reference_study/truths/` (an interrupted run
 # resumes; `--shard K/N` runs every N-th truth from the K-th, so N processes can share the
@@ -48,9 +49,9 @@ from invprior.validation import InputError
 def study_config(
     config,
     kernel="chees",
-    num_chains=16,
-    warmup_steps=200,
-    num_samples=200,
+    num_chains=8,
+    warmup_steps=150,
+    num_samples=100,
     prior=None,
     tau=None,
 ):
@@ -115,9 +116,9 @@ def main():
     )
     parser.add_argument("--shard", default="0/1", help="K/N: every N-th truth from the K-th")
     parser.add_argument("--kernel", default="chees", choices=("chees", "nuts", "hmc"))
-    parser.add_argument("--num-chains", type=int, default=16)
-    parser.add_argument("--warmup-steps", type=int, default=200)
-    parser.add_argument("--num-samples", type=int, default=200)
+    parser.add_argument("--num-chains", type=int, default=8)
+    parser.add_argument("--warmup-steps", type=int, default=150)
+    parser.add_argument("--num-samples", type=int, default=100)
     parser.add_argument("--prior", help="replaces [prior] name: a shipped name or checkpoint")
     parser.add_argument("--tau", type=float, help="replaces [prior] tau, the link's scale")
     parser.add_argument("--out", default="results/reference_study", help="output folder")
