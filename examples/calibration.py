@@ -20,6 +20,9 @@
 # `calibration.json` and prints one JSON line last. `--sampler nuts` (or `chees`) replaces
 # MAP + Laplace with MCMC from the MAP (`--num-chains`, `--warmup-steps`, `--num-samples`),
 # its chains pooled and thinned to the draws (`invprior.calibration.mcmc_posterior`).
+# Every finished problem's ranks are kept in `OUT/problems/`, so an interrupted run
+# resumes, and `--shard K/N` runs every N-th problem from the K-th, so N processes can
+# share the folder; the report is written once every problem has its ranks.
 
 # +
 import argparse
@@ -30,7 +33,9 @@ from pathlib import Path
 
 from mpi4py import MPI
 
+from invprior.cache import ResultCache, parse_shard
 from invprior.calibration import (
+    SBCResult,
     laplace_posterior,
     mcmc_posterior,
     plot_rank_histograms,
@@ -38,6 +43,7 @@ from invprior.calibration import (
 )
 from invprior.fileio import save_figure, write_json
 from invprior.infer import MapConfig, MCMCConfig
+from invprior.priors.checkpoint import digest
 from invprior.study import StudyConfig, build_study
 
 EXAMPLE = Path(__file__).with_name("source_identification.toml")
@@ -53,13 +59,18 @@ def run(
     out=None,
     sampler="laplace",
     mcmc=None,
+    shard=(0, 1),
 ):
     """SBC of the named parameters of the example's problem; returns the summary dict.
 
     ``sampler`` is ``"laplace"`` (MAP + Laplace) or an MCMC kernel (``"nuts"``,
     ``"hmc"``, ``"chees"``) run with the settings ``mcmc`` (an
-    :class:`invprior.infer.MCMCConfig`) from the MAP. Collective on ``MPI.COMM_WORLD``;
-    with ``out``, rank 0 writes ``ranks.png`` and ``calibration.json`` there.
+    :class:`invprior.infer.MCMCConfig`) from the MAP. Collective on ``MPI.COMM_WORLD``.
+    With ``out``, every finished problem's ranks are kept in ``out/problems/`` (an
+    interrupted run resumes; ``shard=(k, n)`` runs every n-th problem from the k-th, so n
+    processes can share the folder), and once every problem has its ranks, rank 0 writes
+    ``ranks.png`` and ``calibration.json`` there from all of them. The summary covers all
+    problems when they are done, otherwise this shard's.
     """
     tic = time.perf_counter()
     study = StudyConfig.from_toml(config)
@@ -74,11 +85,29 @@ def run(
     else:
         mcmc = mcmc if mcmc is not None else MCMCConfig(disable_progbar=True)
         posterior = mcmc_posterior(problem, draws, mcmc, kernel=sampler, map_config=map_config)
+    cache = None
+    if out is not None:
+        settings = {
+            "config": repr(study),
+            "generator": digest(study.prior.name),
+            "draws": draws,
+            "seed": seed,
+            "sampler": sampler,
+            "mcmc": None if mcmc is None else dataclasses.asdict(mcmc),
+            "map": dataclasses.asdict(map_config),
+        }
+        cache = ResultCache(Path(out) / "problems", settings)
     result = sbc_ranks(
-        problem, problems, num_draws=draws, num_bins=bins, seed=seed, posterior=posterior
-    )
+        problem, problems, num_draws=draws, num_bins=bins, seed=seed, posterior=posterior,
+        cache=cache, shard=shard,
+    )  # fmt: skip
+    done = None
+    if cache is not None:  # every shard's finished problems, not only this one's
+        done = [cache.get(f"problem-{i:04d}") for i in range(problems)]
+        if all(ranks is not None for ranks in done):
+            result = SBCResult.from_ranks(result.names, done, draws, bins)
     summary = {
-        "problems": problems,
+        "problems": len(result.ranks),
         "draws": draws,
         "bins": bins,
         "sampler": sampler,
@@ -88,7 +117,7 @@ def run(
         "min_p_value": min(result.p_values.values()),
         "wall_s": time.perf_counter() - tic,
     }
-    if out is not None and MPI.COMM_WORLD.rank == 0:
+    if len(result.ranks) == problems and out is not None and MPI.COMM_WORLD.rank == 0:
         save_figure(plot_rank_histograms(result), Path(out) / "ranks.png")
         write_json(Path(out) / "calibration.json", summary, indent=2)
     return summary
@@ -112,8 +141,10 @@ def main():
     parser.add_argument("--warmup-steps", type=int, default=200, help="MCMC warm-up per chain")
     parser.add_argument("--num-samples", type=int, default=200, help="MCMC draws per chain")
     parser.add_argument("--max-tree-depth", type=int, default=7, help="NUTS tree depth")
+    parser.add_argument("--shard", default="0/1", help="K/N: every N-th problem from the K-th")
     args = parser.parse_args()
-    try:  # InputError and ValueError: draws, bins or MCMC settings that do not fit
+    try:  # InputError and ValueError: draws, bins, shard or MCMC settings that do not fit
+        shard = parse_shard(args.shard)
         mcmc = None
         if args.sampler != "laplace":
             mcmc = MCMCConfig(
@@ -123,7 +154,7 @@ def main():
             )  # fmt: skip
         summary = run(
             args.problems, args.draws, args.bins, args.seed, out=args.out,
-            sampler=args.sampler, mcmc=mcmc,
+            sampler=args.sampler, mcmc=mcmc, shard=shard,
         )  # fmt: skip
     except ValueError as err:
         parser.error(str(err))

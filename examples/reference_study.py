@@ -37,7 +37,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from invprior.cache import ResultCache
+from invprior.cache import ResultCache, parse_shard
 from invprior.fileio import save_figure, write_json, write_text
 from invprior.study import SamplerConfig, StudyConfig, reference
 from invprior.study.setup import load_generator, study_prior
@@ -124,9 +124,9 @@ def main():
     parser.add_argument("--out", default="results/reference_study", help="output folder")
     args = parser.parse_args()
     try:
-        k, n = (int(part) for part in args.shard.split("/"))
-    except ValueError:
-        parser.error(f"--shard must be K/N with integers, got {args.shard!r}")
+        k, n = parse_shard(args.shard)
+    except ValueError as err:
+        parser.error(f"--shard: {err}")
     try:
         result = run(
             args.config,

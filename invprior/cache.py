@@ -31,7 +31,7 @@ from pathlib import Path
 from .fileio import json_text, write_json
 from .provenance import code_fingerprint
 
-__all__ = ["ResultCache"]
+__all__ = ["ResultCache", "parse_shard"]
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -87,3 +87,22 @@ class ResultCache:
             record = compute(*args)
             self.put(key, record)
         return record
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` as ``(k, n)``: the shard that takes every ``n``-th unit of work from the ``k``-th.
+
+    Raises:
+        ValueError: Not two integers ``K/N`` with ``0 <= K < N``.
+
+    Example:
+        >>> parse_shard("1/2")
+        (1, 2)
+    """
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"a shard is K/N with integers 0 <= K < N, got {text!r}") from None
+    if not 0 <= k < n:
+        raise ValueError(f"a shard is K/N with integers 0 <= K < N, got {text!r}")
+    return k, n

@@ -31,7 +31,7 @@ References:
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +42,8 @@ from scipy.stats import binom, chisquare
 from tqdm.auto import tqdm
 
 from . import infer
+from .cache import ResultCache
+from .collective import on_root
 from .infer.common import child_seeds, is_root, seeded
 from .model import InverseProblem
 from .sites import OBS
@@ -70,6 +72,18 @@ class SBCResult:
     num_draws: int
     num_bins: int
     p_values: dict[str, float]
+
+    @classmethod
+    def from_ranks(
+        cls, names: Sequence[str], ranks: np.ndarray, num_draws: int, num_bins: int
+    ) -> SBCResult:
+        """The result of ``ranks`` (one row per problem), with its uniformity tests."""
+        ranks = np.asarray(ranks, dtype=np.int64)
+        p_values = {
+            name: _uniformity_p_value(ranks[:, j], num_draws, num_bins)
+            for j, name in enumerate(names)
+        }
+        return cls(tuple(names), ranks, num_draws, num_bins, p_values)
 
     def histograms(self) -> np.ndarray:
         """Counts per bin, shape ``(len(names), num_bins)``."""
@@ -155,10 +169,15 @@ def sbc_ranks(
     seed: int = 0,
     posterior: Posterior | None = None,
     progress: bool | None = None,
+    cache: ResultCache | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> SBCResult:
     """Run SBC of the named variables of ``problem``.
 
     Collective on the forward model's communicator (every rank runs the same problems).
+    Problem ``i`` is simulated with the ``i``-th of :func:`child_seeds` of ``seed``, the
+    same whatever ``num_problems`` and ``shard`` are, so shards and an interrupted run
+    resumed from ``cache`` give the ranks of one unsharded run.
 
     Args:
         problem: The inverse problem; data are simulated from ``problem.model``.
@@ -169,12 +188,18 @@ def sbc_ranks(
         posterior: The routine under test, ``posterior(obs, seed) -> {name: (L,) draws}``;
             default :func:`laplace_posterior` of ``problem``.
         progress: Show a progress bar (default: on a terminal, rank 0 only).
+        cache: Keeps each finished problem's ranks (key ``problem-NNNN``); its settings
+            must describe everything the ranks depend on besides the code (the problem,
+            the routine, ``num_draws`` and ``seed``).
+        shard: ``(k, n)``: only the problems ``k, k + n, ...``, so ``n`` processes can
+            share one ``cache``; the result holds this shard's problems.
 
     Returns:
         The :class:`SBCResult`.
 
     Raises:
-        ValueError: If the problem has no named variables, or the counts do not fit.
+        ValueError: If the problem has no named variables, or the counts or the shard do
+            not fit.
     """
     names = tuple(problem.prior.aux_names)
     if not names:
@@ -184,28 +209,56 @@ def sbc_ranks(
             f"need num_problems >= 2, num_draws >= 1 and num_bins >= 2 dividing "
             f"num_draws + 1; got {num_problems}, {num_draws} and {num_bins}"
         )
+    k, n = shard
+    if n < 1 or not 0 <= k < n or len(range(k, num_problems, n)) < 2:
+        raise ValueError(
+            f"shard k/n needs 0 <= k < n and at least 2 of the {num_problems} problems, "
+            f"got {k}/{n}"
+        )
     posterior = posterior or laplace_posterior(problem, num_draws)
     device = problem.check_obs(torch.zeros(problem.n_obs)).device  # the generator's
-    ranks = np.empty((num_problems, len(names)), dtype=np.int64)
-    show = is_root() and (sys.stderr.isatty() if progress is None else progress)
+    if cache is not None:
+        from mpi4py import MPI
+
+        comm = MPI.COMM_WORLD
     seeds = child_seeds(seed, num_problems)
-    for i, seed_i in enumerate(tqdm(seeds, desc="SBC", unit="problem", disable=not show)):
-        with seeded(seed_i, device), torch.no_grad():
-            trace = poutine.trace(problem.model).get_trace()
-        obs = trace.nodes[OBS]["value"].detach()
-        draws = posterior(obs, seed_i)
-        for j, name in enumerate(names):
-            truth = trace.nodes[name]["value"]
-            sample = torch.as_tensor(draws[name]).reshape(-1)
-            if sample.numel() != num_draws:
-                raise ValueError(
-                    f"posterior returned {sample.numel()} draws of {name!r}, expected {num_draws}"
-                )
-            ranks[i, j] = int((sample < truth).sum())
-    p_values = {
-        n: _uniformity_p_value(ranks[:, j], num_draws, num_bins) for j, n in enumerate(names)
-    }
-    return SBCResult(names, ranks, num_draws, num_bins, p_values)
+    indices = range(k, num_problems, n)
+    ranks = np.empty((len(indices), len(names)), dtype=np.int64)
+    show = is_root() and (sys.stderr.isatty() if progress is None else progress)
+    for row, i in enumerate(tqdm(indices, desc="SBC", unit="problem", disable=not show)):
+        key = f"problem-{i:04d}"
+        # rank 0 reads and writes the cache, so every rank skips or runs a problem alike
+        ranks_i = on_root(comm, cache.get, key) if cache is not None else None
+        if ranks_i is None:
+            ranks_i = _problem_ranks(problem, posterior, seeds[i], names, num_draws, device)
+            if cache is not None:
+                on_root(comm, cache.put, key, ranks_i)
+        ranks[row] = ranks_i
+    return SBCResult.from_ranks(names, ranks, num_draws, num_bins)
+
+
+def _problem_ranks(
+    problem: InverseProblem,
+    posterior: Posterior,
+    seed: int,
+    names: tuple[str, ...],
+    num_draws: int,
+    device: torch.device,
+) -> list[int]:
+    """Simulate one problem from the model with ``seed``; the truths' ranks among its draws."""
+    with seeded(seed, device), torch.no_grad():
+        trace = poutine.trace(problem.model).get_trace()
+    obs = trace.nodes[OBS]["value"].detach()
+    draws = posterior(obs, seed)
+    ranks = []
+    for name in names:
+        sample = torch.as_tensor(draws[name]).reshape(-1)
+        if sample.numel() != num_draws:
+            raise ValueError(
+                f"posterior returned {sample.numel()} draws of {name!r}, expected {num_draws}"
+            )
+        ranks.append(int((sample < trace.nodes[name]["value"]).sum()))
+    return ranks
 
 
 def plot_rank_histograms(result: SBCResult) -> Figure:

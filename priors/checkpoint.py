@@ -62,7 +62,7 @@ from .semisupervised import SemiSupervisedVAE
 from .simulator_generator import SimulatorGenerator
 from .vae import AuxVAE, BetaVAE
 
-__all__ = ["CheckpointNotFoundError", "load", "pretrained_names", "save", "sign"]
+__all__ = ["CheckpointNotFoundError", "digest", "load", "pretrained_names", "save", "sign"]
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +233,24 @@ def pretrained_names() -> list[str]:
     """Names of the generators shipped in ``invprior/priors/pretrained/``."""
     folder = importlib.resources.files(__package__).joinpath("pretrained")
     return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def digest(name_or_path: str | os.PathLike) -> str:
+    """The recorded ``sidecar_sha256`` of a shipped name or checkpoint path.
+
+    One digest covers the weights (through ``sha256``) and every entry of the sidecar, so
+    a study's cached records can name the generator they were computed with. It is read,
+    not verified: :func:`load` checks it against the files.
+
+    Raises:
+        CheckpointNotFoundError: No such shipped generator or checkpoint files.
+        InputError: A sidecar that is not a checkpoint sidecar of this format.
+    """
+    stem = _resolve(name_or_path)
+    sidecar = _parse_sidecar(stem)
+    if DIGEST_KEY not in sidecar:
+        raise InputError(f"{stem.with_suffix('.json')} lacks the key {DIGEST_KEY!r}; {_RESAVE}")
+    return str(sidecar[DIGEST_KEY])
 
 
 def _resolve(name_or_path: str | os.PathLike) -> Path:

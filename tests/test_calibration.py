@@ -7,7 +7,9 @@ import torch
 from linear_gaussian import make_problem
 from tiny_study import study_toml, tiny_auxvae
 
+from invprior.cache import ResultCache, parse_shard
 from invprior.calibration import (
+    SBCResult,
     laplace_posterior,
     mcmc_posterior,
     plot_rank_histograms,
@@ -100,6 +102,36 @@ def test_same_seed_same_ranks_and_bad_input():
         sbc_ranks(problem, 2, num_draws=9, num_bins=5, posterior=laplace_posterior(problem, 4))
 
 
+def test_shards_and_a_resumed_run_give_the_ranks_of_one_run(tmp_path):
+    problem = make_problem(aux_dim=1, rec_dim=1, n_obs=3, noise=0.5)
+    posterior = laplace_posterior(problem, 9, FAST_MAP)
+    whole = sbc_ranks(problem, 5, num_draws=9, num_bins=5, seed=4, posterior=posterior)
+    cache = ResultCache(tmp_path, {"routine": "laplace"})
+    odd = sbc_ranks(problem, 5, num_draws=9, num_bins=5, seed=4, posterior=posterior,
+                    cache=cache, shard=(1, 2))  # fmt: skip
+    np.testing.assert_array_equal(odd.ranks, whole.ranks[1::2])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["problem-0001.json", "problem-0003.json"]
+
+    def refuse(obs, seed):  # a resumed run recomputes nothing already kept
+        raise AssertionError("recomputed a kept problem")
+
+    kept = sbc_ranks(problem, 4, num_draws=9, num_bins=5, seed=4, posterior=refuse,
+                     cache=cache, shard=(1, 2))  # fmt: skip
+    np.testing.assert_array_equal(kept.ranks, whole.ranks[1:4:2])
+    rebuilt = SBCResult.from_ranks(whole.names, whole.ranks, 9, 5)
+    assert rebuilt.p_values == whole.p_values
+    for shard in [(2, 2), (0, 0), (1, 4)]:  # out of range, no shards, one problem only
+        with pytest.raises(ValueError, match="shard k/n"):
+            sbc_ranks(problem, 5, num_draws=9, num_bins=5, shard=shard)
+
+
+def test_parse_shard():
+    assert parse_shard("0/1") == (0, 1) and parse_shard("3/4") == (3, 4)
+    for text in ["1", "a/2", "2/2", "-1/2", "1/2/3", "1.0/2"]:
+        with pytest.raises(ValueError, match=f"0 <= K < N, got {text!r}"):
+            parse_shard(text)
+
+
 @pytest.mark.dolfinx
 @pytest.mark.skip_in_parallel
 def test_example_runs_tiny(tmp_path, load_example):
@@ -112,6 +144,15 @@ def test_example_runs_tiny(tmp_path, load_example):
     assert set(out["p_values"]) == {"x0", "y0"} and 0 <= out["min_p_value"] <= 1
     assert (tmp_path / "out" / "ranks.png").is_file()
     assert (tmp_path / "out" / "calibration.json").is_file()
+    assert len(list((tmp_path / "out" / "problems").iterdir())) == 3
+    # two shards into one folder: the first writes no report, the second the whole one
+    shards = tmp_path / "shards"
+    first = example.run(problems=4, draws=9, bins=5, config=config, out=shards, shard=(0, 2))
+    assert first["problems"] == 2 and not (shards / "calibration.json").exists()
+    second = example.run(problems=4, draws=9, bins=5, config=config, out=shards, shard=(1, 2))
+    assert second["problems"] == 4 and (shards / "calibration.json").is_file()
+    whole = example.run(problems=4, draws=9, bins=5, config=config)
+    assert whole["p_values"] == second["p_values"]
     mcmc = MCMCConfig(num_chains=4, warmup_steps=4, num_samples=5, disable_progbar=True)
     out = example.run(problems=3, draws=9, bins=5, config=config, sampler="chees", mcmc=mcmc)
     assert out["sampler"] == "chees" and out["mcmc"]["num_chains"] == 4

@@ -54,6 +54,7 @@ from ..cache import ResultCache
 from ..diagnostics import field_summary, summarize_named
 from ..model import DisentangledPrior, InverseProblem
 from ..priors import SimulatorGenerator
+from ..priors.checkpoint import digest
 from ..priors.simulate import simulate, simulate_misspecified_sources
 from ..report import field_scores, study_metrics
 from ..scores import crps
@@ -259,8 +260,17 @@ def _width(scores: Mapping, name: str) -> float:
 
 
 def settings_of(config: StudyConfig, families: Sequence[str]) -> dict[str, object]:
-    """What a truth's record depends on besides its key: the study and the families."""
-    return {"config": repr(config), "families": list(families)}
+    """What a truth's record depends on besides its key and the code.
+
+    The study, the families and the digest of the learned prior's checkpoint
+    (:func:`invprior.priors.checkpoint.digest`), so a retrained generator of the same name
+    recomputes every truth.
+    """
+    try:
+        generator = digest(config.prior.name)
+    except (OSError, ValueError) as err:
+        raise InputError(f"[prior] name = {config.prior.name!r}: {err}") from err
+    return {"config": repr(config), "families": list(families), "generator": generator}
 
 
 def reference_study(

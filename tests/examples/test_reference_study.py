@@ -43,8 +43,8 @@ def test_sampler_settings_replace_the_studys_mcmc(load_example):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--shard", "1"], "--shard must be K/N"),
-        (["--shard", "2/2"], "0 <= k < n"),
+        (["--shard", "1"], "--shard: a shard is K/N with integers 0 <= K < N, got '1'"),
+        (["--shard", "2/2"], "0 <= K < N, got '2/2'"),
         (["--truths", "0"], "num_truths >= 1"),
     ],
 )

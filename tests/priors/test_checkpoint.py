@@ -396,3 +396,18 @@ def test_metadata_is_checked_before_anything_is_written(tmp_path):
     save(gen, tmp_path / "g", {"metrics": {"lds": float("nan")}})
     assert math.isnan(load(tmp_path / "g").metadata["metrics"]["lds"])
     assert "NaN" in (tmp_path / "g.json").read_text()
+
+
+def test_digest_names_the_checkpoint_without_loading_it(tmp_path):
+    stem, meta = _saved(tmp_path)
+    assert checkpoint.digest(stem) == meta["sidecar_sha256"]
+    assert checkpoint.digest(f"{stem}.json") == meta["sidecar_sha256"]
+    shipped = json.loads((checkpoint._resolve("source-auxvae").with_suffix(".json")).read_text())
+    assert checkpoint.digest("source-auxvae") == shipped["sidecar_sha256"]
+    save(_auxvae(tau=0.3), tmp_path / "g")  # another generator under the same name
+    assert checkpoint.digest(stem) != meta["sidecar_sha256"]
+    with pytest.raises(CheckpointNotFoundError, match="no shipped generator named 'nope'"):
+        checkpoint.digest("nope")
+    (tmp_path / "g.json").write_text("[]")
+    with pytest.raises(InputError, match="must hold a JSON object"):
+        checkpoint.digest(stem)

@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 import pytest
-from tiny_study import NAMES, study_toml
+import torch
+from tiny_study import NAMES, study_toml, tiny_auxvae
 
-from invprior.priors import GridSpec
+from invprior.priors import GridSpec, save
+from invprior.priors.checkpoint import digest
 from invprior.priors.simulate import simulate, simulate_misspecified_sources
 from invprior.study import SamplerConfig, StudyConfig, reference
 from invprior.study.setup import synthetic_truth
@@ -98,6 +100,24 @@ def test_two_truths_scored_kept_and_resumed(tiny_prior, tmp_path, monkeypatch):
     # a shard runs every n-th truth from the k-th
     assert [r["index"] for r in reference.reference_study(config, 3, out=out, shard=(1, 2))] == [1]
     assert computed == [2]
+
+
+def test_records_name_the_generator_they_were_computed_with(tiny_prior, tmp_path):
+    # a generator retrained under the same path makes every kept truth stale
+    copy = tmp_path / "prior"
+    torch.manual_seed(0)
+    save(tiny_auxvae(), copy)
+    config = tiny_config(copy, tmp_path)
+    before = reference.settings_of(config, ["in_distribution"])
+    assert before["generator"] == digest(copy)
+    torch.manual_seed(1)
+    save(tiny_auxvae(), copy)
+    assert reference.settings_of(config, ["in_distribution"])["generator"] != before["generator"]
+    missing = dataclasses.replace(
+        config, prior=dataclasses.replace(config.prior, name=str(tmp_path / "gone"))
+    )
+    with pytest.raises(InputError, match="prior\\] name = .*gone.*not found"):
+        reference.settings_of(missing, ["in_distribution"])
 
 
 def record(family, index, ratio, hits, errors):
