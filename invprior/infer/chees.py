@@ -314,6 +314,7 @@ class _Sampler:
 
     def _restart_step_size(self) -> None:
         self.dual = DualAveraging(prox_center=math.log(10 * self.step_size))
+        self.dual_steps = 0
 
     def _normal(self) -> torch.Tensor:
         """One standard normal vector per chain, each from its chain's generator."""
@@ -388,6 +389,7 @@ class _Sampler:
         # a divergent transition counts with acceptance 0, like a nearly divergent one
         harmonic = float(1.0 / (1.0 / accept.clamp(min=1e-10)).mean())
         self.dual.step(self.config.target_accept_prob - harmonic)
+        self.dual_steps += 1
         log_step, _ = self.dual.get_state()
         self.step_size = math.exp(log_step)
         gradient = _chees_gradient(
@@ -413,7 +415,13 @@ class _Sampler:
         self._restart_step_size()
 
     def finish_warmup(self) -> None:
-        """Fix the step size and trajectory length at their averaged iterates."""
+        """Fix the step size and trajectory length at their averaged iterates.
+
+        Without a step of dual averaging since its last restart (no warm-up, or a mass
+        window that closed on the last warm-up iteration) the step size stays as it is.
+        """
+        if not self.dual_steps:  # dual averaging has no iterate before its first step
+            return
         _, log_average = self.dual.get_state()
         self.step_size = math.exp(log_average)
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 
 import numpy as np
 
 from .. import infer, linearised
-from ..block_correlation import block_correlation, plot_block_correlation
+from ..block_correlation import BlockCorrelation, block_correlation, plot_block_correlation
 from ..collective import on_root, staged_folder
 from ..datatree import save_datatree, to_arviz
+from ..diagnostics import SamplingWarning
 from ..fileio import check_output_folder, save_figure
 from ..parallel import gather_chains, split_chains
 from ..report import BASELINE, field_maps, study_metrics, write_report
@@ -127,7 +129,8 @@ def run_study(
         null for measured data under ``[noise] prior``, whose posterior is
         ``noise_std_posterior``), ``approximation_error`` (whether it was used),
         ``block_correlation_max`` (largest posterior correlation between a named and a
-        residual coordinate) and, when written, ``folder``.
+        residual coordinate; left out, with a warning, when the draws are constant) and,
+        when written, ``folder``.
 
     Raises:
         InputError: With ``write``, if the output folder cannot be written or replaced
@@ -190,7 +193,7 @@ def run_study(
         baseline.attrs["seed_source"] = seed_source
         tree[BASELINE] = baseline
     metrics = study_metrics(tree)
-    correlation = block_correlation(tree) if problem.prior.aux_names else None
+    correlation = _block_correlation(tree) if problem.prior.aux_names else None
     if correlation is not None:
         metrics["block_correlation_max"] = correlation.max_abs
     if approx and std is not None:  # the generator's error next to the measurement noise
@@ -216,10 +219,29 @@ def run_study(
             if comm.rank == 0:
                 save_datatree(tree, out / MARKER)
                 write_report(tree, out)
-                if correlation is not None:  # the linearised prior at the MAP, block structure
+                if problem.prior.aux_names:  # the linearised prior at the MAP
                     induced = linearised.induced_covariance(problem.prior, start.sites)
                     linearised.write_figures(out, induced)
+                if correlation is not None:  # the posterior's block structure
                     save_figure(plot_block_correlation(correlation), out / "block_correlation.png")
         metrics["folder"] = str(folder)
     metrics["wall_s"] = time.perf_counter() - tic
     return metrics
+
+
+def _block_correlation(tree: object) -> BlockCorrelation | None:
+    """The posterior's named/residual cross-correlation, or None with a warning.
+
+    Chains that never moved (every proposal rejected) leave constant draws, whose
+    correlation is undefined; the study still reports everything else.
+    """
+    try:
+        return block_correlation(tree)
+    except ValueError as err:
+        warnings.warn(
+            f"no block correlation of the posterior draws ({err}); the chains did not "
+            "explore the posterior, see the sampling checks",
+            SamplingWarning,
+            stacklevel=3,
+        )
+        return None

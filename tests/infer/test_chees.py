@@ -117,3 +117,17 @@ def test_chees_gradient_is_zero_without_movement_and_signs_a_useful_move():
     assert _chees_gradient(y0, y1, y1, accept, diverging, 1.0) > 0.0
     everything_diverged = torch.ones(4, dtype=torch.bool)
     assert _chees_gradient(y0, y1, y1, accept, everything_diverged, 1.0) == 0.0
+
+
+@pytest.mark.parametrize("warmup_steps", [0, 1])
+def test_no_or_one_warmup_step_keeps_the_given_step_size(warmup_steps):
+    # no warm-up, or one whose only mass window closes on its last step: the step size
+    # is the one given, or the last adapted one, not an average of no iterates
+    problem = make_problem(aux_dim=1, rec_dim=1)
+    obs = synthetic_obs(problem)
+    settings = {**TINY, "warmup_steps": warmup_steps, "step_size": 0.3}
+    result = infer.chees(problem, obs, **settings)
+    step_sizes = np.unique(result.sample_stats["step_size"])
+    assert len(step_sizes) == 1 and np.isfinite(step_sizes).all()
+    if warmup_steps == 0:
+        assert step_sizes[0] == pytest.approx(0.3)

@@ -50,6 +50,36 @@ def test_run_then_report(tiny_prior, tmp_path, capsys):
 
 @pytest.mark.dolfinx
 @pytest.mark.skip_in_parallel
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # ArviZ on draws of zero variance
+def test_chains_that_never_move_still_give_a_report(tiny_prior, tmp_path):
+    from mpi4py import MPI
+
+    from invprior.diagnostics import SamplingWarning
+    from invprior.study import run_study
+
+    # ChEES without warm-up and with a huge step: every proposal diverges, every draw is
+    # the chain's start
+    config = StudyConfig.from_dict(tomllib.loads(study_toml(tiny_prior, tmp_path / "out")))
+    mcmc = dataclasses.replace(
+        config.mcmc,
+        kernel="chees",
+        warmup_steps=0,
+        step_size=1e3,
+        num_samples=10,
+        num_chains=1,
+    )
+    config = dataclasses.replace(config, mcmc=mcmc)
+    with pytest.warns(SamplingWarning, match=r"no block correlation .*constant draws of"):
+        metrics = run_study(config, MPI.COMM_WORLD)
+    assert metrics["divergences"] == mcmc.num_samples * mcmc.num_chains
+    assert "block_correlation_max" not in metrics
+    files = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"summary.txt", "linearised_modes.png"} <= files
+    assert "block_correlation.png" not in files
+
+
+@pytest.mark.dolfinx
+@pytest.mark.skip_in_parallel
 def test_approximation_error_widens_the_noise_and_the_fields(tiny_prior, tmp_path):
     from mpi4py import MPI
 
