@@ -101,13 +101,16 @@ def run(
         problem, problems, num_draws=draws, num_bins=bins, seed=seed, posterior=posterior,
         cache=cache, shard=shard,
     )  # fmt: skip
-    done = None
+    finished = len(result.ranks)
     if cache is not None:  # every shard's finished problems, not only this one's
         done = [cache.get(f"problem-{i:04d}") for i in range(problems)]
-        if all(ranks is not None for ranks in done):
+        finished = sum(ranks is not None for ranks in done)
+        if finished == problems:
             result = SBCResult.from_ranks(result.names, done, draws, bins)
     summary = {
         "problems": len(result.ranks),
+        "finished": finished,
+        "complete": len(result.ranks) == problems,
         "draws": draws,
         "bins": bins,
         "sampler": sampler,
@@ -117,7 +120,7 @@ def run(
         "min_p_value": min(result.p_values.values()),
         "wall_s": time.perf_counter() - tic,
     }
-    if len(result.ranks) == problems and out is not None and MPI.COMM_WORLD.rank == 0:
+    if summary["complete"] and out is not None and MPI.COMM_WORLD.rank == 0:
         save_figure(plot_rank_histograms(result), Path(out) / "ranks.png")
         write_json(Path(out) / "calibration.json", summary, indent=2)
     return summary
@@ -159,7 +162,13 @@ def main():
     except ValueError as err:
         parser.error(str(err))
     if MPI.COMM_WORLD.rank == 0:
-        print(f"report: {args.out}")
+        if summary["complete"]:
+            print(f"report: {args.out}")
+        else:  # another shard's problems are still to come
+            print(
+                f"{summary['finished']} of {args.problems} problems have ranks (this shard's "
+                f"below); the report is written by the run that completes them"
+            )
         print(json.dumps({k: v for k, v in summary.items() if k != "histograms"}))
 
 

@@ -148,9 +148,11 @@ def test_example_runs_tiny(tmp_path, load_example):
     # two shards into one folder: the first writes no report, the second the whole one
     shards = tmp_path / "shards"
     first = example.run(problems=4, draws=9, bins=5, config=config, out=shards, shard=(0, 2))
-    assert first["problems"] == 2 and not (shards / "calibration.json").exists()
+    assert (first["problems"], first["finished"], first["complete"]) == (2, 2, False)
+    assert not (shards / "calibration.json").exists()
     second = example.run(problems=4, draws=9, bins=5, config=config, out=shards, shard=(1, 2))
-    assert second["problems"] == 4 and (shards / "calibration.json").is_file()
+    assert second["problems"] == 4 and second["complete"]
+    assert (shards / "calibration.json").is_file()
     whole = example.run(problems=4, draws=9, bins=5, config=config)
     assert whole["p_values"] == second["p_values"]
     mcmc = MCMCConfig(num_chains=4, warmup_steps=4, num_samples=5, disable_progbar=True)
