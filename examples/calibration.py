@@ -88,7 +88,12 @@ def run(
     cache = None
     if out is not None:
         settings = {
-            "config": repr(study),
+            # the problem's tables; [map], [mcmc], [baseline] and [output] play no part
+            "problem": {
+                f.name: repr(getattr(study, f.name))
+                for f in dataclasses.fields(study)
+                if f.name not in ("map", "mcmc", "baseline", "output")
+            },
             "generator": digest(study.prior.name),
             "draws": draws,
             "seed": seed,

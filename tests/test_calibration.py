@@ -155,6 +155,15 @@ def test_example_runs_tiny(tmp_path, load_example):
     assert (shards / "calibration.json").is_file()
     whole = example.run(problems=4, draws=9, bins=5, config=config)
     assert whole["p_values"] == second["p_values"]
+    # another [mcmc] table of the study (unused by SBC) keeps the ranks; another noise level
+    # recomputes them
+    text = config.read_text()
+    config.write_text(text.replace("[mcmc]\n", "[mcmc]\ntarget_accept_prob = 0.95\n"))
+    again = example.run(problems=4, draws=9, bins=5, config=config, out=shards, shard=(1, 2))
+    assert again["complete"] and again["p_values"] == second["p_values"]
+    config.write_text(text.replace("relative = 0.05", "relative = 0.1"))
+    fresh = example.run(problems=4, draws=9, bins=5, config=config, out=shards, shard=(1, 2))
+    assert (fresh["finished"], fresh["complete"]) == (2, False)
     mcmc = MCMCConfig(num_chains=4, warmup_steps=4, num_samples=5, disable_progbar=True)
     out = example.run(problems=3, draws=9, bins=5, config=config, sampler="chees", mcmc=mcmc)
     assert out["sampler"] == "chees" and out["mcmc"]["num_chains"] == 4
