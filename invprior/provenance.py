@@ -21,18 +21,24 @@ __all__ = ["code_fingerprint", "sources_fingerprint"]
 PACKAGES = ("invprior", "invprior.pde", "invprior.priors")
 
 
-def sources_fingerprint(roots: Iterable[str | Path]) -> str:
-    """SHA-1 (16 hex digits) of the ``*.py`` files below ``roots``: paths and contents.
+def sources_fingerprint(roots: Iterable[tuple[str, str | Path]]) -> str:
+    """SHA-1 (16 hex digits) of the ``*.py`` files below the folders: names and contents.
 
     Args:
-        roots: Folders; each one's files enter in sorted order, named relative to it.
+        roots: ``(prefix, folder)`` pairs; a file is named ``prefix/`` plus its path below
+            the folder. A file reached from two pairs under the same name (a subpackage's
+            folder inside its parent's, as in an installed wheel, and its own pair) counts
+            once, so a wheel and an editable install of the same sources agree.
     """
-    digest = hashlib.sha1()
-    for root in roots:
+    files: dict[str, Path] = {}
+    for prefix, root in roots:
         root = Path(root)
-        for path in sorted(root.rglob("*.py")):
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-            digest.update(path.read_bytes() + b"\0")
+        for path in root.rglob("*.py"):
+            files[f"{prefix}/{path.relative_to(root).as_posix()}"] = path
+    digest = hashlib.sha1()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0")
+        digest.update(files[name].read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
@@ -43,5 +49,9 @@ def code_fingerprint() -> str:
     """
     roots = []
     for name in PACKAGES:
-        roots += importlib.util.find_spec(name).submodule_search_locations
-    return sources_fingerprint(dict.fromkeys(roots))
+        prefix = name.replace(".", "/")
+        roots += [
+            (prefix, folder)
+            for folder in importlib.util.find_spec(name).submodule_search_locations
+        ]
+    return sources_fingerprint(roots)

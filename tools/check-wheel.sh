@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 # Build the wheel, install it without -e into a fresh environment (dependencies reused from
 # .venv through a path entry, invprior itself only from the wheel) and use it from outside
-# the source tree: `invprior --help`, an import of every public module, and `invprior run`
-# on a tiny study with a shipped prior (so the package data must be in the wheel).
+# the source tree: `invprior --help`, an import of every public module, the same code
+# fingerprint as the source tree's, and `invprior run` on a tiny study with a shipped prior
+# (so the package data must be in the wheel).
 # Usage: tools/check-wheel.sh [VENV]   (default .venv)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,6 +40,13 @@ from invprior.priors import pretrained_names
 assert "source-auxvae" in pretrained_names(), pretrained_names()
 print(f"wheel: {len(modules)} modules import from {where.parent}")
 PY
+# Cached study records are keyed on the code fingerprint: the same sources, installed
+# from the wheel or editable, must give the same one.
+fingerprint='from invprior.provenance import code_fingerprint; print(code_fingerprint())'
+installed=$("$work/env/bin/python" -c "$fingerprint")
+editable=$(cd "$root" && "$venv/bin/python" -c "$fingerprint")
+test "$installed" = "$editable" || {
+  echo "wheel: code fingerprint $installed differs from the source tree's $editable"; exit 1; }
 cat > tiny.toml <<'TOML'
 [mesh]
 n = 6
