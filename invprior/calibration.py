@@ -31,6 +31,7 @@ References:
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -187,7 +188,8 @@ def sbc_ranks(
         seed: Seed of the simulations and of the posterior routine.
         posterior: The routine under test, ``posterior(obs, seed) -> {name: (L,) draws}``;
             default :func:`laplace_posterior` of ``problem``.
-        progress: Show a progress bar (default: on a terminal, rank 0 only).
+        progress: Show a progress bar (default: on a terminal, rank 0 only; elsewhere, as
+            in a log file, rank 0 writes one line per computed problem to stderr).
         cache: Keeps each finished problem's ranks (key ``problem-NNNN``); its settings
             must describe everything the ranks depend on besides the code (the problem,
             the routine, ``num_draws`` and ``seed``).
@@ -225,14 +227,23 @@ def sbc_ranks(
     indices = range(k, num_problems, n)
     ranks = np.empty((len(indices), len(names)), dtype=np.int64)
     show = is_root() and (sys.stderr.isatty() if progress is None else progress)
+    log = is_root() and progress is None and not show
     for row, i in enumerate(tqdm(indices, desc="SBC", unit="problem", disable=not show)):
         key = f"problem-{i:04d}"
         # rank 0 reads and writes the cache, so every rank skips or runs a problem alike
         ranks_i = on_root(comm, cache.get, key) if cache is not None else None
         if ranks_i is None:
+            tic = time.perf_counter()
             ranks_i = _problem_ranks(problem, posterior, seeds[i], names, num_draws, device)
             if cache is not None:
                 on_root(comm, cache.put, key, ranks_i)
+            if log:
+                ranked = ", ".join(f"{name} {r}" for name, r in zip(names, ranks_i, strict=True))
+                print(
+                    f"SBC {key} ({row + 1}/{len(indices)}): ranks {ranked} of {num_draws} "
+                    f"draws, {time.perf_counter() - tic:.0f} s",
+                    file=sys.stderr, flush=True,
+                )  # fmt: skip
         ranks[row] = ranks_i
     return SBCResult.from_ranks(names, ranks, num_draws, num_bins)
 

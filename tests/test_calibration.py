@@ -102,14 +102,19 @@ def test_same_seed_same_ranks_and_bad_input():
         sbc_ranks(problem, 2, num_draws=9, num_bins=5, posterior=laplace_posterior(problem, 4))
 
 
-def test_shards_and_a_resumed_run_give_the_ranks_of_one_run(tmp_path):
+def test_shards_and_a_resumed_run_give_the_ranks_of_one_run(tmp_path, capsys):
     problem = make_problem(aux_dim=1, rec_dim=1, n_obs=3, noise=0.5)
     posterior = laplace_posterior(problem, 9, FAST_MAP)
     whole = sbc_ranks(problem, 5, num_draws=9, num_bins=5, seed=4, posterior=posterior)
     cache = ResultCache(tmp_path, {"routine": "laplace"})
+    capsys.readouterr()
     odd = sbc_ranks(problem, 5, num_draws=9, num_bins=5, seed=4, posterior=posterior,
                     cache=cache, shard=(1, 2))  # fmt: skip
     np.testing.assert_array_equal(odd.ranks, whole.ranks[1::2])
+    # not on a terminal (a log file): one line per computed problem, with its ranks
+    log = capsys.readouterr().err.splitlines()
+    assert [line.split(" (")[0] for line in log] == ["SBC problem-0001", "SBC problem-0003"]
+    assert f"ranks u0 {whole.ranks[1, 0]} of 9 draws" in log[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["problem-0001.json", "problem-0003.json"]
 
     def refuse(obs, seed):  # a resumed run recomputes nothing already kept
@@ -118,6 +123,7 @@ def test_shards_and_a_resumed_run_give_the_ranks_of_one_run(tmp_path):
     kept = sbc_ranks(problem, 4, num_draws=9, num_bins=5, seed=4, posterior=refuse,
                      cache=cache, shard=(1, 2))  # fmt: skip
     np.testing.assert_array_equal(kept.ranks, whole.ranks[1:4:2])
+    assert capsys.readouterr().err == ""  # nothing computed, nothing logged
     rebuilt = SBCResult.from_ranks(whole.names, whole.ranks, 9, 5)
     assert rebuilt.p_values == whole.p_values
     for shard in [(2, 2), (0, 0), (1, 4)]:  # out of range, no shards, one problem only
