@@ -18,7 +18,12 @@ of dimensions. On top of :math:`S` an inverse mass matrix in :math:`y` is estima
 during warm-up from the positions of all chains (``adapt_mass``), in windows ending at
 20%, 40% and 70% of warm-up: dense with ``full_mass`` (by default for at most
 ``max_dense_dim`` coordinates, where many chains give a usable dense estimate within a
-window), diagonal otherwise; ``adapt_mass=False`` keeps :math:`S` alone.
+window), diagonal otherwise; ``adapt_mass=False`` keeps :math:`S` alone. A DL-CFM latent
+(a flow's noise site ``eps`` of thousands of coordinates beside a few named and residual
+ones) gets a block: dense over the coordinates of every other site when they are at most
+``max_dense_dim``, diagonal over the noise. The named block is where the posterior is
+narrow, curved and correlated (the amplitude-width ridge) and the Laplace factor at the
+MAP fits it worst; the noise is close to its standard-normal prior.
 
 **Adaptation** (warm-up only, shared by all chains, from statistics of all chains):
 
@@ -74,6 +79,7 @@ from pyro.ops.dual_averaging import DualAveraging
 
 from ..model import InverseProblem
 from ..potential import Potential, PotentialEnergy, is_pde_failure, potential_energy
+from ..sites import EPS
 from ..validation import InputError
 from .checkpoint import SamplingCheckpoint
 from .common import child_seeds, is_root, solve_counts, solves_since
@@ -216,30 +222,98 @@ def _chees_gradient(
     return float((weight * per_chain).sum() / weight.sum())
 
 
-class _WindowMoments:
-    """Mean and (dense or diagonal) covariance of all chains' positions in one window."""
+class _InverseMass:
+    r"""An inverse mass matrix: dense over the coordinates ``block``, diagonal elsewhere.
 
-    def __init__(self, dense: bool) -> None:
-        self.dense = dense
+    Attributes:
+        diagonal: The diagonal, shape ``(dim,)`` (its entries in ``block`` unused).
+        block: Indices of the dense block, shape ``(k,)``, or None (diagonal only).
+        dense: The dense block, shape ``(k, k)``, or None.
+    """
+
+    def __init__(
+        self, diagonal: torch.Tensor, block: torch.Tensor | None, dense: torch.Tensor | None
+    ) -> None:
+        self.diagonal, self.block, self.dense = diagonal, block, dense
+        self._factor = torch.linalg.cholesky(dense) if dense is not None else None
+
+    def velocity(self, p: torch.Tensor) -> torch.Tensor:
+        """:math:`M^{-1} p` for momenta ``(num_chains, dim)``."""
+        if self.dense is None:
+            return self.diagonal * p
+        if len(self.block) == p.shape[-1]:
+            return p @ self.dense
+        v = self.diagonal * p
+        v[:, self.block] = p[:, self.block] @ self.dense
+        return v
+
+    def momentum(self, xi: torch.Tensor) -> torch.Tensor:
+        r""":math:`p \sim N(0, M)` from standard normal ``xi`` ``(num_chains, dim)``."""
+        if self._factor is None:
+            return xi / self.diagonal.sqrt()
+        dense = torch.linalg.solve_triangular(self._factor.T, xi[:, self.block].T, upper=True).T
+        if len(self.block) == xi.shape[-1]:
+            return dense
+        p = xi / self.diagonal.sqrt()
+        p[:, self.block] = dense
+        return p
+
+
+def _dense_block(potential: Potential, config: MCMCConfig) -> torch.Tensor | None:
+    """The coordinates whose inverse mass is adapted as a dense block; None for a diagonal.
+
+    ``full_mass`` True or False decides for all coordinates. Left at None: all of them up
+    to ``max_dense_dim`` coordinates; beyond that, for a latent with a flow's noise site,
+    the coordinates of every other site when they are at most ``max_dense_dim``.
+    """
+    dim = potential.layout.dim
+    every = torch.arange(dim)
+    if config.full_mass is not None:
+        return every if config.full_mass else None
+    if dim <= config.max_dense_dim:
+        return every
+    sizes = potential.layout.sizes
+    if EPS not in sizes or not 0 < dim - sizes[EPS] <= config.max_dense_dim:
+        return None
+    offsets = np.cumsum([0, *sizes.values()])
+    spans = [
+        torch.arange(int(offsets[i]), int(offsets[i + 1]))
+        for i, name in enumerate(sizes)
+        if name != EPS
+    ]
+    return torch.cat(spans)
+
+
+class _WindowMoments:
+    """Mean and covariance (dense over a block, else diagonal) of the chains in one window."""
+
+    def __init__(self, block: torch.Tensor | None) -> None:
+        self.block = block
         self.count = 0
         self.total: torch.Tensor | float = 0.0
         self.squares: torch.Tensor | float = 0.0
+        self.products: torch.Tensor | float = 0.0
 
     def add(self, y: torch.Tensor) -> None:
         """Add the positions ``(num_chains, dim)`` of one iteration."""
         self.count += y.shape[0]
         self.total = self.total + y.sum(0)
-        self.squares = self.squares + (y.T @ y if self.dense else y.square().sum(0))
+        self.squares = self.squares + y.square().sum(0)
+        if self.block is not None:
+            inner = y[:, self.block]
+            self.products = self.products + inner.T @ inner
 
-    def inverse_mass(self) -> torch.Tensor:
+    def inverse_mass(self) -> _InverseMass:
         """Stan's regularised estimate [3]: shrunk towards ``1e-3`` times the identity."""
         n, mean = self.count, self.total / self.count
-        if self.dense:
-            cov = (self.squares - n * torch.outer(mean, mean)) / max(n - 1, 1)
-            shrink = 1e-3 * (5.0 / (n + 5.0)) * torch.eye(len(mean)).to(cov)
-            return (n / (n + 5.0)) * cov + shrink
         variance = (self.squares - n * mean.square()) / max(n - 1, 1)
-        return (n / (n + 5.0)) * variance + 1e-3 * (5.0 / (n + 5.0))
+        diagonal = (n / (n + 5.0)) * variance + 1e-3 * (5.0 / (n + 5.0))
+        if self.block is None:
+            return _InverseMass(diagonal, None, None)
+        inner = mean[self.block]
+        cov = (self.products - n * torch.outer(inner, inner)) / max(n - 1, 1)
+        shrink = 1e-3 * (5.0 / (n + 5.0)) * torch.eye(len(inner)).to(cov)
+        return _InverseMass(diagonal, self.block, (n / (n + 5.0)) * cov + shrink)
 
 
 def _preconditioner(
@@ -282,7 +356,8 @@ class _Sampler:
         config: The sampler settings.
         generators: One random generator per chain.
         y: Start of every chain, ``(num_chains, dim)``.
-        dense_mass: Adapt a dense inverse mass matrix (else a diagonal).
+        block: Coordinates of the dense block of the adapted inverse mass (all of them
+            for a dense one), or None for a diagonal (:func:`_dense_block`).
     """
 
     def __init__(
@@ -291,12 +366,12 @@ class _Sampler:
         config: MCMCConfig,
         generators: list[torch.Generator],
         y: torch.Tensor,
-        dense_mass: bool,
+        block: torch.Tensor | None,
     ) -> None:
         self.target = target
         self.config = config
         self.generators = generators
-        self.dense_mass = dense_mass
+        self.block = block.to(y.device) if block is not None else None
         self.step_size = config.step_size
         energy, grad = target.energy_and_grad(y)
         failed = ~torch.isfinite(energy)
@@ -309,7 +384,7 @@ class _Sampler:
                     "point outside the prior's support); start from the MAP of this problem"
                 )
         self.y, self.energy, self.grad = y, energy, grad
-        self.set_inverse_mass(torch.ones_like(y[0]))
+        self.set_inverse_mass(_InverseMass(torch.ones_like(y[0]), None, None))
         self.trajectory = _TrajectoryAdam(max(INITIAL_TRAJECTORY, config.step_size))
 
     def _restart_step_size(self) -> None:
@@ -333,19 +408,14 @@ class _Sampler:
 
     def _velocity(self, p: torch.Tensor) -> torch.Tensor:
         """:math:`M^{-1} p` for momenta ``(num_chains, dim)``."""
-        if self.inverse_mass.dim() == 1:
-            return self.inverse_mass * p
-        return p @ self.inverse_mass
+        return self.inverse_mass.velocity(p)
 
     def _kinetic(self, p: torch.Tensor) -> torch.Tensor:
         return 0.5 * (p * self._velocity(p)).sum(-1)
 
     def _momentum(self) -> torch.Tensor:
         r"""Fresh momenta :math:`p \sim N(0, M)`, one per chain."""
-        xi = self._normal()
-        if self.inverse_mass.dim() == 1:
-            return xi / self.inverse_mass.sqrt()
-        return torch.linalg.solve_triangular(self._mass_factor.T, xi.T, upper=True).T
+        return self.inverse_mass.momentum(self._normal())
 
     def transition(self, index: int, length: float) -> dict[str, torch.Tensor | int]:
         """One jittered HMC transition of every chain with trajectory length ``length``."""
@@ -404,14 +474,9 @@ class _Sampler:
         longest = self.config.max_leapfrog_steps * self.step_size
         return min(max(math.exp(log_length), self.step_size), longest)
 
-    def set_inverse_mass(self, inverse_mass: torch.Tensor) -> None:
-        """A new inverse mass, ``(dim,)`` (diagonal) or ``(dim, dim)``.
-
-        Step size adaptation starts again from the current step size.
-        """
+    def set_inverse_mass(self, inverse_mass: _InverseMass) -> None:
+        """A new inverse mass; step size adaptation starts again from the current step size."""
         self.inverse_mass = inverse_mass
-        if inverse_mass.dim() == 2:
-            self._mass_factor = torch.linalg.cholesky(inverse_mass)
         self._restart_step_size()
 
     def finish_warmup(self) -> None:
@@ -470,7 +535,6 @@ def chees(
         )
     potential = potential_energy(problem, obs)
     dim = potential.layout.dim
-    full_mass = config.full_mass if config.full_mass is not None else dim <= config.max_dense_dim
     centre = initial_latents(problem, obs, init, 1, seed)[0].to(potential.obs)
     if centre.shape[-1] != dim:
         raise ValueError(
@@ -488,7 +552,7 @@ def chees(
     start = torch.stack(
         [torch.randn(dim, generator=g, dtype=centre.dtype, device=device) for g in generators]
     )
-    sampler = _Sampler(target, config, generators, start, full_mass)
+    sampler = _Sampler(target, config, generators, start, _dense_block(potential, config))
     draws, stats = _run(sampler, config)
     wall = time.perf_counter() - tic
     latent = target.latent(torch.stack(draws, 1).flatten(0, 1)).reshape(
@@ -527,7 +591,7 @@ def _run(sampler: _Sampler, config: MCMCConfig) -> tuple[list[torch.Tensor], dic
     """Warm-up and sampling; the draws ``(chain, dim)`` in ``y`` and per-draw statistics."""
     warmup, num_samples, num_chains = config.warmup_steps, config.num_samples, config.num_chains
     windows = sorted({round(f * warmup) for f in MASS_WINDOWS} - {0}) if config.adapt_mass else []
-    moments = _WindowMoments(sampler.dense_mass)
+    moments = _WindowMoments(sampler.block)
     floats = ("step_size", "accept_prob", "energy", "lp")
     stats = {key: np.zeros((num_chains, num_samples)) for key in floats}
     stats["n_steps"] = np.zeros((num_chains, num_samples), dtype=np.int64)
@@ -548,7 +612,7 @@ def _run(sampler: _Sampler, config: MCMCConfig) -> tuple[list[torch.Tensor], dic
                 if windows and i + 1 == windows[0]:
                     windows.pop(0)
                     sampler.set_inverse_mass(moments.inverse_mass())
-                    moments = _WindowMoments(sampler.dense_mass)
+                    moments = _WindowMoments(sampler.block)
             else:
                 k = i - warmup
                 draws.append(sampler.y.detach().clone())
