@@ -41,7 +41,6 @@ References:
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,7 +50,7 @@ import torch
 from .infer.common import seeded
 from .likelihood import CorrelatedGaussianLikelihood
 from .priors.base import Encoder, Generator
-from .priors.batched import decode_latents, encode_means
+from .priors.batched import decode_latents, encode_means, least_squares_latents
 
 __all__ = ["ApproximationError"]
 
@@ -64,48 +63,6 @@ def _noise_cov(noise_std: float | torch.Tensor, n_obs: int, like: torch.Tensor) 
             f"noise_std must be a positive scalar or {n_obs} positive values, got {std.tolist()}"
         )
     return torch.diag(std.expand(n_obs).square())
-
-
-def _project_batch(
-    generator: Generator, x: torch.Tensor, z0: torch.Tensor, steps: int
-) -> torch.Tensor:
-    r"""Latents moved from ``z0`` towards :math:`\arg\min_z \|x - G(z)\|^2` by L-BFGS.
-
-    The objective is a sum of independent per-field least-squares terms, so one L-BFGS
-    run refines every field of the batch at once.
-    """
-    d = generator.aux_dim
-    z = z0.clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([z], max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = 0.5 * (generator.decode(z[:, :d], z[:, d:]) - x).square().sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return z.detach()
-
-
-def _project(
-    generator: Generator, fields: np.ndarray, z: np.ndarray, steps: int, batch_size: int
-) -> np.ndarray:
-    """:func:`_project_batch` over NumPy fields and latents, ``batch_size`` at a time."""
-    ref = next(itertools.chain(generator.parameters(), generator.buffers()))
-    out = [
-        _project_batch(
-            generator,
-            torch.as_tensor(fields[i : i + batch_size]).to(ref),
-            torch.as_tensor(z[i : i + batch_size]).to(ref),
-            steps,
-        )
-        .cpu()
-        .double()
-        .numpy()
-        for i in range(0, len(fields), batch_size)
-    ]
-    return np.concatenate(out)
 
 
 @dataclass(frozen=True)
@@ -174,7 +131,7 @@ class ApproximationError:
             raise ValueError("fields hold NaN or infinite values")
         z = encode_means(generator, x, batch_size)
         if refine_steps:
-            z = _project(generator, x, z, refine_steps, batch_size)
+            z = least_squares_latents(generator, x, z, refine_steps, batch_size)
         recon = decode_latents(generator, z, batch_size)
         with torch.no_grad():
             obs_err = torch.cat(

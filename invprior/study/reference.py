@@ -28,6 +28,12 @@ sampler (``[mcmc]``, seed ``[study] seed``), and scored against the truth
   CRPS (:func:`invprior.scores.crps`), the learned field being the generator's plus a
   conditional draw of its approximation error, as a study reports it
   (:func:`invprior.study.run.posterior_tree`);
+- where each posterior puts the source in the field: the spread (standard deviation over
+  the draws) of the centroid of every posterior field (:func:`source_centroid`), beside
+  the spread of the named position. A named position far wider than the field's says the
+  named variable is loosely tied to the field, not that the data leave the field unsure;
+- what the learned generator's range costs: the relative L2 error of the truth's
+  least-squares projection onto it (:func:`projection_error`);
 - each posterior's convergence: R-hat, bulk ESS and divergences.
 
 Every truth's record is kept on disk as soon as it exists (:class:`invprior.cache.ResultCache`),
@@ -53,7 +59,8 @@ from .. import infer
 from ..cache import ResultCache
 from ..diagnostics import field_summary, summarize_named
 from ..model import DisentangledPrior, InverseProblem
-from ..priors import SimulatorGenerator
+from ..priors import Encoder, Generator, GridSpec, SimulatorGenerator
+from ..priors.batched import decode_latents, encode_means, least_squares_latents
 from ..priors.checkpoint import digest
 from ..priors.simulate import simulate, simulate_misspecified_sources
 from ..report import field_scores, study_metrics
@@ -73,8 +80,10 @@ __all__ = [
     "link_floor",
     "markdown",
     "plot_reference",
+    "projection_error",
     "reference_study",
     "settings_of",
+    "source_centroid",
     "summarise",
 ]
 
@@ -129,6 +138,54 @@ def link_floor(prior: DisentangledPrior) -> dict[str, float]:
     }
 
 
+def source_centroid(fields: np.ndarray, grid: GridSpec) -> np.ndarray:
+    """Where a source field sits: the centroid ``(x, y)`` of its non-negative part.
+
+    Args:
+        fields: Fields on ``grid``, shape ``(*batch, ny, nx)``.
+        grid: Their grid.
+
+    Returns:
+        Centroids in the grid's coordinates, shape ``(*batch, 2)``; NaN for a field with
+        no positive value.
+    """
+    (x0, y0), (x1, y1) = grid.bbox
+    y, x = np.meshgrid(
+        np.linspace(y0, y1, grid.shape[0]), np.linspace(x0, x1, grid.shape[1]), indexing="ij"
+    )
+    weight = np.clip(np.asarray(fields, dtype=np.float64), 0.0, None)
+    total = weight.sum(axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.stack(
+            [(weight * x).sum(axis=(-2, -1)) / total, (weight * y).sum(axis=(-2, -1)) / total],
+            axis=-1,
+        )
+
+
+#: L-BFGS iterations of :func:`projection_error`.
+PROJECTION_STEPS = 500
+
+
+def projection_error(
+    generator: Generator, field: np.ndarray, steps: int = PROJECTION_STEPS
+) -> float:
+    r"""Relative L2 error of a field's least-squares projection onto a generator's range.
+
+    :math:`\min_z \|G(z) - x\| / \|x\|`, by L-BFGS from the encoder's mean (from the
+    origin for a generator without an encoder; a flow along its noise-free path,
+    :func:`invprior.priors.batched.least_squares_latents`). No posterior mean of fields
+    from :math:`G` comes closer to :math:`x` than the range does, up to averaging: the part
+    of the field error that the generator's accuracy sets.
+    """
+    x = np.asarray(field, dtype=np.float64)[None]
+    if isinstance(generator, Encoder):
+        start = encode_means(generator, x)
+    else:
+        start = np.zeros((1, generator.aux_dim + generator.rec_dim))
+    best = decode_latents(generator, least_squares_latents(generator, x, start, steps))[0]
+    return float(np.linalg.norm(best - x[0]) / np.linalg.norm(x[0]))
+
+
 def held_out_truth(
     family: str, index: int, seed: int, grid: object
 ) -> tuple[np.ndarray, dict[str, float]]:
@@ -181,11 +238,13 @@ def _posterior_scores(
         }
     field = tree["posterior"]["field"].values
     fields = field.reshape(-1, *field.shape[-2:])
+    centroids = source_centroid(fields, problem.prior.generator.grid)
     maps = {"truth": truth["field"], **{f"post_{k}": v for k, v in field_summary(fields).items()}}
     scores = {
         "named": named,
         **field_scores(maps, "post"),
         "crps": crps(fields, truth["field"]),
+        "position_sd": np.nanstd(centroids, axis=0).tolist(),
         "named_rhat_max": float(table["r_hat"].max()),
         "named_ess_min": float(table["ess_bulk"].min()),
         "rhat_max": metrics["rhat_max"],
@@ -212,8 +271,9 @@ def compare_posteriors(
 
     Returns:
         ``{"family", "index", "truth": {name: value}, "learned": scores, "exact": scores,
-        "compare": {name: {"width_ratio", "w1", "w1_over_sd"}}, "field_error_ratio"}``, each
-        ``scores`` as described in the module docstring.
+        "compare": {name: {"width_ratio", "w1", "w1_over_sd"}}, "field_error_ratio",
+        "position_sd_ratio": [x, y], "projection_error"}``, each ``scores`` as described in
+        the module docstring (``position_sd`` the centroid's standard deviation, x and y).
     """
     seed = config.truth.seed + (0 if family == "in_distribution" else 1)
     field, named = held_out_truth(family, index, seed, setup.problem.prior.generator.grid)
@@ -245,6 +305,13 @@ def compare_posteriors(
     record["field_error_ratio"] = (
         record["learned"]["rel_l2_error"] / record["exact"]["rel_l2_error"]
     )
+    record["position_sd_ratio"] = [
+        lo / hi
+        for lo, hi in zip(
+            record["learned"]["position_sd"], record["exact"]["position_sd"], strict=True
+        )
+    ]
+    record["projection_error"] = projection_error(learned.generator, field)
     return record
 
 
@@ -354,7 +421,13 @@ def summarise(
     posterior's 90% hit rate and mean absolute error of its mean, and the median
     1-Wasserstein distance in exact standard deviations. For the field: each posterior's
     median relative L2 error and CRPS and mean coverage, the median per-truth ratio of
-    the learned to the exact field error, and the ratio of their mean errors. For
+    the learned to the exact field error, and the ratio of their mean errors. Where the
+    source sits in the field: the median per-truth ratio (learned / exact) of the
+    centroid's posterior standard deviation, x and y. What the generator's range costs: the
+    median projection error of the truths, and the median of
+    :math:`\sqrt{e_{exact}^2 + e_{proj}^2} / e_{exact}`, the field-error ratio that a
+    posterior as good as the exact one but confined to the generator's range would reach
+    if the two errors were independent (``representation_floor_median``). For
     convergence: the largest named R-hat, the smallest named bulk ESS and the divergences
     of each posterior.
 
@@ -414,6 +487,18 @@ def summarise(
         entry["field_error_ratio_of_means"] = (
             entry["learned"]["rel_l2_error_mean"] / entry["exact"]["rel_l2_error_mean"]
         )
+        entry["position_sd_ratio_median"] = np.median(
+            [r["position_sd_ratio"] for r in rows], axis=0
+        ).tolist()
+        entry["projection_error_median"] = float(np.median([r["projection_error"] for r in rows]))
+        entry["representation_floor_median"] = float(
+            np.median(
+                [
+                    np.hypot(e := r["exact"]["rel_l2_error"], r["projection_error"]) / e
+                    for r in rows
+                ]
+            )
+        )
         table[family] = entry
     return table
 
@@ -458,7 +543,14 @@ def markdown(table: Mapping[str, Mapping]) -> str:
             "",
             f"Field error, learned / exact: median per truth "
             f"{entry['field_error_ratio_median']:.2f}, ratio of the means "
-            f"{entry['field_error_ratio_of_means']:.2f}.",
+            f"{entry['field_error_ratio_of_means']:.2f}. The truths' projections onto the "
+            f"generator's range: median error {entry['projection_error_median']:.4f}, a "
+            f"field-error ratio of {entry['representation_floor_median']:.2f} (median) with "
+            "the exact posterior's error added in quadrature.",
+            "",
+            "Source position in the field (centroid of the posterior fields), posterior sd "
+            f"learned / exact: median x {entry['position_sd_ratio_median'][0]:.2f}, "
+            f"y {entry['position_sd_ratio_median'][1]:.2f}.",
             "",
         ]
     return "\n".join(lines)

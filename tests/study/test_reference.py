@@ -79,6 +79,11 @@ def test_two_truths_scored_kept_and_resumed(tiny_prior, tmp_path, monkeypatch):
             assert pair["w1"] >= 0
         ratio = record["learned"]["rel_l2_error"] / record["exact"]["rel_l2_error"]
         assert record["field_error_ratio"] == pytest.approx(ratio)
+        sds = [record[w]["position_sd"] for w in reference.POSTERIORS]
+        assert all(len(sd) == 2 and min(sd) > 0 for sd in sds)
+        assert record["position_sd_ratio"] == pytest.approx(np.divide(*sds).tolist())
+        # the tiny generator cannot represent the simulator's fields exactly
+        assert 0.01 < record["projection_error"] < 10
     # the two truths differ, and so do their noise draws
     assert records[0]["truth"] != records[1]["truth"]
     assert sorted(p.name for p in (out / "truths").iterdir()) == [
@@ -146,6 +151,8 @@ def record(family, index, ratio, hits, errors):
         "exact": scores(1.0, hits[1], errors[1]),
         "compare": {n: {"width_ratio": ratio, "w1": 0.0, "w1_over_sd": ratio} for n in "ab"},
         "field_error_ratio": errors[0] / errors[1],
+        "position_sd_ratio": [ratio, 2 * ratio],
+        "projection_error": errors[1] * 0.75,
     }
 
 
@@ -169,7 +176,12 @@ def test_summary_medians_rates_and_ratios():
     assert entry["learned"]["named_rhat_max"] == pytest.approx(1.02)
     assert entry["exact"]["named_ess_min"] == 100.0 and entry["exact"]["divergences"] == 1
     assert table["sharp"]["field_error_ratio_median"] == pytest.approx(2.0)
+    assert entry["position_sd_ratio_median"] == [2.0, 4.0]
+    assert entry["projection_error_median"] == pytest.approx(0.15)
+    # a projection error 3/4 of the exact error: a 5/4 field-error ratio on every truth
+    assert entry["representation_floor_median"] == pytest.approx(1.25)
     text = reference.markdown(table)
+    assert "a field-error ratio of 1.25 (median)" in text and "median x 2.00, y 4.00" in text
     assert "**in_distribution** (3 truths)" in text and "| a | 2.00 | 0.67 | 0.67 |" in text
     # a link floor as wide as the exact interval: a perfect generator stays sqrt(2) wider
     with_floor = reference.summarise(rows, {"a": 1.0, "b": 0.0})["in_distribution"]["named"]
@@ -178,6 +190,32 @@ def test_summary_medians_rates_and_ratios():
     text = reference.markdown(reference.summarise(rows, {"a": 1.0, "b": 0.0}))
     assert "floor of the link" in text and "| a | 2.00 | 1.41 | 0.67 | 0.67 |" in text
     assert reference.plot_reference(rows).axes[0].get_yscale() == "log"
+
+
+def test_source_centroid_finds_a_bump_and_refuses_nothing():
+    grid = GridSpec((33, 65), ((0.0, 0.0), (2.0, 1.0)))
+    y, x = np.meshgrid(np.linspace(0, 1, 33), np.linspace(0, 2, 65), indexing="ij")
+    bump = np.exp(-((x - 1.5) ** 2 + (y - 0.25) ** 2) / (2 * 0.05**2))
+    fields = np.stack([bump, bump - 0.5 * bump.max(), np.zeros_like(bump)])
+    centroids = reference.source_centroid(fields, grid)
+    assert centroids.shape == (3, 2)
+    np.testing.assert_allclose(centroids[:2], [[1.5, 0.25]] * 2, atol=1e-6)
+    assert np.isnan(centroids[2]).all()  # no positive value: no centroid
+
+
+def test_projection_error_is_zero_on_the_range_and_not_off_it(tiny_prior):
+    from invprior.priors import load
+
+    generator = load(str(tiny_prior))
+    torch.manual_seed(0)
+    z = torch.randn(1, generator.aux_dim + generator.rec_dim)
+    with torch.no_grad():
+        decoded = generator.decode(z[:, : generator.aux_dim], z[:, generator.aux_dim :])
+    on_range = decoded[0].double().numpy()
+    assert reference.projection_error(generator, on_range) < 1e-3
+    noise = np.random.default_rng(0).standard_normal(on_range.shape)
+    off_range = on_range + 0.3 * np.linalg.norm(on_range) / np.linalg.norm(noise) * noise
+    assert 0.1 < reference.projection_error(generator, off_range) < 0.3
 
 
 def test_link_floor_is_the_width_the_link_noise_leaves(tiny_prior):
