@@ -34,7 +34,7 @@ from scipy.stats import entropy
 
 from .arrays import as_matrix, check_pair
 from .base import Encoder, Generator
-from .batched import decode_latents, encode_means
+from .batched import decode_latents, encode_means, least_squares_latents
 
 __all__ = [
     "abs_correlation",
@@ -45,6 +45,7 @@ __all__ = [
     "lds_ceiling",
     "mig",
     "perturbation_importance",
+    "projection_errors",
     "sap",
     "ssim_scores",
 ]
@@ -401,6 +402,43 @@ def perturbation_importance(
     return drops
 
 
+#: L-BFGS iterations of :func:`projection_errors`.
+PROJECTION_STEPS = 500
+
+
+def projection_errors(
+    generator: Generator, fields: np.ndarray, steps: int = PROJECTION_STEPS
+) -> np.ndarray:
+    r"""Relative L2 error of each field's least-squares projection onto the generator's range.
+
+    :math:`\min_z \|G(z) - x\| / \|x\|` for every field :math:`x`, by ``steps`` L-BFGS
+    iterations from the encoder's mean (from the origin for a generator without an
+    encoder; a flow along its noise-free path,
+    :func:`invprior.priors.batched.least_squares_latents`), one field at a time so that no
+    field's line search is shared with another's. No posterior mean of fields from
+    :math:`G` comes closer to :math:`x` than the range does, up to averaging: the part of
+    an inversion's field error that the generator's accuracy sets, where SSIM of the
+    encoder's reconstructions also counts the encoder's own error.
+
+    Args:
+        generator: The generator, in its current mode.
+        fields: Fields on the generator's grid, shape ``(n, ny, nx)``.
+        steps: L-BFGS iterations per field.
+
+    Returns:
+        The relative errors, shape ``(n,)``.
+    """
+    x = np.asarray(fields, dtype=np.float64)
+    if isinstance(generator, Encoder):
+        start = encode_means(generator, x)
+    else:
+        start = np.zeros((len(x), generator.aux_dim + generator.rec_dim))
+    best = decode_latents(generator, least_squares_latents(generator, x, start, steps, 1))
+    return np.linalg.norm((best - x).reshape(len(x), -1), axis=1) / np.linalg.norm(
+        x.reshape(len(x), -1), axis=1
+    )
+
+
 def evaluate_generator(
     generator: Generator,
     dataset_fields: np.ndarray,
@@ -409,6 +447,7 @@ def evaluate_generator(
     *,
     n_perturb: int = 256,
     perturb_scale: float = 1.0,
+    n_projection: int = 50,
     seed: int = 0,
     batch_size: int = 256,
 ) -> dict[str, float | str | dict[str, float]]:
@@ -435,13 +474,17 @@ def evaluate_generator(
             it has any. Defaults to the generator's names, else ``u0, u1, ...``.
         n_perturb: Samples used in the perturbation test (the first ones).
         perturb_scale: Standard deviation of the perturbation.
+        n_projection: Fields (the first ones) whose least-squares projection onto the
+            generator's range is scored (:func:`projection_errors`, about a second per
+            field for a 64 x 64 Aux-VAE on one core).
         seed: Seed of the DCI split and of the perturbation.
         batch_size: Samples encoded or decoded at once.
 
     Returns:
         ``lds``, ``sap``, ``mig``, ``dci_disentanglement``, ``dci_completeness``,
         ``dci_informativeness``, ``ssim_median``, ``ssim_mean``, ``perturbation_ssim_drop``
-        (``{"aux", "rec"}``), ``lds_all``, ``scored_latents`` (``"aux"`` or ``"all"``), ``n``;
+        (``{"aux", "rec"}``), ``lds_all``, ``scored_latents`` (``"aux"`` or ``"all"``), ``n``,
+        ``projection_error_median`` and ``n_projection``;
         with an auxiliary block also ``explicitness`` (``{name: |corr(u_j, mu_aux_j)|}``).
         All values are JSON-ready.
 
@@ -459,6 +502,8 @@ def evaluate_generator(
     names = _factor_names(generator, factors, aux_names)
     if n_perturb < 1:
         raise ValueError(f"`n_perturb` must be at least 1, got {n_perturb}.")
+    if n_projection < 1:
+        raise ValueError(f"`n_projection` must be at least 1, got {n_projection}.")
     if fields.shape != (factors.shape[0], *generator.grid.shape):
         raise ValueError(
             f"`dataset_fields` must have shape ({factors.shape[0]}, "
@@ -475,9 +520,13 @@ def evaluate_generator(
         drops = perturbation_importance(
             generator, z[:, :d], z[:, d:], perturb_scale, seed, batch_size
         )
+        projection = projection_errors(generator, fields[:n_projection])
     finally:
         generator.train(was_training)
-    return _summarise(factors, mu, names, generator.aux_dim, fields, recon, drops, seed)
+    out = _summarise(factors, mu, names, generator.aux_dim, fields, recon, drops, seed)
+    out["projection_error_median"] = float(np.median(projection))
+    out["n_projection"] = len(projection)
+    return out
 
 
 def _factor_names(

@@ -33,7 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="held-out disentanglement metrics of a pretrained generator",
         description=(
             "Simulate a fresh held-out sample, encode it with the generator and report LDS, "
-            "SAP, MIG, DCI, reconstruction SSIM, explicitness and the perturbation test. "
+            "SAP, MIG, DCI, reconstruction SSIM, explicitness, the perturbation test and the "
+            "relative error of the least-squares projection of the first 50 fields onto the "
+            "generator's range. "
             "The last line printed is one JSON object."
         ),
     )
@@ -139,6 +141,7 @@ def _table(title: str, simulator: str, seed: int, m: dict) -> str:
         ("DCI informativeness (R^2)", m["dci_informativeness"]),
         ("SSIM median", m["ssim_median"]),
         ("SSIM mean", m["ssim_mean"]),
+        (f"projection error, median of {m['n_projection']}", m["projection_error_median"]),
     ]
     rows += [(f"explicitness {k}", v) for k, v in m.get("explicitness", {}).items()]
     rows += [(f"SSIM drop, perturbed z_{k}", v) for k, v in m["perturbation_ssim_drop"].items()]

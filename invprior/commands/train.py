@@ -78,6 +78,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME_OR_PATH",
         help="dlcfm: the Aux-VAE (shipped name or checkpoint path)",
     )
+    p.add_argument(
+        "--init",
+        metavar="NAME_OR_PATH",
+        help="auxvae, betavae, hvae, ssvae: start from this trained generator (shipped "
+        "name or checkpoint path) instead of fresh weights, to train it longer or on your "
+        "own fields; it keeps its normalisation, and the architecture settings must match",
+    )
     for name, kind in (_OPTIONS | _FLOW_OPTIONS).items():
         owners = [c for c, o in (("VAE", _OPTIONS), ("DLCFM", _FLOW_OPTIONS)) if name in o]
         p.add_argument(
@@ -111,6 +118,7 @@ def _check_options(args: argparse.Namespace) -> dict:
         )
     stray = [k for k in other if k not in known and getattr(args, k) is not None]
     stray += ["base"] if not flow and args.base is not None else []
+    stray += ["init"] if flow and args.init is not None else []
     stray += ["positive"] if flow and args.positive else []
     stray += ["no_rec_shift"] if flow and args.no_rec_shift else []
     if stray:
@@ -172,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         TrainingDivergedError,
         VAETrainConfig,
         nonfinite_weights,
+        starting_model,
         train_dlcfm,
         train_vae,
     )
@@ -202,13 +211,25 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(
                 f"--base {args.base} is a {type(base).__name__}; dlcfm builds on an AuxVAE"
             )
+    init = None
+    if args.init is not None:
+        try:
+            init = load(args.init)
+        except (OSError, ValueError) as err:
+            raise InputError(f"--init {args.init}: cannot load the generator: {err}") from err
+        try:
+            starting_model(config, data, init)
+        except InputError as err:
+            raise InputError(f"--init {args.init}: {err}") from err
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     progress = False if args.no_progress else None
     try:
         if flow:
             model, history = train_dlcfm(config, data, base, progress, args.threads)
         else:
-            model, history = train_vae(config, data, progress=progress, num_threads=args.threads)
+            model, history = train_vae(
+                config, data, init=init, progress=progress, num_threads=args.threads
+            )
     except TrainingDivergedError as err:
         raise InputError(f"{err}; nothing was written") from err
     if bad := nonfinite_weights(model):
@@ -231,6 +252,8 @@ def run(args: argparse.Namespace) -> int:
         training["base"] = {"name": args.base, "sha256": base.metadata["sha256"]}
         training["stopped_on_time"] = history["stopped_on_time"]
     else:
+        if init is not None:
+            training["init"] = {"name": args.init, "sha256": init.metadata["sha256"]}
         training["best_epoch"] = history.get("best_epoch")
         training["stopped_early"] = history["stopped_early"]
     metadata = {"data": recipe, "training": training, "metrics": metrics}

@@ -33,7 +33,7 @@ sampler (``[mcmc]``, seed ``[study] seed``), and scored against the truth
   the spread of the named position. A named position far wider than the field's says the
   named variable is loosely tied to the field, not that the data leave the field unsure;
 - what the learned generator's range costs: the relative L2 error of the truth's
-  least-squares projection onto it (:func:`projection_error`);
+  least-squares projection onto it (:func:`invprior.priors.metrics.projection_errors`);
 - each posterior's convergence: R-hat, bulk ESS and divergences.
 
 Every truth's record is kept on disk as soon as it exists (:class:`invprior.cache.ResultCache`),
@@ -59,9 +59,9 @@ from .. import infer
 from ..cache import ResultCache
 from ..diagnostics import field_summary, summarize_named
 from ..model import DisentangledPrior, InverseProblem
-from ..priors import Encoder, Generator, GridSpec, SimulatorGenerator
-from ..priors.batched import decode_latents, encode_means, least_squares_latents
+from ..priors import GridSpec, SimulatorGenerator
 from ..priors.checkpoint import digest
+from ..priors.metrics import projection_errors
 from ..priors.simulate import simulate, simulate_misspecified_sources
 from ..report import field_scores, study_metrics
 from ..scores import crps
@@ -80,7 +80,6 @@ __all__ = [
     "link_floor",
     "markdown",
     "plot_reference",
-    "projection_error",
     "reference_study",
     "settings_of",
     "source_centroid",
@@ -160,30 +159,6 @@ def source_centroid(fields: np.ndarray, grid: GridSpec) -> np.ndarray:
             [(weight * x).sum(axis=(-2, -1)) / total, (weight * y).sum(axis=(-2, -1)) / total],
             axis=-1,
         )
-
-
-#: L-BFGS iterations of :func:`projection_error`.
-PROJECTION_STEPS = 500
-
-
-def projection_error(
-    generator: Generator, field: np.ndarray, steps: int = PROJECTION_STEPS
-) -> float:
-    r"""Relative L2 error of a field's least-squares projection onto a generator's range.
-
-    :math:`\min_z \|G(z) - x\| / \|x\|`, by L-BFGS from the encoder's mean (from the
-    origin for a generator without an encoder; a flow along its noise-free path,
-    :func:`invprior.priors.batched.least_squares_latents`). No posterior mean of fields
-    from :math:`G` comes closer to :math:`x` than the range does, up to averaging: the part
-    of the field error that the generator's accuracy sets.
-    """
-    x = np.asarray(field, dtype=np.float64)[None]
-    if isinstance(generator, Encoder):
-        start = encode_means(generator, x)
-    else:
-        start = np.zeros((1, generator.aux_dim + generator.rec_dim))
-    best = decode_latents(generator, least_squares_latents(generator, x, start, steps))[0]
-    return float(np.linalg.norm(best - x[0]) / np.linalg.norm(x[0]))
 
 
 def held_out_truth(
@@ -311,7 +286,7 @@ def compare_posteriors(
             record["learned"]["position_sd"], record["exact"]["position_sd"], strict=True
         )
     ]
-    record["projection_error"] = projection_error(learned.generator, field)
+    record["projection_error"] = float(projection_errors(learned.generator, field[None])[0])
     return record
 
 

@@ -5,7 +5,7 @@ from .config import TrainingDivergedError, VAETrainConfig, check_loss, nonfinite
 from .dlcfm import DLCFMTrainConfig, train_dlcfm
 from .evaluate import evaluate_vae
 from .seeds import lds_over_seeds
-from .vae import build_vae, fit_rec_shift, train_vae, vae_loss
+from .vae import build_vae, fit_rec_shift, starting_model, train_vae, vae_loss
 
 __all__ = [
     "DLCFMTrainConfig",
@@ -17,6 +17,7 @@ __all__ = [
     "fit_rec_shift",
     "lds_over_seeds",
     "nonfinite_weights",
+    "starting_model",
     "train_dlcfm",
     "train_vae",
     "vae_loss",

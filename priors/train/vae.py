@@ -10,6 +10,7 @@ come from :mod:`invprior.priors.losses`.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import sys
@@ -28,7 +29,7 @@ from ..simulate import FieldDataset
 from ..vae import AuxVAE, BetaVAE
 from .config import TrainingDivergedError, VAETrainConfig, check_loss, nonfinite_weights
 
-__all__ = ["build_vae", "fit_rec_shift", "train_vae", "vae_loss"]
+__all__ = ["build_vae", "fit_rec_shift", "starting_model", "train_vae", "vae_loss"]
 
 logger = logging.getLogger(__name__)
 
@@ -249,6 +250,7 @@ def train_vae(
     config: VAETrainConfig,
     data: FieldDataset,
     *,
+    init: _VAE | None = None,
     progress: bool | None = None,
     num_threads: int | None = None,
 ) -> tuple[_VAE, dict]:
@@ -261,6 +263,10 @@ def train_vae(
     Args:
         config: The settings.
         data: Fields and named factors.
+        init: A trained generator to start from instead of fresh weights (continued
+            training, or fine-tuning on other fields); it keeps its own normalisation and
+            link :math:`a(u)`, and is left unchanged (training works on a copy). Its class
+            and architecture must be the ones ``config`` and ``data`` build.
         progress: Show a progress bar; ``None`` shows it only when stderr is a terminal.
         num_threads: CPU threads for torch during training (``None`` leaves torch's
             setting alone); the previous setting is restored afterwards.
@@ -273,8 +279,9 @@ def train_vae(
 
     Raises:
         InputError: ``data`` hold NaN or Inf, are too small for the batch size and
-            validation split, or lack the named factors the model needs; checked before
-            any training step.
+            validation split, or lack the named factors the model needs; ``init`` is
+            another model, grid, architecture or set of named variables (the message
+            lists each difference); all checked before any training step.
         TrainingDivergedError: The loss became NaN or Inf (the message names the epoch
             and step), or the trained weights or the residual-shift fit are not finite.
     """
@@ -288,18 +295,72 @@ def train_vae(
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     try:
-        return _train(config, data, device, progress)
+        return _train(config, data, init, device, progress)
     finally:
         torch.set_num_threads(previous_threads)
 
 
+# Constructor arguments that build_vae takes from the data's statistics: a generator
+# trained on other fields keeps its own, since its weights were trained against them.
+_NORMALISATION = frozenset({"field_offset", "field_scale", "aux_mean", "aux_std"})
+
+
+def starting_model(config: VAETrainConfig, data: FieldDataset, init: _VAE | None) -> _VAE:
+    """The network training starts from: fresh weights, or a trainable copy of ``init``.
+
+    An Aux-VAE's residual shift is zero in the copy, as in every training run (it is a
+    reparametrisation fitted after training, :func:`fit_rec_shift`, which leaves
+    reconstructions unchanged; training through it would feed the decoder the shift of
+    the sampled, not the mean, auxiliary latent). The returned model therefore encodes
+    ``init``'s residual coordinates before their shift.
+
+    Args:
+        config: Architecture settings.
+        data: Training data (grid, named variables and their ranges).
+        init: A trained generator, or ``None`` for a fresh one (:func:`build_vae`).
+
+    Raises:
+        InputError: ``init`` is another class of model than ``config.model``, or differs
+            from what ``config`` and ``data`` build in anything but the normalisation;
+            the message lists every difference.
+    """
+    fresh = build_vae(config, data)
+    if init is None:
+        return fresh
+    if type(init) is not type(fresh):
+        raise InputError(
+            f"the generator to start from is a {type(init).__name__}; training a "
+            f"{config.model} starts from a {type(fresh).__name__}"
+        )
+    ours, theirs = (json.loads(json.dumps(m.config())) for m in (fresh, init))
+    differ = [
+        f"{k}: {theirs.get(k)!r} in the generator, {v!r} here"
+        for k, v in ours.items()
+        if k not in _NORMALISATION and theirs.get(k) != v
+    ]
+    if differ:
+        raise InputError(
+            "the generator to start from does not fit these settings and data ("
+            + "; ".join(differ)
+            + "); pass the settings it was trained with, on fields of its grid and names"
+        )
+    model = copy.deepcopy(init).requires_grad_(True)
+    if isinstance(model, AuxVAE):  # back to the network training left: the shift is refitted
+        model.rec_shift.zero_()
+    return model
+
+
 def _train(
-    config: VAETrainConfig, data: FieldDataset, device: torch.device, progress: bool | None
+    config: VAETrainConfig,
+    data: FieldDataset,
+    init: _VAE | None,
+    device: torch.device,
+    progress: bool | None,
 ) -> tuple[_VAE, dict]:
     """The loop of :func:`train_vae`."""
     torch.manual_seed(config.seed)
     train, val = _split(data, config)
-    model = build_vae(config, train).to(device)
+    model = starting_model(config, train, init).to(device)
     x_tr = torch.as_tensor(train.fields, device=device)
     u_tr = torch.as_tensor(train.aux, dtype=x_tr.dtype, device=device)
     x_va = torch.as_tensor(val.fields, device=device)

@@ -82,6 +82,10 @@ def test_prints_table_and_json_last_and_writes_figures(loaded, capsys, tmp_path)
     assert set(summary["explicitness"]) == set(NAMES)
     assert 0 < summary["lds"] <= 1 and summary["ssim_median"] > 0.5
     assert any(line.strip().startswith("SSIM median") for line in lines[:-1])
+    # a linear generator's range holds PCA-reconstructed fields only up to what PCA drops
+    assert summary["n_projection"] == 50 and 0 < summary["projection_error_median"] < 0.5
+    projection = [line for line in lines[:-1] if "projection error, median of 50" in line]
+    assert f"{summary['projection_error_median']:8.4f}" in projection[0]
     # every LDS is printed with the ceiling of a perfect code on as many fields
     assert summary["lds_ceiling"] == pytest.approx(lds_ceiling(len(NAMES), 120))
     ceilings = [line for line in lines[:-1] if "ceiling of a perfect code" in line]

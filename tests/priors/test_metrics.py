@@ -11,6 +11,7 @@ from invprior.priors.metrics import (
     abs_correlation,
     dci,
     evaluate_generator,
+    projection_errors,
     explicitness,
     lds,
     lds_ceiling,
@@ -211,7 +212,22 @@ def test_evaluate_generator_with_exact_encoder():
     assert set(out["explicitness"]) == {"a", "b"}
     assert out["dci_informativeness"] > 0.9
     assert set(out["perturbation_ssim_drop"]) == {"aux", "rec"}
+    assert out["n_projection"] == 50 and out["projection_error_median"] < 1e-6
     assert gen.training
+
+
+def test_projection_errors_measure_the_part_off_the_range():
+    gen = OrthonormalGenerator()
+    fields, _ = _dataset(gen, n=6)
+    assert projection_errors(gen, fields).max() < 1e-6
+    off = fields + 0.1 * np.random.default_rng(3).normal(size=fields.shape)
+    # the range is the affine span mean + z W with orthogonal rows of norm 10
+    centred = off.reshape(6, -1) - gen.mean.numpy()
+    w = gen.basis.numpy()
+    residual = centred - centred @ w.T @ w / 100.0
+    exact = np.linalg.norm(residual, axis=1) / np.linalg.norm(off.reshape(6, -1), axis=1)
+    assert exact.min() > 0.01
+    np.testing.assert_allclose(projection_errors(gen, off), exact, rtol=1e-4)
 
 
 def test_evaluate_generator_without_aux_block_scores_all_latents():

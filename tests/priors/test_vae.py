@@ -15,6 +15,7 @@ from invprior.priors.train import (
     build_vae,
     fit_rec_shift,
     nonfinite_weights,
+    starting_model,
     train_vae,
     vae_loss,
 )
@@ -288,3 +289,68 @@ def test_train_command_evaluation_needs_a_known_simulator(data_file, tmp_path, c
     args = ["train", "auxvae", "--data", str(tmp_path / "other.npz"), "--out", str(tmp_path / "g")]
     assert main([*args, "--eval-n", "5"]) == 2
     assert "names simulator 'darcy'" in capsys.readouterr().err
+
+
+def test_training_continues_from_a_trained_generator():
+    data = simulate("source", 64, 0, GRID)
+    first, _ = train_vae(_tiny(epochs=3, rec_shift=False), data, progress=False, num_threads=1)
+    weights = {k: v.clone() for k, v in first.state_dict().items()}
+    other = simulate("source", 64, 1, GRID)
+    more, history = train_vae(_tiny(epochs=1), other, init=first, progress=False, num_threads=1)
+    fresh, fresh_history = train_vae(_tiny(epochs=1), other, progress=False, num_threads=1)
+    assert history["train_loss"][0] < fresh_history["train_loss"][0]
+    start = starting_model(_tiny(), other, first)
+    z = torch.randn(5, first.aux_dim + first.rec_dim)
+    torch.testing.assert_close(start.decode_latent(z), first.decode_latent(z), rtol=0, atol=0)
+    assert all(p.requires_grad for p in start.parameters())
+    for k, v in first.state_dict().items():  # the generator started from is left alone
+        torch.testing.assert_close(v, weights[k], rtol=0, atol=0)
+    assert not any(p.requires_grad for p in first.parameters())
+    assert any((more.state_dict()[k] != v).any() for k, v in weights.items())
+    other.fields *= 3.0  # other statistics: the generator keeps the normalisation it learnt
+    scaled, _ = train_vae(_tiny(epochs=1), other, init=first, progress=False, num_threads=1)
+    assert scaled.config()["field_scale"] == first.config()["field_scale"]
+    assert fresh.config()["field_scale"] != first.config()["field_scale"]
+
+
+def test_a_shifted_generator_restarts_from_the_network_training_left():
+    data = simulate("source", 64, 0, GRID)
+    first, _ = train_vae(_tiny(epochs=1, rec_dim=2), data, progress=False, num_threads=1)
+    assert first.rec_shift.abs().max() > 0
+    start = starting_model(_tiny(rec_dim=2), data, first)
+    assert start.rec_shift.abs().max() == 0 and first.rec_shift.abs().max() > 0
+    x = torch.as_tensor(data.fields[:8])
+    with torch.no_grad():
+        recon = [g.decode_latent(g.encode(x)[0]) for g in (first, start)]
+    torch.testing.assert_close(recon[1], recon[0], rtol=1e-4, atol=1e-5)
+
+
+def test_a_generator_to_start_from_must_fit_the_settings_and_data():
+    data = simulate("source", 64, 0, GRID)
+    first, _ = train_vae(_tiny(epochs=1), data, progress=False, num_threads=1)
+    with pytest.raises(InputError) as err:
+        train_vae(_tiny(rec_dim=2, hidden=16), data, init=first, progress=False)
+    assert "rec_dim: 1 in the generator, 2 here" in str(err.value)
+    assert "hidden: 8 in the generator, 16 here" in str(err.value)
+    with pytest.raises(InputError, match=r"grid: .* in the generator"):
+        train_vae(_tiny(), simulate("source", 64, 0, GridSpec((8, 8))), init=first)
+    with pytest.raises(InputError, match="is a AuxVAE; training a betavae starts from a BetaVAE"):
+        train_vae(_tiny(model="betavae"), data, init=first, progress=False)
+
+
+def test_train_command_continues_from_a_checkpoint(data_file, tmp_path, capsys):
+    first = tmp_path / "first"
+    assert _train(data_file, first) == 0
+    sha = json.loads(first.with_suffix(".json").read_text())["sha256"]
+    capsys.readouterr()
+    assert _train(data_file, tmp_path / "more", "--init", str(first)) == 0
+    training = json.loads(capsys.readouterr().out)["training"]
+    assert training["init"] == {"name": str(first), "sha256": sha}
+    out = tmp_path / "bad" / "g"
+    assert _train(data_file, out, "--init", str(first), "--rec-dim", "3") == 2
+    err = capsys.readouterr().err
+    assert f"--init {first}: the generator to start from does not fit" in err
+    assert "rec_dim: 8 in the generator, 3 here" in err
+    assert _train(data_file, out, "--init", str(tmp_path / "missing")) == 2
+    assert f"--init {tmp_path / 'missing'}: cannot load the generator" in capsys.readouterr().err
+    assert not out.parent.exists()

@@ -151,6 +151,8 @@ def test_command_refuses_bad_options_and_bases(tmp_path, capsys):
     assert "invprior train: error: --base (the Aux-VAE" in capsys.readouterr().err
     assert _flow(data, out, "--base", "source-auxvae", "--positive", "--rec-dim", "3") == 2
     assert "--rec-dim, --positive do not apply to dlcfm" in capsys.readouterr().err
+    assert _flow(data, out, "--base", "source-auxvae", "--init", "source-auxvae") == 2
+    assert "--init do not apply to dlcfm" in capsys.readouterr().err
     assert _flow(data, out, "--base", str(tmp_path / "nothing")) == 2
     err = capsys.readouterr().err
     assert f"--base {tmp_path / 'nothing'}: cannot load the Aux-VAE" in err
