@@ -11,12 +11,12 @@ from invprior.priors.metrics import (
     abs_correlation,
     dci,
     evaluate_generator,
-    projection_errors,
     explicitness,
     lds,
     lds_ceiling,
     mig,
     perturbation_importance,
+    projection_errors,
     sap,
     ssim_scores,
 )
