@@ -462,7 +462,11 @@ def evaluate_generator(
     :math:`z_{rec}` and compares generators with and without an auxiliary block fairly.
     ``lds_ceiling`` and ``lds_all_ceiling`` are what a perfect code scores on as many
     samples (:func:`lds_ceiling`, which falls as the number of latents grows): read each
-    LDS against its ceiling.
+    LDS against its ceiling. The ceiling is an expectation over samples; with few
+    latents a sample's own chance correlations move it by as much as a good code's
+    shortfall, so ``lds_of_factors`` also scores the named factors as their own code on
+    this very sample (the perfect code's realised score when the scored block has one
+    latent per factor).
 
     Args:
         generator: A :class:`Generator` with an encoder (an :class:`Encoder`); not
@@ -484,6 +488,7 @@ def evaluate_generator(
         ``lds``, ``sap``, ``mig``, ``dci_disentanglement``, ``dci_completeness``,
         ``dci_informativeness``, ``ssim_median``, ``ssim_mean``, ``perturbation_ssim_drop``
         (``{"aux", "rec"}``), ``lds_all``, ``scored_latents`` (``"aux"`` or ``"all"``), ``n``,
+        ``lds_ceiling``, ``lds_all_ceiling``, ``lds_of_factors``,
         ``projection_error_median`` and ``n_projection``;
         with an auxiliary block also ``explicitness`` (``{name: |corr(u_j, mu_aux_j)|}``).
         All values are JSON-ready.
@@ -574,6 +579,8 @@ def _summarise(
         "scored_latents": "aux" if aux_dim >= 2 else "all",
         "lds": lds(factors, code),
         "lds_ceiling": lds_ceiling(code.shape[1], factors.shape[0]),
+        # the named factors as their own code: a perfect code's score on this very sample
+        "lds_of_factors": lds(factors, factors),
         "sap": sap(factors, code),
         "mig": mig(factors, code),
         "dci_disentanglement": d["disentanglement"],

@@ -132,6 +132,7 @@ def _table(title: str, simulator: str, seed: int, m: dict) -> str:
     rows = [
         ("LDS (eq. 10, " + m["scored_latents"] + " latents)", m["lds"]),
         ("  ceiling of a perfect code at this n", m["lds_ceiling"]),
+        ("  the named factors as their own code", m["lds_of_factors"]),
         ("LDS (all latents)", m["lds_all"]),
         ("  ceiling of a perfect code at this n", m["lds_all_ceiling"]),
         ("SAP", m["sap"]),

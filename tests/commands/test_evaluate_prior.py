@@ -90,6 +90,8 @@ def test_prints_table_and_json_last_and_writes_figures(loaded, capsys, tmp_path)
     assert summary["lds_ceiling"] == pytest.approx(lds_ceiling(len(NAMES), 120))
     ceilings = [line for line in lines[:-1] if "ceiling of a perfect code" in line]
     assert len(ceilings) == 2 and f"{summary['lds_ceiling']:8.4f}" in ceilings[0]
+    own = [line for line in lines[:-1] if "the named factors as their own code" in line]
+    assert 0.5 < summary["lds_of_factors"] <= 1 and f"{summary['lds_of_factors']:8.4f}" in own[0]
     names = sorted(p.name for p in out.iterdir())
     figures = ["latent_factor_grid.png", "reconstructions.png", "traversals.png"]
     assert names == sorted([*figures, "metrics.json"])

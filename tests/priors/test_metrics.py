@@ -213,6 +213,10 @@ def test_evaluate_generator_with_exact_encoder():
     assert out["dci_informativeness"] > 0.9
     assert set(out["perturbation_ssim_drop"]) == {"aux", "rec"}
     assert out["n_projection"] == 50 and out["projection_error_median"] < 1e-6
+    # an exact encoder of an affine generator is a perfect code up to scale: it scores
+    # what the factors score as their own code on this sample
+    assert out["lds"] == pytest.approx(out["lds_of_factors"], abs=1e-9)
+    assert out["lds_of_factors"] == pytest.approx(lds(u, u))
     assert gen.training
 
 
