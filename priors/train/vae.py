@@ -329,8 +329,8 @@ def starting_model(config: VAETrainConfig, data: FieldDataset, init: _VAE | None
         return fresh
     if type(init) is not type(fresh):
         raise InputError(
-            f"the generator to start from is a {type(init).__name__}; training a "
-            f"{config.model} starts from a {type(fresh).__name__}"
+            f"the generator to start from is {type(init).__name__}; `{config.model}` "
+            f"training starts from {type(fresh).__name__}"
         )
     ours, theirs = (json.loads(json.dumps(m.config())) for m in (fresh, init))
     differ = [

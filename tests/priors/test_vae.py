@@ -334,7 +334,7 @@ def test_a_generator_to_start_from_must_fit_the_settings_and_data():
     assert "hidden: 8 in the generator, 16 here" in str(err.value)
     with pytest.raises(InputError, match=r"grid: .* in the generator"):
         train_vae(_tiny(), simulate("source", 64, 0, GridSpec((8, 8))), init=first)
-    with pytest.raises(InputError, match="is a AuxVAE; training a betavae starts from a BetaVAE"):
+    with pytest.raises(InputError, match="is AuxVAE; `betavae` training starts from BetaVAE"):
         train_vae(_tiny(model="betavae"), data, init=first, progress=False)
 
 
