@@ -196,13 +196,18 @@ def settings_of(config: object, ignore: tuple[str, ...] = ()) -> dict[str, str]:
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
     """Tensors (in their saved memory layout) and the JSON ``state`` of a checkpoint file.
 
+    Every tensor is copied out of the file's buffer into memory of its own: safetensors
+    hands out views at the byte offsets of the file, and BLAS kernels take other paths
+    (and round differently) for data that is not aligned as torch aligns what it
+    allocates, so a resumed chain would drift from the uninterrupted one in the last bits.
+
     Raises:
         InputError: If the file cannot be read.
     """
     try:
         with safe_open(str(path), "pt") as f:
             scalars = json.loads(f.metadata()["state"])
-            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+            tensors = {key: f.get_tensor(key).clone() for key in f.keys()}  # noqa: SIM118
         layouts = scalars.pop(_LAYOUT, {})
     except (OSError, SafetensorError, KeyError, TypeError, json.JSONDecodeError) as err:
         raise InputError(
