@@ -43,6 +43,7 @@ __all__ = [
     "explicitness",
     "lds",
     "lds_ceiling",
+    "lds_scores",
     "mig",
     "perturbation_importance",
     "projection_errors",
@@ -133,6 +134,44 @@ def lds_ceiling(num_latents: int, n: int) -> float:
         0.932
     """
     return 1.0 / (1.0 + (num_latents - 1) * math.sqrt(2.0 / (math.pi * n)))
+
+
+def lds_scores(factors: np.ndarray, mu: np.ndarray, aux_dim: int) -> dict[str, float | str]:
+    r"""LDS of a generator's code, each beside the ceiling a perfect code reaches.
+
+    ``lds`` scores the named factors against the auxiliary block :math:`\mu_{aux}` when it
+    has at least two coordinates, and against all latents otherwise (a beta-VAE has no
+    auxiliary block); ``scored_latents`` says which. ``lds_all`` scores them against all
+    latents, so it also penalises named information leaking into :math:`z_{rec}`.
+    ``lds_ceiling`` and ``lds_all_ceiling`` are :func:`lds_ceiling` for as many latents
+    and samples. The ceiling is an expectation over samples; with few latents a sample's
+    own chance correlations move it by as much as a good code's shortfall, so
+    ``lds_of_factors`` also scores the named factors as their own code on this very
+    sample (the perfect code's realised score when the scored block has one latent per
+    factor).
+
+    Args:
+        factors: Named factors :math:`u`, shape ``(n, K)``.
+        mu: Encoder means, auxiliary block first, shape ``(n, m)``.
+        aux_dim: Size of the auxiliary block.
+
+    Returns:
+        ``scored_latents`` (``"aux"`` or ``"all"``), ``lds``, ``lds_ceiling``,
+        ``lds_of_factors``, ``lds_all`` and ``lds_all_ceiling``.
+
+    Raises:
+        ValueError: See :func:`lds`.
+    """
+    code = mu[:, :aux_dim] if aux_dim >= 2 else mu
+    n = factors.shape[0]
+    return {
+        "scored_latents": "aux" if aux_dim >= 2 else "all",
+        "lds": lds(factors, code),
+        "lds_ceiling": lds_ceiling(code.shape[1], n),
+        "lds_of_factors": lds(factors, factors),
+        "lds_all": lds(factors, mu),
+        "lds_all_ceiling": lds_ceiling(mu.shape[1], n),
+    }
 
 
 def explicitness(factors: np.ndarray, latents_aux: np.ndarray) -> np.ndarray:
@@ -454,19 +493,11 @@ def evaluate_generator(
     r"""All metrics of a generator with an encoder on a held-out data set.
 
     The fields are encoded to their means :math:`\mu = (\mu_{aux}, \mu_{rec})` by
-    ``generator.encode(x) -> (mu, logvar)`` and decoded back for SSIM. LDS, SAP, MIG and DCI
-    compare the named factors with the auxiliary block :math:`\mu_{aux}` when it has at
-    least two coordinates, and with all latents otherwise (a beta-VAE baseline has no
-    auxiliary block); ``scored_latents`` says which. ``lds_all`` is LDS against all latents
-    for every generator, so it also penalises named information leaking into
-    :math:`z_{rec}` and compares generators with and without an auxiliary block fairly.
-    ``lds_ceiling`` and ``lds_all_ceiling`` are what a perfect code scores on as many
-    samples (:func:`lds_ceiling`, which falls as the number of latents grows): read each
-    LDS against its ceiling. The ceiling is an expectation over samples; with few
-    latents a sample's own chance correlations move it by as much as a good code's
-    shortfall, so ``lds_of_factors`` also scores the named factors as their own code on
-    this very sample (the perfect code's realised score when the scored block has one
-    latent per factor).
+    ``generator.encode(x) -> (mu, logvar)`` and decoded back for SSIM. SAP, MIG and DCI
+    score the block that LDS scores (:func:`lds_scores`: the auxiliary block when it has
+    at least two coordinates, else all latents); ``lds_all`` scores all latents for every
+    generator, so generators with and without an auxiliary block compare fairly. Read
+    each LDS against its ceiling beside it.
 
     Args:
         generator: A :class:`Generator` with an encoder (an :class:`Encoder`); not
@@ -576,18 +607,12 @@ def _summarise(
     d = dci(factors, code, seed=seed)
     out: dict[str, float | str | dict[str, float]] = {
         "n": int(factors.shape[0]),
-        "scored_latents": "aux" if aux_dim >= 2 else "all",
-        "lds": lds(factors, code),
-        "lds_ceiling": lds_ceiling(code.shape[1], factors.shape[0]),
-        # the named factors as their own code: a perfect code's score on this very sample
-        "lds_of_factors": lds(factors, factors),
+        **lds_scores(factors, mu, aux_dim),
         "sap": sap(factors, code),
         "mig": mig(factors, code),
         "dci_disentanglement": d["disentanglement"],
         "dci_completeness": d["completeness"],
         "dci_informativeness": d["informativeness"],
-        "lds_all": lds(factors, mu),
-        "lds_all_ceiling": lds_ceiling(mu.shape[1], factors.shape[0]),
         "ssim_median": float(np.median(scores)),
         "ssim_mean": float(np.mean(scores)),
         "perturbation_ssim_drop": drops,

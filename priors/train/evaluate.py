@@ -8,6 +8,8 @@ variables :math:`u` and encoder means :math:`\mu = (\mu_{aux}, \mu_{rec})`:
   information leaking into :math:`\mu_{rec}` counts against it;
 - ``lds``: LDS against the auxiliary block only (as ``invprior evaluate-prior`` reports;
   for a model without one, against all latents);
+- ``lds_ceiling``, ``lds_all_ceiling``, ``lds_of_factors``: what a perfect code scores
+  (:func:`invprior.priors.metrics.lds_scores`), to read each LDS against;
 - ``aux_corr``: :math:`|\rho(u_j, \mu_{aux, j})|` for each named variable;
 - ``ssim_median``: median SSIM of the reconstructions :math:`G(\mu)`;
 - ``fidelity`` (:func:`evaluate_dlcfm` only): the scores of
@@ -15,8 +17,8 @@ variables :math:`u` and encoder means :math:`\mu = (\mu_{aux}, \mu_{rec})`:
   and of its Aux-VAE, against the same held-out fields.
 
 Sampling noise biases LDS down by about :math:`(m - 1)\sqrt{2 / (\pi n)}` (``m`` latent
-coordinates, ``n`` samples; see :func:`invprior.priors.metrics.lds`), hence the large
-held-out sets used for the shipped generators.
+coordinates, ``n`` samples; see :func:`invprior.priors.metrics.lds`), which the ceilings
+state, hence the large held-out sets used for the shipped generators.
 
 References:
     [1] A. Ganguli et al., "Enhancing Interpretability in Generative Modeling:
@@ -35,7 +37,7 @@ from ..base import Generator, GridSpec
 from ..batched import decode_latents, encode_means
 from ..dlcfm import DLCFMGenerator
 from ..fidelity import fidelity_scores, prior_draws
-from ..metrics import explicitness, lds, ssim_scores
+from ..metrics import explicitness, lds_scores, ssim_scores
 from ..simulate import FieldDataset, simulate
 
 __all__ = ["HELDOUT_SEED_OFFSET", "evaluate_dlcfm", "evaluate_vae", "heldout_data"]
@@ -85,17 +87,14 @@ def evaluate_vae(model: Generator, data: FieldDataset, n_ssim: int = 2000) -> di
         n_ssim: Number of samples (the first ones) whose reconstructions are scored.
 
     Returns:
-        ``{"n", "lds", "lds_all", "ssim_median", "n_ssim"}`` plus, for a model with named
-        variables, ``"aux_corr": {name: value}`` and ``"aux_corr_min"``.
+        ``n``, the LDS scores of :func:`~invprior.priors.metrics.lds_scores` (each LDS
+        beside its ceiling), ``ssim_median`` and ``n_ssim``, plus, for a model with named
+        variables, ``aux_corr`` (``{name: |corr(u_j, mu_aux_j)|}``) and ``aux_corr_min``.
     """
     mu = encode_means(model, data.fields, batch_size=1024)
     u = data.aux
     d = model.aux_dim
-    scores: dict = {
-        "n": len(data),
-        "lds": lds(u, mu[:, :d] if d >= 2 else mu),
-        "lds_all": lds(u, mu),
-    }
+    scores: dict = {"n": len(data), **lds_scores(u, mu, d)}
     if d:
         corr = explicitness(u, mu[:, :d])
         scores["aux_corr"] = {k: float(v) for k, v in zip(model.aux_names, corr, strict=True)}

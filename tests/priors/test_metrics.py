@@ -14,12 +14,15 @@ from invprior.priors.metrics import (
     explicitness,
     lds,
     lds_ceiling,
+    lds_scores,
     mig,
     perturbation_importance,
     projection_errors,
     sap,
     ssim_scores,
 )
+from invprior.priors.simulate import FieldDataset
+from invprior.priors.train import evaluate_vae
 
 N = 1500
 K = 4
@@ -218,6 +221,30 @@ def test_evaluate_generator_with_exact_encoder():
     assert out["lds"] == pytest.approx(out["lds_of_factors"], abs=1e-9)
     assert out["lds_of_factors"] == pytest.approx(lds(u, u))
     assert gen.training
+
+
+def test_training_scores_and_evaluate_prior_give_the_same_lds_beside_its_ceilings():
+    gen = OrthonormalGenerator()
+    fields, u = _dataset(gen)
+    data = FieldDataset(
+        fields=fields,
+        factors={"a": u[:, 0], "b": u[:, 1]},
+        aux_names=("a", "b"),
+        units={"a": "1", "b": "1"},
+        ranges={"a": (0.0, 1.0), "b": (0.0, 1.0)},
+        grid=GRID,
+    )
+    trained = evaluate_vae(gen, data)
+    held_out = evaluate_generator(gen, fields, u, n_perturb=4, n_projection=1)
+    keys = ("scored_latents", "lds", "lds_ceiling", "lds_of_factors", "lds_all", "lds_all_ceiling")
+    assert {k: trained[k] for k in keys} == {k: held_out[k] for k in keys}
+    assert trained["lds_ceiling"] == lds_ceiling(2, 300)
+    assert trained["lds_all_ceiling"] == lds_ceiling(4, 300) < trained["lds_ceiling"]
+    # without an auxiliary block, the named factors are scored against every latent
+    mu = np.random.default_rng(1).normal(size=(300, 3))
+    alone = lds_scores(u, mu, aux_dim=0)
+    assert alone["scored_latents"] == "all" and alone["lds"] == alone["lds_all"] == lds(u, mu)
+    assert alone["lds_ceiling"] == lds_ceiling(3, 300)
 
 
 def test_projection_errors_measure_the_part_off_the_range():
