@@ -148,6 +148,12 @@ def run(args: argparse.Namespace) -> int:
         metrics = run_study(config, comm, checkpoint=checkpoint)
     except SamplingInterrupted as err:
         raise KeyboardInterrupt(f"{err}; continue with {_resume_command(args)}") from None
+    except KeyboardInterrupt as err:  # after the sampling, while the results are written
+        if str(err) or not checkpoint.holds_a_run:
+            raise
+        raise KeyboardInterrupt(
+            f"the sampling is saved in {checkpoint.folder}; continue with {_resume_command(args)}"
+        ) from None
     if comm.rank == 0:  # the results are written: the sampling is not needed any more
         discard(checkpoint.folder)
     if comm.rank == 0:

@@ -120,6 +120,11 @@ class SamplingCheckpoint:
         """Digest of ``settings``."""
         return config_hash(sorted(self.settings.items()))
 
+    @property
+    def holds_a_run(self) -> bool:
+        """Whether ``folder`` holds a run's file, so that ``resume`` has a run to continue."""
+        return (self.folder / _RUN).is_file()
+
 
 class SamplingInterrupted(KeyboardInterrupt):
     """Sampling stopped by SIGINT or SIGTERM after its progress was saved.

@@ -23,6 +23,7 @@ import xarray as xr
 from fault_cli import BIN, HANG_TIMEOUT_S, assert_input_error, listing, run_cli
 from tiny_study import study_toml, tiny_auxvae
 
+import invprior.study
 from invprior.cli import main
 from invprior.priors import save
 
@@ -150,3 +151,31 @@ def test_sigterm_stops_cleanly_and_resume_refuses_another_configuration(study, c
 def _as_result(captured, status=2):
     """A captured in-process run as the ``subprocess`` result :func:`assert_input_error` reads."""
     return subprocess.CompletedProcess([], status, captured.out, captured.err)
+
+
+@pytest.mark.parametrize("sampled", [True, False])
+def test_an_interrupt_outside_the_sampling_says_whether_there_is_a_run_to_resume(
+    study, capsys, monkeypatch, sampled
+):
+    """After the sampling (results being written) the line gives the resume command; before
+    any of it was saved, the bare line, since ``--resume`` would have nothing to continue."""
+
+    def interrupted_study(config, comm, checkpoint):
+        if sampled:
+            checkpoint.folder.mkdir()
+            (checkpoint.folder / "run.safetensors").write_bytes(b"")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(invprior.study, "run_study", interrupted_study)
+    out = study / f"outside-{sampled}"
+    capsys.readouterr()
+    assert main(["run", str(study / "study.toml"), "--out", str(out)]) == 130
+    err = capsys.readouterr().err.strip()
+    if sampled:
+        expected = (
+            f"invprior run: interrupted; the sampling is saved in {study}/.outside-True.sampling"
+            f"; continue with invprior run --resume {study}/study.toml --out {out}"
+        )
+    else:
+        expected = "invprior run: interrupted"
+    assert err == expected
