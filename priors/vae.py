@@ -138,11 +138,22 @@ class _ConvVAE(Generator):
             raise ValueError(f"x must have shape (*batch, {self.grid.shape}), got {x.shape}")
         self._check_dtype(x, "x")
         batch = x.shape[:-2]
-        flat = ((x - self.field_offset) / self.field_scale).reshape(-1, 1, *x.shape[-2:])
-        coords = self.coords.to(x.dtype).expand(flat.shape[0], -1, -1, -1)
-        out = self.encoder(torch.cat([flat, coords], dim=1))
+        out = self.encoder(self.encoder_input(x))
         mu, logvar = out.chunk(2, dim=-1)
         return mu.reshape(*batch, -1), logvar.reshape(*batch, -1)
+
+    def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the encoder network sees: the standardised field and two coordinate channels.
+
+        Args:
+            x: Fields, shape ``(*batch, ny, nx)``.
+
+        Returns:
+            Shape ``(n, 3, ny, nx)`` with ``n`` the flattened batch.
+        """
+        flat = ((x - self.field_offset) / self.field_scale).reshape(-1, 1, *x.shape[-2:])
+        coords = self.coords.to(x.dtype).expand(flat.shape[0], -1, -1, -1)
+        return torch.cat([flat, coords], dim=1)
 
     def decode(
         self, z_aux: torch.Tensor, z_rec: torch.Tensor, eps: torch.Tensor | None = None

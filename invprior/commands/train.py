@@ -26,6 +26,7 @@ _OPTIONS = {
     "tau": float,
     "lambda_intra": float,
     "lambda_inter": float,
+    "lambda_consistency": float,
     "kl_warmup_epochs": float,
     "kl_schedule": str,
     "recon_epochs": float,

@@ -5,7 +5,14 @@ from .config import TrainingDivergedError, VAETrainConfig, check_loss, nonfinite
 from .dlcfm import DLCFMTrainConfig, train_dlcfm
 from .evaluate import evaluate_vae
 from .seeds import lds_over_seeds
-from .vae import build_vae, fit_rec_shift, starting_model, train_vae, vae_loss
+from .vae import (
+    build_vae,
+    fit_rec_shift,
+    named_consistency,
+    starting_model,
+    train_vae,
+    vae_loss,
+)
 
 __all__ = [
     "DLCFMTrainConfig",
@@ -16,6 +23,7 @@ __all__ = [
     "evaluate_vae",
     "fit_rec_shift",
     "lds_over_seeds",
+    "named_consistency",
     "nonfinite_weights",
     "starting_model",
     "train_dlcfm",

@@ -68,10 +68,14 @@ class VAETrainConfig:
     .. math::
 
         \lVert \hat x - x \rVert^2 + \beta_t\, \mathrm{KL}(q(z \mid x) \,\|\, p(z \mid u))
-        + \lambda_{intra} (L_{exp} + L_{intra}) + \lambda_{inter} L_{inter},
+        + \lambda_{intra} (L_{exp} + L_{intra}) + \lambda_{inter} L_{inter}
+        + \lambda_{cons} L_{cons},
 
     with the squared error summed over the grid in standardised field units and the
-    correlation penalties of :mod:`invprior.priors.losses` taken over each batch. The KL
+    correlation penalties of :mod:`invprior.priors.losses` taken over each batch, and the
+    Aux-VAE's decoder consistency :math:`L_{cons}` of
+    :func:`~invprior.priors.train.named_consistency` (off at the default
+    ``lambda_consistency = 0``). The KL
     weight :math:`\beta_t` is 0 for the first ``recon_epochs`` epochs (reconstruction
     only), then warms up to ``beta`` over ``kl_warmup_epochs`` epochs: geometrically from
     ``beta * kl_warmup_start`` (``kl_schedule="geometric"``) or linearly from 0
@@ -108,6 +112,8 @@ class VAETrainConfig:
         lambda_intra: Weight of the explicitness and intra-independence penalties.
         lambda_inter: Weight of the inter-independence penalty.
         degree: Largest power :math:`K` in the correlation penalties.
+        lambda_consistency: Weight of the decoder consistency term (``auxvae`` only; 0
+            leaves it out, and training draws no random numbers for it).
         epochs: Maximum number of epochs.
         batch_size: Samples per optimiser step (at least 8: the penalties are batch
             correlations).
@@ -141,6 +147,7 @@ class VAETrainConfig:
     lambda_intra: float = 20.0
     lambda_inter: float = 20.0
     degree: int = 3
+    lambda_consistency: float = 0.0
     epochs: int = 20
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -177,6 +184,7 @@ class VAETrainConfig:
             "beta": self.beta,
             "lambda_intra": self.lambda_intra,
             "lambda_inter": self.lambda_inter,
+            "lambda_consistency": self.lambda_consistency,
             "kl_warmup_epochs": self.kl_warmup_epochs,
             "recon_epochs": self.recon_epochs,
             "gamma": self.gamma,
@@ -185,6 +193,11 @@ class VAETrainConfig:
         bad = {k: v for k, v in nonneg.items() if v < 0}
         if bad:
             raise InputError(f"these settings must be non-negative: {bad}")
+        if self.lambda_consistency > 0 and self.model != "auxvae":
+            raise InputError(
+                f"lambda_consistency applies to an auxvae only (its named block); got "
+                f"{self.lambda_consistency} for a {self.model}"
+            )
         if self.model in ("betavae", "hvae") and self.rec_dim < 1:
             raise InputError(f"a {self.model} needs rec_dim >= 1 (its whole latent)")
         if self.kl_schedule not in _KL_SCHEDULES:

@@ -29,7 +29,14 @@ from ..simulate import FieldDataset
 from ..vae import AuxVAE, BetaVAE
 from .config import TrainingDivergedError, VAETrainConfig, check_loss, nonfinite_weights
 
-__all__ = ["build_vae", "fit_rec_shift", "starting_model", "train_vae", "vae_loss"]
+__all__ = [
+    "build_vae",
+    "fit_rec_shift",
+    "named_consistency",
+    "starting_model",
+    "train_vae",
+    "vae_loss",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +87,41 @@ def build_vae(config: VAETrainConfig, data: FieldDataset) -> _VAE:
     )
 
 
+def named_consistency(model: AuxVAE, z_aux: torch.Tensor) -> torch.Tensor:
+    r"""How far the named latent read back from a field with a fresh residual block strays.
+
+    The Aux-VAE's objective ties the *encoder*'s named latent to :math:`u`; nothing in it
+    stops the decoder from letting the residual block move the named features as well
+    (a source's position, say), so that along a posterior's ridge the named latent
+    trades off against residual coordinates. This term asks the decoder to keep them
+    apart: it decodes :math:`(z_{aux}, \epsilon)` with a residual block
+    :math:`\epsilon \sim N(0, I)` drawn anew, reads the named latent back with the
+    encoder, and returns
+
+    .. math::
+
+        L_{cons} = \tfrac12 \big\lVert (\mu_{aux}(G(z_{aux}, \epsilon)) - z_{aux}) / \tau
+            \big\rVert^2
+
+    (batch mean), the link's own scale. Only the decoder gets its gradient: the encoder's
+    weights are held fixed in the read-back, so it stays the reader the training fields
+    make it and the two cannot agree on a pattern that only they see.
+
+    Args:
+        model: The Aux-VAE being trained.
+        z_aux: Named latents to decode, shape ``(n, aux_dim)`` (taken as constants).
+
+    Returns:
+        Scalar.
+    """
+    z_aux = z_aux.detach()
+    z_rec = torch.randn(len(z_aux), model.rec_dim, dtype=z_aux.dtype, device=z_aux.device)
+    field = model.decode_latent(torch.cat([z_aux, z_rec], dim=-1))
+    fixed = {k: v.detach() for k, v in model.encoder.named_parameters()}
+    out = torch.func.functional_call(model.encoder, fixed, (model.encoder_input(field),))
+    return 0.5 * ((out[:, : model.aux_dim] - z_aux) / model.tau).pow(2).sum(-1).mean()
+
+
 def vae_loss(
     model: _VAE,
     x: torch.Tensor,
@@ -102,9 +144,10 @@ def vae_loss(
 
     Returns:
         ``{"loss", "recon", "kl", "explicitness_penalty", "intra", "inter"}``, scalars
-        (batch means), plus ``"label"`` (the label term's mean over ``labelled``) for a
-        semi-supervised VAE given ``labelled`` (validation passes none, so its loss is the
-        plain ELBO); ``"kl"`` is the bound of
+        (batch means), plus ``"consistency"`` (:func:`named_consistency`) for an Aux-VAE
+        with ``config.lambda_consistency > 0``, and ``"label"`` (the label term's mean
+        over ``labelled``) for a semi-supervised VAE given ``labelled`` (validation passes
+        none, so its loss is the plain ELBO); ``"kl"`` is the bound of
         :meth:`~invprior.priors.HierarchicalVAE.kl_bound` for that model.
     """
     mu, logvar = model.encode(x)
@@ -130,12 +173,16 @@ def vae_loss(
             "intra": intra_independence(u, mu[:, :d], config.degree),
             "inter": inter_independence(u, mu[:, d:], config.degree),
         }
+        if config.lambda_consistency > 0:
+            terms["consistency"] = named_consistency(model, z[:, :d])
     loss = (
         recon
         + beta * kl
         + config.lambda_intra * (terms["explicitness_penalty"] + terms["intra"])
         + config.lambda_inter * terms["inter"]
     )
+    if "consistency" in terms:
+        loss = loss + config.lambda_consistency * terms["consistency"]
     if "label" in terms:
         loss = loss + config.gamma * terms["label"]
     return {"loss": loss, "recon": recon, "kl": kl, **terms}

@@ -14,6 +14,7 @@ from invprior.priors.train import (
     VAETrainConfig,
     build_vae,
     fit_rec_shift,
+    named_consistency,
     nonfinite_weights,
     starting_model,
     train_vae,
@@ -77,6 +78,45 @@ def test_tiny_training_reduces_loss(model):
     assert len(hist["val_loss"]) == 6 and all(math.isfinite(v) for v in hist["val_loss"])
     assert hist["val_loss"][-1] < hist["val_loss"][0]
     assert not trained.training and not any(p.requires_grad for p in trained.parameters())
+
+
+def test_named_consistency_reads_back_with_the_encoder_and_trains_the_decoder_only():
+    g = two_scale_auxvae(rec_dim=3).train()
+    z_aux = torch.randn(32, 2)
+    torch.manual_seed(5)
+    term = named_consistency(g, z_aux)
+    torch.manual_seed(5)
+    eps = torch.randn(32, 3)
+    read = g.encode(g.decode(z_aux, eps))[0][:, :2]
+    torch.testing.assert_close(term, 0.5 * ((read - z_aux) / g.tau).pow(2).sum(-1).mean())
+    term.backward()
+    assert all(p.grad is None for p in g.encoder.parameters())
+    assert all(p.grad.abs().sum() > 0 for p in g.decoder_fc.parameters())
+
+
+def test_consistency_training_keeps_the_residual_block_off_the_named_latent():
+    data = simulate_sources(640, 0, GRID)
+    common = dict(
+        rec_dim=2, channels=(8, 16), hidden=32, epochs=6, batch_size=32, kl_warmup_epochs=1
+    )
+    spread = {}
+    for lam in (0.0, 1.0):
+        cfg = VAETrainConfig(**common, patience=10, learning_rate=3e-3, lambda_consistency=lam)
+        trained, hist = train_vae(cfg, data, progress=False, num_threads=1)
+        assert ("val_consistency" in hist) == (lam > 0)
+        torch.manual_seed(0)
+        z_aux = trained.encode(torch.as_tensor(data.fields[:256]))[0][:, : trained.aux_dim]
+        spread[lam] = float(named_consistency(trained, z_aux))
+    assert spread[1.0] < 0.5 * spread[0.0]
+
+
+def test_consistency_weight_is_checked():
+    with pytest.raises(InputError, match="lambda_consistency applies to an auxvae only"):
+        VAETrainConfig(model="betavae", lambda_consistency=1.0)
+    with pytest.raises(InputError, match="non-negative: {'lambda_consistency': -1.0}"):
+        VAETrainConfig(lambda_consistency=-1.0)
+    with pytest.raises(InputError, match="lambda_consistency"):
+        VAETrainConfig(lambda_consistency="1")
 
 
 def test_training_is_seeded():
