@@ -46,6 +46,7 @@ __all__ = [
     "lds_scores",
     "mig",
     "perturbation_importance",
+    "residual_readback_sd",
     "projection_errors",
     "sap",
     "ssim_scores",
@@ -441,6 +442,64 @@ def perturbation_importance(
     return drops
 
 
+def residual_readback_sd(
+    generator: Generator,
+    z_aux: np.ndarray,
+    draws: int = 8,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    r"""How far a fresh residual block moves the named features, as the encoder reads them.
+
+    For each named latent :math:`z_{aux}` the fields :math:`G(z_{aux}, \epsilon_k)`,
+    :math:`\epsilon_k \sim N(0, I)`, ``k = 1..draws``, are encoded and the named block of
+    their means is mapped to physical units; the result is, per named variable, the median
+    over the latents of the standard deviation over :math:`k`. A decoder whose residual
+    block leaves the named features alone scores about the encoder's own read-out error;
+    one whose residual block can move them (a source's position, say) scores more, and a
+    posterior can then trade the named latent off against residual coordinates while the
+    field stays put, so the named intervals widen whatever the link :math:`\tau`. The
+    decoder consistency term of training
+    (:func:`~invprior.priors.train.named_consistency`) penalises the same read-back.
+
+    Args:
+        generator: A generator with an encoder and a named block, in its current mode.
+        z_aux: Named latents, shape ``(n, aux_dim)`` (the encoder means of held-out
+            fields, say).
+        draws: Residual blocks drawn per latent (at least 2).
+        seed: Seed of the residual blocks (NumPy, so independent of the device).
+        batch_size: Samples decoded or encoded at once.
+
+    Returns:
+        ``{name: standard deviation in the variable's physical unit}``.
+
+    Raises:
+        TypeError: The generator has no encoder.
+        ValueError: ``z_aux`` of the wrong shape, a generator without a named block, or
+            ``draws < 2``.
+    """
+    if not isinstance(generator, Encoder):
+        raise TypeError(f"{type(generator).__name__} has no encoder to read the fields back")
+    za = as_matrix("z_aux", z_aux)
+    d = generator.aux_dim
+    if d == 0 or za.shape[1] != d:
+        raise ValueError(
+            f"z_aux must have the generator's {d} named columns (and it must have some), "
+            f"got shape {za.shape}"
+        )
+    if draws < 2:
+        raise ValueError(f"`draws` must be at least 2, got {draws}")
+    rng = np.random.default_rng(seed)
+    reads = []
+    for _ in range(draws):
+        z_rec = rng.standard_normal((len(za), generator.rec_dim))
+        fields = decode_latents(generator, np.concatenate([za, z_rec], axis=1), batch_size)
+        reads.append(encode_means(generator, fields, batch_size)[:, :d])
+    scale = generator.aux_std.detach().cpu().numpy().astype(np.float64)
+    spread = np.median(np.std(np.stack(reads), axis=0, ddof=1), axis=0) * scale
+    return {name: float(v) for name, v in zip(generator.aux_names, spread, strict=True)}
+
+
 #: L-BFGS iterations of :func:`projection_errors`.
 PROJECTION_STEPS = 500
 
@@ -521,7 +580,10 @@ def evaluate_generator(
         (``{"aux", "rec"}``), ``lds_all``, ``scored_latents`` (``"aux"`` or ``"all"``), ``n``,
         ``lds_ceiling``, ``lds_all_ceiling``, ``lds_of_factors``,
         ``projection_error_median`` and ``n_projection``;
-        with an auxiliary block also ``explicitness`` (``{name: |corr(u_j, mu_aux_j)|}``).
+        with an auxiliary block also ``explicitness`` (``{name: |corr(u_j, mu_aux_j)|}``)
+        and ``residual_readback_sd`` (:func:`residual_readback_sd` on the first
+        ``n_perturb`` fields' named means, physical units) and ``link_sd`` (the link's
+        :math:`\tau s_j`, the same units) to read it against.
         All values are JSON-ready.
 
     Raises:
@@ -557,11 +619,16 @@ def evaluate_generator(
             generator, z[:, :d], z[:, d:], perturb_scale, seed, batch_size
         )
         projection = projection_errors(generator, fields[:n_projection])
+        readback = residual_readback_sd(generator, z[:, :d], seed=seed) if d else None
     finally:
         generator.train(was_training)
     out = _summarise(factors, mu, names, generator.aux_dim, fields, recon, drops, seed)
     out["projection_error_median"] = float(np.median(projection))
     out["n_projection"] = len(projection)
+    if readback is not None:
+        std = generator.aux_std.detach().cpu().numpy().astype(np.float64)
+        out["residual_readback_sd"] = readback
+        out["link_sd"] = {k: float(generator.tau * v) for k, v in zip(names, std, strict=True)}
     return out
 
 

@@ -146,6 +146,9 @@ def _table(title: str, simulator: str, seed: int, m: dict) -> str:
     ]
     rows += [(f"explicitness {k}", v) for k, v in m.get("explicitness", {}).items()]
     rows += [(f"SSIM drop, perturbed z_{k}", v) for k, v in m["perturbation_ssim_drop"].items()]
+    for k, v in m.get("residual_readback_sd", {}).items():
+        rows.append((f"{k} read back under fresh z_rec, sd", v))
+        rows.append(("  the link's own sd, tau s", m["link_sd"][k]))
     width = max(len(label) for label, _ in rows)
     head = f"{title}; held-out {simulator} data, n={m['n']}, seed={seed}"
     return "\n".join([head, *(f"  {label:<{width}}  {value:8.4f}" for label, value in rows)])

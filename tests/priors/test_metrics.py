@@ -18,6 +18,7 @@ from invprior.priors.metrics import (
     mig,
     perturbation_importance,
     projection_errors,
+    residual_readback_sd,
     sap,
     ssim_scores,
 )
@@ -196,6 +197,31 @@ def test_perturbation_of_an_ignored_block_costs_nothing():
         perturbation_importance(gen, z[:, :3], z[:, 3:])
 
 
+class LeakyGenerator(OrthonormalGenerator):
+    """The residual coordinate 0 also moves the named feature ``a`` by ``leak`` per unit."""
+
+    def __init__(self, leak):
+        super().__init__()
+        self.leak = leak
+
+    def decode(self, z_aux, z_rec, eps=None):
+        moved = z_aux + self.leak * z_rec[..., :1] * torch.tensor([1.0, 0.0], dtype=z_aux.dtype)
+        return super().decode(moved, z_rec, eps)
+
+
+def test_residual_readback_measures_how_far_the_residual_block_moves_a_named_feature():
+    z_aux = np.random.default_rng(9).normal(size=(30, 2))
+    kept = residual_readback_sd(OrthonormalGenerator(), z_aux)
+    assert kept == pytest.approx({"a": 0.0, "b": 0.0}, abs=1e-9)
+    # read back as z_aux_a + 0.5 eps_0: sd 0.5 latent units, 0.15 in a's units (s = 0.3)
+    leaky = residual_readback_sd(LeakyGenerator(0.5), z_aux, draws=2000, seed=1)
+    assert leaky["a"] == pytest.approx(0.15, rel=0.03) and leaky["b"] < 1e-9
+    with pytest.raises(ValueError, match="draws"):
+        residual_readback_sd(OrthonormalGenerator(), z_aux, draws=1)
+    with pytest.raises(ValueError, match="2 named columns"):
+        residual_readback_sd(OrthonormalGenerator(), z_aux[:, :1])
+
+
 def _dataset(gen, n=300, seed=8):
     rng = np.random.default_rng(seed)
     u = rng.uniform(size=(n, gen.aux_dim))
@@ -216,6 +242,8 @@ def test_evaluate_generator_with_exact_encoder():
     assert out["dci_informativeness"] > 0.9
     assert set(out["perturbation_ssim_drop"]) == {"aux", "rec"}
     assert out["n_projection"] == 50 and out["projection_error_median"] < 1e-6
+    assert out["residual_readback_sd"] == pytest.approx({"a": 0.0, "b": 0.0}, abs=1e-9)
+    assert out["link_sd"] == pytest.approx({"a": 0.03, "b": 0.03})  # tau s = 0.1 * 0.3
     # an exact encoder of an affine generator is a perfect code up to scale: it scores
     # what the factors score as their own code on this sample
     assert out["lds"] == pytest.approx(out["lds_of_factors"], abs=1e-9)
