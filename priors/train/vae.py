@@ -87,39 +87,62 @@ def build_vae(config: VAETrainConfig, data: FieldDataset) -> _VAE:
     )
 
 
-def named_consistency(model: AuxVAE, z_aux: torch.Tensor) -> torch.Tensor:
+def named_consistency(model: AuxVAE, z_aux: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
     r"""How far the named latent read back from a field with a fresh residual block strays.
 
     The Aux-VAE's objective ties the *encoder*'s named latent to :math:`u`; nothing in it
     stops the decoder from letting the residual block move the named features as well
     (a source's position, say), so that along a posterior's ridge the named latent
     trades off against residual coordinates. This term asks the decoder to keep them
-    apart: it decodes :math:`(z_{aux}, \epsilon)` with a residual block
-    :math:`\epsilon \sim N(0, I)` drawn anew, reads the named latent back with the
-    encoder, and returns
+    apart: it decodes :math:`z_{aux}` with a residual block drawn anew from the prior,
+    reads the named latent back with the encoder, and returns
 
     .. math::
 
-        L_{cons} = \tfrac12 \big\lVert (\mu_{aux}(G(z_{aux}, \epsilon)) - z_{aux}) / \tau
+        L_{cons} = \tfrac12 \big\lVert (\mu_{aux}(G(z_{aux}, z_{rec})) - z_{aux}) / \tau
             \big\rVert^2
 
-    (batch mean), the link's own scale. Only the decoder gets its gradient: the encoder's
-    weights are held fixed in the read-back, so it stays the reader the training fields
-    make it and the two cannot agree on a pattern that only they see.
+    (batch mean), the link's own scale. The residual block is drawn where an inversion's
+    prior puts it: :math:`z_{rec} = \epsilon + V^T \phi(z_{aux})`,
+    :math:`\epsilon \sim N(0, I)`, with :math:`V` the residual shift that
+    :func:`fit_rec_shift` would fit on ``means`` (the shift is zero while training and
+    fitted afterwards, and the residual means of training fields sit far from the
+    origin; drawn around the origin instead, the term would keep the named features
+    apart in a region that the prior never visits). Only the decoder gets its gradient:
+    the encoder's weights are held fixed in the read-back, so it stays the reader the
+    training fields make it and the two cannot agree on a pattern that only they see.
 
     Args:
         model: The Aux-VAE being trained.
         z_aux: Named latents to decode, shape ``(n, aux_dim)`` (taken as constants).
+        means: Encoder means of the batch, shape ``(k, aux_dim + rec_dim)`` with ``k``
+            well above ``1 + 3 aux_dim`` (taken as constants).
 
     Returns:
         Scalar.
     """
     z_aux = z_aux.detach()
+    shift = model.rec_features(z_aux) @ _rec_shift_update(model, means.detach()).to(z_aux)
     z_rec = torch.randn(len(z_aux), model.rec_dim, dtype=z_aux.dtype, device=z_aux.device)
-    field = model.decode_latent(torch.cat([z_aux, z_rec], dim=-1))
+    field = model.decode_latent(torch.cat([z_aux, z_rec + shift], dim=-1))
     fixed = {k: v.detach() for k, v in model.encoder.named_parameters()}
     out = torch.func.functional_call(model.encoder, fixed, (model.encoder_input(field),))
     return 0.5 * ((out[:, : model.aux_dim] - z_aux) / model.tau).pow(2).sum(-1).mean()
+
+
+def _rec_shift_update(model: AuxVAE, means: torch.Tensor) -> torch.Tensor:
+    r"""The least-squares :math:`V` of :math:`\mu_{rec} \approx \phi(\mu_{aux}) V`, float64.
+
+    Args:
+        model: An Aux-VAE.
+        means: Its encoder means of some fields, shape ``(k, aux_dim + rec_dim)``.
+
+    Returns:
+        Shape ``(1 + 3 aux_dim, rec_dim)``.
+    """
+    d = model.aux_dim
+    features = model.rec_features(means[:, :d]).double()
+    return torch.linalg.lstsq(features, means[:, d:].double()).solution
 
 
 def vae_loss(
@@ -174,7 +197,7 @@ def vae_loss(
             "inter": inter_independence(u, mu[:, d:], config.degree),
         }
         if config.lambda_consistency > 0:
-            terms["consistency"] = named_consistency(model, z[:, :d])
+            terms["consistency"] = named_consistency(model, z[:, :d], mu)
     loss = (
         recon
         + beta * kl
@@ -212,15 +235,13 @@ def fit_rec_shift(model: AuxVAE, x: torch.Tensor, batch_size: int = 1024) -> Non
     """
     if not bool(torch.isfinite(x).all()):
         raise ValueError("fit_rec_shift needs finite fields x; x holds NaN or Inf")
-    d = model.aux_dim
     mu = torch.cat([model.encode(x[i : i + batch_size])[0] for i in range(0, len(x), batch_size)])
     if not bool(torch.isfinite(mu).all()):
         raise TrainingDivergedError(
             "the encoder means of the training fields are not finite, so the residual shift "
             "cannot be fitted; lower learning_rate, or skip the fit (rec_shift=False)"
         )
-    features = model.rec_features(mu[:, :d]).double()
-    coef = torch.linalg.lstsq(features, mu[:, d:].double()).solution
+    coef = _rec_shift_update(model, mu)
     if not bool(torch.isfinite(coef).all()):
         raise TrainingDivergedError(
             "the least-squares fit of the residual shift is not finite (the named latent "

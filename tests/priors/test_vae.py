@@ -83,15 +83,35 @@ def test_tiny_training_reduces_loss(model):
 def test_named_consistency_reads_back_with_the_encoder_and_trains_the_decoder_only():
     g = two_scale_auxvae(rec_dim=3).train()
     z_aux = torch.randn(32, 2)
+    means = torch.randn(64, 5)
     torch.manual_seed(5)
-    term = named_consistency(g, z_aux)
+    term = named_consistency(g, z_aux, means)
     torch.manual_seed(5)
     eps = torch.randn(32, 3)
-    read = g.encode(g.decode(z_aux, eps))[0][:, :2]
+    shift = torch.linalg.lstsq(g.rec_features(means[:, :2]), means[:, 2:]).solution
+    read = g.encode(g.decode(z_aux, eps + g.rec_features(z_aux) @ shift))[0][:, :2]
     torch.testing.assert_close(term, 0.5 * ((read - z_aux) / g.tau).pow(2).sum(-1).mean())
     term.backward()
     assert all(p.grad is None for p in g.encoder.parameters())
     assert all(p.grad.abs().sum() > 0 for p in g.decoder_fc.parameters())
+
+
+def test_named_consistency_draws_the_residual_block_where_the_fitted_prior_puts_it():
+    # While training the residual shift is zero; the fitted shift of an inversion moves
+    # the prior's residual block away from the origin. The term must not depend on which.
+    data = simulate_sources(128, 0, GRID)
+    x = torch.as_tensor(data.fields)
+    g = two_scale_auxvae(rec_dim=3).requires_grad_(False)
+    with torch.no_grad():
+        training = g.encode(x)[0]
+        z_aux = training[:40, :2]
+        torch.manual_seed(3)
+        while_training = named_consistency(g, z_aux, training)
+        fit_rec_shift(g, x)
+        assert float(g.rec_shift.abs().max()) > 0.1
+        torch.manual_seed(3)
+        fitted = named_consistency(g, z_aux, g.encode(x)[0])
+    torch.testing.assert_close(while_training, fitted, rtol=1e-4, atol=0)
 
 
 def test_consistency_training_keeps_the_residual_block_off_the_named_latent():
@@ -105,8 +125,8 @@ def test_consistency_training_keeps_the_residual_block_off_the_named_latent():
         trained, hist = train_vae(cfg, data, progress=False, num_threads=1)
         assert ("val_consistency" in hist) == (lam > 0)
         torch.manual_seed(0)
-        z_aux = trained.encode(torch.as_tensor(data.fields[:256]))[0][:, : trained.aux_dim]
-        spread[lam] = float(named_consistency(trained, z_aux))
+        means = trained.encode(torch.as_tensor(data.fields[:256]))[0]
+        spread[lam] = float(named_consistency(trained, means[:, : trained.aux_dim], means))
     assert spread[1.0] < 0.5 * spread[0.0]
 
 
