@@ -27,6 +27,7 @@ _OPTIONS = {
     "lambda_intra": float,
     "lambda_inter": float,
     "lambda_consistency": float,
+    "consistency_batch_size": int,
     "kl_warmup_epochs": float,
     "kl_schedule": str,
     "recon_epochs": float,

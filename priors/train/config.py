@@ -114,6 +114,10 @@ class VAETrainConfig:
         degree: Largest power :math:`K` in the correlation penalties.
         lambda_consistency: Weight of the decoder consistency term (``auxvae`` only; 0
             leaves it out, and training draws no random numbers for it).
+        consistency_batch_size: Rows of each batch that the consistency term decodes
+            and reads back (the first ones of the shuffled batch; ``None`` for all). The
+            term is a batch mean, so fewer rows estimate the same quantity with more
+            noise at a smaller cost per step.
         epochs: Maximum number of epochs.
         batch_size: Samples per optimiser step (at least 8: the penalties are batch
             correlations).
@@ -148,6 +152,7 @@ class VAETrainConfig:
     lambda_inter: float = 20.0
     degree: int = 3
     lambda_consistency: float = 0.0
+    consistency_batch_size: int | None = None
     epochs: int = 20
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -197,6 +202,13 @@ class VAETrainConfig:
             raise InputError(
                 f"lambda_consistency applies to an auxvae only (its named block); got "
                 f"{self.lambda_consistency} for a {self.model}"
+            )
+        if self.consistency_batch_size is not None and not (
+            1 <= self.consistency_batch_size <= self.batch_size
+        ):
+            raise InputError(
+                f"consistency_batch_size must be between 1 and batch_size "
+                f"({self.batch_size}), got {self.consistency_batch_size}"
             )
         if self.model in ("betavae", "hvae") and self.rec_dim < 1:
             raise InputError(f"a {self.model} needs rec_dim >= 1 (its whole latent)")

@@ -197,7 +197,8 @@ def vae_loss(
             "inter": inter_independence(u, mu[:, d:], config.degree),
         }
         if config.lambda_consistency > 0:
-            terms["consistency"] = named_consistency(model, z[:, :d], mu)
+            rows = config.consistency_batch_size or len(z)
+            terms["consistency"] = named_consistency(model, z[:rows, :d], mu)
     loss = (
         recon
         + beta * kl
@@ -372,6 +373,11 @@ def train_vae(
 # trained on other fields keeps its own, since its weights were trained against them.
 _NORMALISATION = frozenset({"field_offset", "field_scale", "aux_mean", "aux_std"})
 
+# Constructor arguments that continued training may change: the link's width tau sets
+# the objective (z_aux | u ~ N(a(u), tau^2 I)), not the shape of any weight, so a
+# generator trained with one tau can be fine-tuned to a narrower link.
+_OBJECTIVE = frozenset({"tau"})
+
 
 def starting_model(config: VAETrainConfig, data: FieldDataset, init: _VAE | None) -> _VAE:
     """The network training starts from: fresh weights, or a trainable copy of ``init``.
@@ -389,8 +395,9 @@ def starting_model(config: VAETrainConfig, data: FieldDataset, init: _VAE | None
 
     Raises:
         InputError: ``init`` is another class of model than ``config.model``, or differs
-            from what ``config`` and ``data`` build in anything but the normalisation;
-            the message lists every difference.
+            from what ``config`` and ``data`` build in anything but the normalisation and
+            the link's width ``tau`` (which the copy takes from ``config``); the message
+            lists every difference.
     """
     fresh = build_vae(config, data)
     if init is None:
@@ -404,7 +411,7 @@ def starting_model(config: VAETrainConfig, data: FieldDataset, init: _VAE | None
     differ = [
         f"{k}: {theirs.get(k)!r} in the generator, {v!r} here"
         for k, v in ours.items()
-        if k not in _NORMALISATION and theirs.get(k) != v
+        if k not in _NORMALISATION | _OBJECTIVE and theirs.get(k) != v
     ]
     if differ:
         raise InputError(
@@ -413,6 +420,8 @@ def starting_model(config: VAETrainConfig, data: FieldDataset, init: _VAE | None
             + "); pass the settings it was trained with, on fields of its grid and names"
         )
     model = copy.deepcopy(init).requires_grad_(True)
+    if "tau" in ours:
+        model.tau = float(config.tau)
     if isinstance(model, AuxVAE):  # back to the network training left: the shift is refitted
         model.rec_shift.zero_()
     return model

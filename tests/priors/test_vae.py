@@ -130,6 +130,23 @@ def test_consistency_training_keeps_the_residual_block_off_the_named_latent():
     assert spread[1.0] < 0.5 * spread[0.0]
 
 
+def test_consistency_on_part_of_the_batch_uses_its_first_rows(monkeypatch):
+    g = two_scale_auxvae(rec_dim=3)
+    data = simulate_sources(16, 0, GRID)
+    x, u = torch.as_tensor(data.fields), torch.as_tensor(data.aux[:, :2]).float()
+    seen = []
+
+    def recording(model, z_aux, means):
+        seen.append((len(z_aux), len(means)))
+        return named_consistency(model, z_aux, means)
+
+    monkeypatch.setattr(vae_module, "named_consistency", recording)
+    for rows in (None, 5):
+        cfg = VAETrainConfig(batch_size=16, lambda_consistency=1.0, consistency_batch_size=rows)
+        assert torch.isfinite(vae_loss(g, x, u, 0.1, cfg)["consistency"])
+    assert seen == [(16, 16), (5, 16)]  # the shift is fitted on the whole batch either way
+
+
 def test_consistency_weight_is_checked():
     with pytest.raises(InputError, match="lambda_consistency applies to an auxvae only"):
         VAETrainConfig(model="betavae", lambda_consistency=1.0)
@@ -137,6 +154,11 @@ def test_consistency_weight_is_checked():
         VAETrainConfig(lambda_consistency=-1.0)
     with pytest.raises(InputError, match="lambda_consistency"):
         VAETrainConfig(lambda_consistency="1")
+    for rows in (0, 65):
+        with pytest.raises(InputError, match=f"between 1 and batch_size \\(64\\), got {rows}"):
+            VAETrainConfig(lambda_consistency=1.0, consistency_batch_size=rows)
+    with pytest.raises(InputError, match="consistency_batch_size must be an integer"):
+        VAETrainConfig(consistency_batch_size=8.5)
 
 
 def test_training_is_seeded():
@@ -396,6 +418,19 @@ def test_a_generator_to_start_from_must_fit_the_settings_and_data():
         train_vae(_tiny(), simulate("source", 64, 0, GridSpec((8, 8))), init=first)
     with pytest.raises(InputError, match="is AuxVAE; `betavae` training starts from BetaVAE"):
         train_vae(_tiny(model="betavae"), data, init=first, progress=False)
+
+
+def test_fine_tuning_may_narrow_the_link():
+    data = simulate("source", 64, 0, GRID)
+    first, _ = train_vae(_tiny(epochs=1), data, progress=False, num_threads=1)
+    start = starting_model(_tiny(tau=first.tau / 2), data, first)
+    assert start.tau == first.tau / 2 and first.tau == _tiny().tau
+    mu = torch.zeros(3, first.aux_dim + first.rec_dim)
+    u = torch.as_tensor(data.aux[:3])
+    var = [g.conditional_prior_moments(u, mu)[1][:, : g.aux_dim] for g in (first, start)]
+    torch.testing.assert_close(var[1], var[0] / 4)
+    narrowed, _ = train_vae(_tiny(epochs=1, tau=first.tau / 2), data, init=first, progress=False)
+    assert narrowed.config()["tau"] == first.tau / 2
 
 
 def test_train_command_continues_from_a_checkpoint(data_file, tmp_path, capsys):
