@@ -28,7 +28,8 @@
 #
 # keeps every finished truth in `results/reference_study/truths/` (an interrupted run
 # resumes; `--shard K/N` runs every N-th truth from the K-th, so N processes can share the
-# folder), and writes `reference.{md,json,png}` from every record of this configuration in
+# folder) and its exact-prior posterior in `exact/` (a study of another `--prior` in the
+# same folder samples only the learned posteriors, a third of the time), and writes `reference.{md,json,png}` from every record of this configuration in
 # the folder, printing the summary as one JSON line last.
 
 # +

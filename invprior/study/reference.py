@@ -75,7 +75,9 @@ __all__ = [
     "POSTERIORS",
     "check_source_study",
     "compare_posteriors",
+    "exact_posterior",
     "exact_problem",
+    "exact_settings_of",
     "held_out_truth",
     "link_floor",
     "markdown",
@@ -231,8 +233,42 @@ def _posterior_scores(
     return scores, draws
 
 
-def compare_posteriors(
+def _truth_and_data(
     config: StudyConfig, setup: StudySetup, family: str, index: int
+) -> tuple[dict[str, object], object, torch.Tensor]:
+    """A held-out truth (field and named factors), its noise std and its noisy data."""
+    seed = config.truth.seed + (0 if family == "in_distribution" else 1)
+    field, named = held_out_truth(family, index, seed, setup.problem.prior.generator.grid)
+    noise = dataclasses.replace(config.noise, seed=config.noise.seed + index)
+    std, data = synthetic_data(dataclasses.replace(config, noise=noise), setup.forward, field)
+    return {"field": field, **named}, std, data
+
+
+def exact_posterior(
+    config: StudyConfig, setup: StudySetup, family: str, index: int
+) -> dict[str, object]:
+    """One held-out truth's exact-prior posterior (:func:`exact_problem`), scored.
+
+    It reads the study's mesh, sensors, noise, truth, ``[map]``, ``[mcmc]`` and
+    ``[study]``, and the learned generator's grid, nothing else of the learned prior
+    (:func:`exact_settings_of`), so a study of another generator can reuse it.
+
+    Returns:
+        ``{"scores": scores, "draws": {name: [draw, ...]}}``: the scores as in the module
+        docstring and the named draws (all chains, flattened), JSON-ready.
+    """
+    truth, std, data = _truth_and_data(config, setup, family, index)
+    problem = exact_problem(setup, std)
+    scores, draws = _posterior_scores(config, problem, problem.check_obs(data), truth, None)
+    return {"scores": scores, "draws": {name: d.tolist() for name, d in draws.items()}}
+
+
+def compare_posteriors(
+    config: StudyConfig,
+    setup: StudySetup,
+    family: str,
+    index: int,
+    exact: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
     """One held-out truth's learned and exact-prior posteriors, scored side by side.
 
@@ -243,6 +279,8 @@ def compare_posteriors(
             the forward model, the learned prior and its approximation error.
         family: The truth's family (:data:`FAMILIES`).
         index: The truth's index in its family.
+        exact: The truth's :func:`exact_posterior` when it is already known; ``None``
+            computes it.
 
     Returns:
         ``{"family", "index", "truth": {name: value}, "learned": scores, "exact": scores,
@@ -250,25 +288,23 @@ def compare_posteriors(
         "position_sd_ratio": [x, y], "projection_error"}``, each ``scores`` as described in
         the module docstring (``position_sd`` the centroid's standard deviation, x and y).
     """
-    seed = config.truth.seed + (0 if family == "in_distribution" else 1)
-    field, named = held_out_truth(family, index, seed, setup.problem.prior.generator.grid)
-    noise = dataclasses.replace(config.noise, seed=config.noise.seed + index)
-    std, data = synthetic_data(dataclasses.replace(config, noise=noise), setup.forward, field)
-    truth = {"field": field, **named}
+    truth, std, data = _truth_and_data(config, setup, family, index)
     approx = setup.approximation_error
     learned = setup.measured.prior
-    problems = {
-        "learned": InverseProblem(
-            learned, setup.forward, approx.likelihood(std) if approx else std
-        ),
-        "exact": exact_problem(setup, std),
-    }
+    problem = InverseProblem(learned, setup.forward, approx.likelihood(std) if approx else std)
+    approximation = (approx, setup.forward, std) if approx else None
+    if exact is None:
+        exact = exact_posterior(config, setup, family, index)
+    named = {k: v for k, v in truth.items() if k != "field"}
     record: dict[str, object] = {"family": family, "index": index, "truth": named}
-    draws = {}
-    for which, problem in problems.items():
-        obs = problem.check_obs(data)
-        approximation = (approx, setup.forward, std) if which == "learned" and approx else None
-        record[which], draws[which] = _posterior_scores(config, problem, obs, truth, approximation)
+    record["learned"], learned_draws = _posterior_scores(
+        config, problem, problem.check_obs(data), truth, approximation
+    )
+    record["exact"] = exact["scores"]
+    draws = {
+        "learned": learned_draws,
+        "exact": {name: np.asarray(d) for name, d in exact["draws"].items()},
+    }
     record["compare"] = {
         name: {
             "width_ratio": _width(record["learned"], name) / _width(record["exact"], name),
@@ -286,7 +322,8 @@ def compare_posteriors(
             record["learned"]["position_sd"], record["exact"]["position_sd"], strict=True
         )
     ]
-    record["projection_error"] = float(projection_errors(learned.generator, field[None])[0])
+    projection = projection_errors(learned.generator, truth["field"][None])
+    record["projection_error"] = float(projection[0])
     return record
 
 
@@ -315,6 +352,25 @@ def settings_of(config: StudyConfig, families: Sequence[str]) -> dict[str, objec
     return {"config": repr(config), "families": list(families), "generator": generator}
 
 
+#: Study tables the exact-prior posterior does not read: it has the simulator's prior
+#: and no approximation-error model.
+_LEARNED_ONLY = frozenset({"prior", "approximation_error", "baseline", "output"})
+
+
+def exact_settings_of(config: StudyConfig, grid: GridSpec) -> dict[str, object]:
+    """What a truth's :func:`exact_posterior` depends on besides its key and the code.
+
+    Every table of the study but those of the learned prior, and the grid the truths
+    live on: the exact posteriors of one study serve every generator of that grid.
+    """
+    tables = {
+        f.name: repr(getattr(config, f.name))
+        for f in dataclasses.fields(config)
+        if f.name not in _LEARNED_ONLY
+    }
+    return {"config": tables, "grid": repr(grid)}
+
+
 def reference_study(
     config: StudyConfig,
     num_truths: int,
@@ -335,8 +391,10 @@ def reference_study(
         num_truths: Truths per family, indices ``0 .. num_truths - 1``.
         families: Families of truths (:data:`FAMILIES`).
         out: Folder whose ``truths/`` keeps every finished truth's record
-            (:class:`invprior.cache.ResultCache`, valid for this configuration and code);
-            None keeps nothing.
+            (:class:`invprior.cache.ResultCache`, valid for this configuration and code)
+            and ``exact/`` its exact-prior posterior (valid for every generator of the
+            grid, :func:`exact_settings_of`, so another generator's study in the same
+            folder samples only its own posteriors); None keeps nothing.
         shard: ``(k, n)``: only the truths ``k, k + n, ...`` of each family, so ``n``
             processes can share one ``out``.
         comm: MPI communicator of the mesh (default ``MPI.COMM_SELF``).
@@ -362,20 +420,36 @@ def reference_study(
 
         comm = MPI.COMM_SELF
     settings = settings_of(config, families)
-    cache = ResultCache(Path(out) / "truths", settings) if out is not None else None
     setup = build_study(config, comm)
     records = []
     for family in families:
         for index in range(k, num_truths, n):
             key = f"{family}-{index:03d}"
-            if cache is None:
+            if out is None:
                 record = compare_posteriors(config, setup, family, index)
             else:
-                record = cache.fetch(key, compare_posteriors, config, setup, family, index)
+                record = _kept_comparison(config, setup, family, index, Path(out), settings)
             records.append(record)
             if progress:
                 print(f"{key}: {_line(record)}", flush=True)
     return records
+
+
+def _kept_comparison(
+    config: StudyConfig, setup: StudySetup, family: str, index: int, out: Path, settings: dict
+) -> dict[str, object]:
+    """:func:`compare_posteriors` through the records kept under ``out``."""
+    key = f"{family}-{index:03d}"
+    records = ResultCache(out / "truths", settings)
+    if (record := records.get(key)) is not None:
+        return record
+    grid = setup.problem.prior.generator.grid
+    exact = ResultCache(out / "exact", exact_settings_of(config, grid)).fetch(
+        key, exact_posterior, config, setup, family, index
+    )
+    record = compare_posteriors(config, setup, family, index, exact)
+    records.put(key, record)
+    return record
 
 
 def _line(record: Mapping) -> str:

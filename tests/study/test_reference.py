@@ -96,9 +96,9 @@ def test_two_truths_scored_kept_and_resumed(tiny_prior, tmp_path, monkeypatch):
     computed = []
     original = reference.compare_posteriors
 
-    def counting(config, setup, family, index):
+    def counting(config, setup, family, index, exact=None):
         computed.append(index)
-        return original(config, setup, family, index)
+        return original(config, setup, family, index, exact)
 
     monkeypatch.setattr(reference, "compare_posteriors", counting)
     again = reference.reference_study(config, 3, out=out)
@@ -106,6 +106,28 @@ def test_two_truths_scored_kept_and_resumed(tiny_prior, tmp_path, monkeypatch):
     # a shard runs every n-th truth from the k-th
     assert [r["index"] for r in reference.reference_study(config, 3, out=out, shard=(1, 2))] == [1]
     assert computed == [2]
+    assert len(list((out / "exact").iterdir())) == 3
+
+    # another generator of the grid samples only its own posterior: the exact one is kept
+    monkeypatch.setattr(reference, "compare_posteriors", original)
+    torch.manual_seed(7)
+    save(tiny_auxvae(), tmp_path / "other")
+    other = tiny_config(tmp_path / "other", tmp_path)
+    assert reference.exact_settings_of(other, GridSpec((16, 16))) == reference.exact_settings_of(
+        config, GridSpec((16, 16))
+    )
+    sampled = []
+    exact = reference.exact_posterior
+    monkeypatch.setattr(
+        reference, "exact_posterior", lambda *args: sampled.append(args[2:]) or exact(*args)
+    )
+    mine = reference.reference_study(other, 1, out=out)[0]
+    assert sampled == [] and mine["exact"] == records[0]["exact"]
+    assert mine["learned"] != records[0]["learned"]
+    fresh = reference.reference_study(other, 1)[0]  # nothing kept: the same numbers
+    assert sampled == [("in_distribution", 0)]
+    assert fresh["exact"]["named"] == mine["exact"]["named"]
+    assert fresh["compare"] == mine["compare"]
 
 
 def test_records_name_the_generator_they_were_computed_with(tiny_prior, tmp_path):
