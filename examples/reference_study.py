@@ -28,9 +28,11 @@
 #
 # keeps every finished truth in `results/reference_study/truths/` (an interrupted run
 # resumes; `--shard K/N` runs every N-th truth from the K-th, so N processes can share the
-# folder) and its exact-prior posterior in `exact/` (a study of another `--prior` in the
-# same folder samples only the learned posteriors, a third of the time), and writes `reference.{md,json,png}` from every record of this configuration in
-# the folder, printing the summary as one JSON line last.
+# folder) and its exact-prior posterior in `exact/`, and writes `reference.{md,json,png}`
+# from every record of this configuration in the folder, printing the summary as one JSON
+# line last. The exact posteriors do not depend on the learned prior: a study of another
+# `--prior` with its own `--out` and `--exact results/reference_study/exact` samples only
+# its learned posteriors, a third of the time.
 
 # +
 import argparse
@@ -79,7 +81,15 @@ def study_config(
     return dataclasses.replace(study, mcmc=mcmc, prior=settings)
 
 
-def run(config, truths=20, families=("in_distribution",), shard=(0, 1), out=None, **sampler):
+def run(
+    config,
+    truths=20,
+    families=("in_distribution",),
+    shard=(0, 1),
+    out=None,
+    exact=None,
+    **sampler,
+):
     """Run this shard's truths; with ``out``, write the summary of every finished truth.
 
     Returns:
@@ -87,7 +97,7 @@ def run(config, truths=20, families=("in_distribution",), shard=(0, 1), out=None
     """
     study = study_config(config, **sampler)
     records = reference.reference_study(
-        study, truths, families=families, out=out, shard=shard, progress=True
+        study, truths, families=families, out=out, exact=exact, shard=shard, progress=True
     )
     if out is not None:  # every shard's finished truths, not only this one's
         cache = ResultCache(Path(out) / "truths", reference.settings_of(study, families))
@@ -123,6 +133,9 @@ def main():
     parser.add_argument("--prior", help="replaces [prior] name: a shipped name or checkpoint")
     parser.add_argument("--tau", type=float, help="replaces [prior] tau, the link's scale")
     parser.add_argument("--out", default="results/reference_study", help="output folder")
+    parser.add_argument(
+        "--exact", help="folder of the exact-prior posteriors to read and add to (OUT/exact)"
+    )
     args = parser.parse_args()
     try:
         k, n = parse_shard(args.shard)
@@ -135,6 +148,7 @@ def main():
             tuple(args.families),
             (k, n),
             args.out,
+            args.exact,
             kernel=args.kernel,
             num_chains=args.num_chains,
             warmup_steps=args.warmup_steps,

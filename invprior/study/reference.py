@@ -377,6 +377,7 @@ def reference_study(
     *,
     families: Sequence[str] = ("in_distribution",),
     out: str | os.PathLike | None = None,
+    exact: str | os.PathLike | None = None,
     shard: tuple[int, int] = (0, 1),
     comm: object | None = None,
     progress: bool = False,
@@ -392,9 +393,11 @@ def reference_study(
         families: Families of truths (:data:`FAMILIES`).
         out: Folder whose ``truths/`` keeps every finished truth's record
             (:class:`invprior.cache.ResultCache`, valid for this configuration and code)
-            and ``exact/`` its exact-prior posterior (valid for every generator of the
-            grid, :func:`exact_settings_of`, so another generator's study in the same
-            folder samples only its own posteriors); None keeps nothing.
+            and ``exact/`` its exact-prior posterior; None keeps nothing.
+        exact: Folder that keeps the exact-prior posteriors instead of ``out/exact``.
+            They are valid for every generator of the grid (:func:`exact_settings_of`),
+            so the studies of several generators, each with its own ``out``, can share
+            one folder and sample only their own posteriors.
         shard: ``(k, n)``: only the truths ``k, k + n, ...`` of each family, so ``n``
             processes can share one ``out``.
         comm: MPI communicator of the mesh (default ``MPI.COMM_SELF``).
@@ -405,7 +408,7 @@ def reference_study(
 
     Raises:
         InputError: ``config`` is not a synthetic source study; an unknown family; a bad
-            number of truths or shard.
+            number of truths or shard; ``exact`` without ``out``.
     """
     check_source_study(config, "reference study")
     if unknown := [f for f in families if f not in FAMILIES]:
@@ -415,11 +418,15 @@ def reference_study(
         raise InputError(
             f"need num_truths >= 1 and a shard k/n with 0 <= k < n, got {num_truths} and {k}/{n}"
         )
+    if exact is not None and out is None:
+        raise InputError("a folder for the exact-prior posteriors needs an out folder as well")
     if comm is None:
         from mpi4py import MPI
 
         comm = MPI.COMM_SELF
     settings = settings_of(config, families)
+    if out is not None:
+        exact_folder = Path(exact) if exact is not None else Path(out) / "exact"
     setup = build_study(config, comm)
     records = []
     for family in families:
@@ -428,7 +435,9 @@ def reference_study(
             if out is None:
                 record = compare_posteriors(config, setup, family, index)
             else:
-                record = _kept_comparison(config, setup, family, index, Path(out), settings)
+                record = _kept_comparison(
+                    config, setup, family, index, Path(out), exact_folder, settings
+                )
             records.append(record)
             if progress:
                 print(f"{key}: {_line(record)}", flush=True)
@@ -436,18 +445,24 @@ def reference_study(
 
 
 def _kept_comparison(
-    config: StudyConfig, setup: StudySetup, family: str, index: int, out: Path, settings: dict
+    config: StudyConfig,
+    setup: StudySetup,
+    family: str,
+    index: int,
+    out: Path,
+    exact: Path,
+    settings: dict,
 ) -> dict[str, object]:
-    """:func:`compare_posteriors` through the records kept under ``out``."""
+    """:func:`compare_posteriors` through the records kept under ``out`` and ``exact``."""
     key = f"{family}-{index:03d}"
     records = ResultCache(out / "truths", settings)
     if (record := records.get(key)) is not None:
         return record
     grid = setup.problem.prior.generator.grid
-    exact = ResultCache(out / "exact", exact_settings_of(config, grid)).fetch(
+    posterior = ResultCache(exact, exact_settings_of(config, grid)).fetch(
         key, exact_posterior, config, setup, family, index
     )
-    record = compare_posteriors(config, setup, family, index, exact)
+    record = compare_posteriors(config, setup, family, index, posterior)
     records.put(key, record)
     return record
 

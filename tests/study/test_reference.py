@@ -121,9 +121,18 @@ def test_two_truths_scored_kept_and_resumed(tiny_prior, tmp_path, monkeypatch):
     monkeypatch.setattr(
         reference, "exact_posterior", lambda *args: sampled.append(args[2:]) or exact(*args)
     )
-    mine = reference.reference_study(other, 1, out=out)[0]
+    mine = reference.reference_study(other, 1, out=tmp_path / "other-study", exact=out / "exact")[
+        0
+    ]
     assert sampled == [] and mine["exact"] == records[0]["exact"]
     assert mine["learned"] != records[0]["learned"]
+    assert not (tmp_path / "other-study" / "exact").exists()
+    # each generator keeps its own records: the first study's are still read back
+    monkeypatch.setattr(reference, "compare_posteriors", counting)
+    assert reference.reference_study(config, 2, out=out) == records and computed == [2]
+    monkeypatch.setattr(reference, "compare_posteriors", original)
+    with pytest.raises(InputError, match="exact-prior posteriors needs an out folder"):
+        reference.reference_study(other, 1, exact=out / "exact")
     fresh = reference.reference_study(other, 1)[0]  # nothing kept: the same numbers
     assert sampled == [("in_distribution", 0)]
     assert fresh["exact"]["named"] == mine["exact"]["named"]
