@@ -9,6 +9,7 @@ their settings and on :func:`code_fingerprint`, so that results computed by othe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 from collections.abc import Iterable
@@ -42,10 +43,13 @@ def sources_fingerprint(roots: Iterable[tuple[str, str | Path]]) -> str:
     return digest.hexdigest()[:16]
 
 
+@functools.cache
 def code_fingerprint() -> str:
     """:func:`sources_fingerprint` of the installed :data:`PACKAGES`, subpackages not imported.
 
-    Any edit to the package's Python files changes it; data and weights do not enter.
+    Any edit to the package's Python files changes it; data and weights do not enter. It is
+    read once per process, on first use: a long run whose source files are edited while it
+    runs still labels every record with the code it runs, not with the edited files.
     """
     roots = []
     for name in PACKAGES:

@@ -54,3 +54,16 @@ def test_package_fingerprint_covers_the_three_source_folders():
     assert re.fullmatch("[0-9a-f]{16}", fingerprint) and code_fingerprint() == fingerprint
     priors_only = [("invprior/priors", folder) for folder in invprior.priors.__path__]
     assert sources_fingerprint(priors_only) != fingerprint
+
+
+def test_package_fingerprint_is_read_once_per_process(monkeypatch):
+    # sources edited while a long run goes on must not relabel the records it writes after
+    import invprior.provenance as provenance
+
+    edits = iter(["0" * 16, "1" * 16])
+    monkeypatch.setattr(provenance, "sources_fingerprint", lambda roots: next(edits))
+    code_fingerprint.cache_clear()
+    try:
+        assert code_fingerprint() == "0" * 16 and code_fingerprint() == "0" * 16
+    finally:
+        code_fingerprint.cache_clear()
