@@ -28,6 +28,8 @@ _OPTIONS = {
     "lambda_inter": float,
     "lambda_consistency": float,
     "consistency_batch_size": int,
+    "consistency_start_epochs": float,
+    "consistency_warmup_epochs": float,
     "kl_warmup_epochs": float,
     "kl_schedule": str,
     "recon_epochs": float,

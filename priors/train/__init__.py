@@ -7,6 +7,7 @@ from .evaluate import evaluate_vae
 from .seeds import lds_over_seeds
 from .vae import (
     build_vae,
+    consistency_weight,
     fit_rec_shift,
     named_consistency,
     starting_model,
@@ -20,6 +21,7 @@ __all__ = [
     "VAETrainConfig",
     "build_vae",
     "check_loss",
+    "consistency_weight",
     "evaluate_vae",
     "fit_rec_shift",
     "lds_over_seeds",

@@ -75,7 +75,11 @@ class VAETrainConfig:
     correlation penalties of :mod:`invprior.priors.losses` taken over each batch, and the
     Aux-VAE's decoder consistency :math:`L_{cons}` of
     :func:`~invprior.priors.train.named_consistency` (off at the default
-    ``lambda_consistency = 0``). The KL
+    ``lambda_consistency = 0``). Its weight is 0 for the first
+    ``consistency_start_epochs`` epochs and then grows linearly to
+    ``lambda_consistency`` over ``consistency_warmup_epochs``: the term asks the decoder
+    to agree with the encoder's read-out of the named features, which means nothing
+    while the encoder is still untrained. The KL
     weight :math:`\beta_t` is 0 for the first ``recon_epochs`` epochs (reconstruction
     only), then warms up to ``beta`` over ``kl_warmup_epochs`` epochs: geometrically from
     ``beta * kl_warmup_start`` (``kl_schedule="geometric"``) or linearly from 0
@@ -118,6 +122,9 @@ class VAETrainConfig:
             and reads back (the first ones of the shuffled batch; ``None`` for all). The
             term is a batch mean, so fewer rows estimate the same quantity with more
             noise at a smaller cost per step.
+        consistency_start_epochs: Epochs without the consistency term at the start.
+        consistency_warmup_epochs: Epochs over which its weight then grows linearly from
+            0 to ``lambda_consistency`` (0: at once).
         epochs: Maximum number of epochs.
         batch_size: Samples per optimiser step (at least 8: the penalties are batch
             correlations).
@@ -127,7 +134,8 @@ class VAETrainConfig:
         kl_schedule: ``"geometric"`` or ``"linear"`` warm-up.
         recon_epochs: Reconstruction-only epochs (KL weight 0) before the warm-up.
         val_fraction: Fraction of the data held out for the validation loss.
-        patience: Epochs without validation improvement (after warm-up) before stopping.
+        patience: Epochs without validation improvement (after the warm-ups of the KL
+            and the consistency weights) before stopping.
         seed: Seed of initialisation, split, shuffling and reparametrisation noise.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
 
@@ -153,6 +161,8 @@ class VAETrainConfig:
     degree: int = 3
     lambda_consistency: float = 0.0
     consistency_batch_size: int | None = None
+    consistency_start_epochs: float = 0.0
+    consistency_warmup_epochs: float = 0.0
     epochs: int = 20
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -190,6 +200,8 @@ class VAETrainConfig:
             "lambda_intra": self.lambda_intra,
             "lambda_inter": self.lambda_inter,
             "lambda_consistency": self.lambda_consistency,
+            "consistency_start_epochs": self.consistency_start_epochs,
+            "consistency_warmup_epochs": self.consistency_warmup_epochs,
             "kl_warmup_epochs": self.kl_warmup_epochs,
             "recon_epochs": self.recon_epochs,
             "gamma": self.gamma,
@@ -209,6 +221,13 @@ class VAETrainConfig:
             raise InputError(
                 f"consistency_batch_size must be between 1 and batch_size "
                 f"({self.batch_size}), got {self.consistency_batch_size}"
+            )
+        ramp = self.consistency_start_epochs + self.consistency_warmup_epochs
+        if self.lambda_consistency > 0 and ramp >= self.epochs:
+            raise InputError(
+                f"the consistency term would never reach its weight: "
+                f"consistency_start_epochs + consistency_warmup_epochs = {ramp:g} must be "
+                f"below epochs ({self.epochs})"
             )
         if self.model in ("betavae", "hvae") and self.rec_dim < 1:
             raise InputError(f"a {self.model} needs rec_dim >= 1 (its whole latent)")

@@ -31,6 +31,7 @@ from .config import TrainingDivergedError, VAETrainConfig, check_loss, nonfinite
 
 __all__ = [
     "build_vae",
+    "consistency_weight",
     "fit_rec_shift",
     "named_consistency",
     "starting_model",
@@ -152,6 +153,7 @@ def vae_loss(
     beta: float,
     config: VAETrainConfig,
     labelled: tuple[torch.Tensor, torch.Tensor] | None = None,
+    consistency_weight: float | None = None,
 ) -> dict[str, torch.Tensor]:
     """The training objective on one batch and its terms.
 
@@ -164,11 +166,14 @@ def vae_loss(
         labelled: Fields and named variables ``(x_l, u_l)`` of a mini-batch of labelled
             samples, for the label term of a :class:`~invprior.priors.SemiSupervisedVAE`;
             ``None`` for none. Ignored by the other models.
+        consistency_weight: Current weight of the consistency term (during its warm-up,
+            :func:`consistency_weight`); ``None`` for ``config.lambda_consistency``. At 0
+            the term is neither computed nor returned.
 
     Returns:
         ``{"loss", "recon", "kl", "explicitness_penalty", "intra", "inter"}``, scalars
         (batch means), plus ``"consistency"`` (:func:`named_consistency`) for an Aux-VAE
-        with ``config.lambda_consistency > 0``, and ``"label"`` (the label term's mean
+        with a positive consistency weight, and ``"label"`` (the label term's mean
         over ``labelled``) for a semi-supervised VAE given ``labelled`` (validation passes
         none, so its loss is the plain ELBO); ``"kl"`` is the bound of
         :meth:`~invprior.priors.HierarchicalVAE.kl_bound` for that model.
@@ -196,7 +201,9 @@ def vae_loss(
             "intra": intra_independence(u, mu[:, :d], config.degree),
             "inter": inter_independence(u, mu[:, d:], config.degree),
         }
-        if config.lambda_consistency > 0:
+        if consistency_weight is None:
+            consistency_weight = config.lambda_consistency
+        if consistency_weight > 0:
             rows = config.consistency_batch_size or len(z)
             terms["consistency"] = named_consistency(model, z[:rows, :d], mu)
     loss = (
@@ -206,7 +213,7 @@ def vae_loss(
         + config.lambda_inter * terms["inter"]
     )
     if "consistency" in terms:
-        loss = loss + config.lambda_consistency * terms["consistency"]
+        loss = loss + consistency_weight * terms["consistency"]
     if "label" in terms:
         loss = loss + config.gamma * terms["label"]
     return {"loss": loss, "recon": recon, "kl": kl, **terms}
@@ -249,6 +256,32 @@ def fit_rec_shift(model: AuxVAE, x: torch.Tensor, batch_size: int = 1024) -> Non
             "means are degenerate); skip the fit (rec_shift=False) or train longer"
         )
     model.rec_shift += coef.to(model.rec_shift)
+
+
+def _warmup_epochs(config: VAETrainConfig) -> float:
+    """Epochs of warm-up (KL weight, consistency weight).
+
+    Early stopping and the choice of the best epoch start after them, when the objective
+    is the final one.
+    """
+    kl = config.recon_epochs + config.kl_warmup_epochs
+    if config.lambda_consistency == 0:
+        return kl
+    return max(kl, config.consistency_start_epochs + config.consistency_warmup_epochs)
+
+
+def consistency_weight(config: VAETrainConfig, epoch: float) -> float:
+    """The consistency term's weight at ``epoch`` (fractional).
+
+    0 for ``consistency_start_epochs``, then linear up to ``lambda_consistency`` over
+    ``consistency_warmup_epochs``.
+    """
+    progress = epoch - config.consistency_start_epochs
+    if progress < 0:
+        return 0.0
+    if progress >= config.consistency_warmup_epochs:
+        return config.lambda_consistency
+    return config.lambda_consistency * progress / config.consistency_warmup_epochs
 
 
 def _kl_weight(config: VAETrainConfig, epoch: float) -> float:
@@ -461,8 +494,9 @@ def _train(
         for s in range(steps):
             idx = perm[s * config.batch_size : (s + 1) * config.batch_size]
             beta = _kl_weight(config, epoch + s / steps)
+            weight = consistency_weight(config, epoch + s / steps)
             labelled = _labelled_batch(x_lab, u_lab, config.batch_size)
-            terms = vae_loss(model, x_tr[idx], u_tr[idx], beta, config, labelled)
+            terms = vae_loss(model, x_tr[idx], u_tr[idx], beta, config, labelled, weight)
             loss = float(terms["loss"].detach())
             check_loss(loss, epoch + 1, s + 1, config.learning_rate)
             opt.zero_grad(set_to_none=True)
@@ -481,7 +515,7 @@ def _train(
                 history.setdefault(f"val_{k}", []).append(v)
         bar.set_postfix(loss=f"{total / steps:.3g}", val=f"{val_terms['loss']:.3g}")
         logger.info("epoch %d: train %.4g, val %s", epoch + 1, total / steps, val_terms)
-        if epoch + 1 < config.recon_epochs + config.kl_warmup_epochs:
+        if epoch + 1 < _warmup_epochs(config):
             continue
         if val_terms["loss"] < best:
             best, best_state, bad_epochs = val_terms["loss"], copy.deepcopy(model.state_dict()), 0

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+import dataclasses
 import json
 import math
 
@@ -13,6 +14,7 @@ from invprior.priors.train import (
     TrainingDivergedError,
     VAETrainConfig,
     build_vae,
+    consistency_weight,
     fit_rec_shift,
     named_consistency,
     nonfinite_weights,
@@ -147,6 +149,62 @@ def test_consistency_on_part_of_the_batch_uses_its_first_rows(monkeypatch):
     assert seen == [(16, 16), (5, 16)]  # the shift is fitted on the whole batch either way
 
 
+def test_consistency_weight_starts_late_and_grows_linearly():
+    cfg = VAETrainConfig(
+        lambda_consistency=2.0, consistency_start_epochs=4, consistency_warmup_epochs=2, epochs=9
+    )
+    weights = [consistency_weight(cfg, e) for e in (0, 3.99, 4, 4.5, 5, 6, 8.9)]
+    assert weights == pytest.approx([0, 0, 0, 0.5, 1, 2, 2])
+    at_once = VAETrainConfig(lambda_consistency=2.0, consistency_start_epochs=4, epochs=9)
+    assert [consistency_weight(at_once, e) for e in (3.99, 4)] == [0, 2]
+    # the loss adds the term at the weight it is given, and leaves it out at 0
+    g = two_scale_auxvae(rec_dim=3)
+    data = simulate_sources(16, 0, GRID)
+    x, u = torch.as_tensor(data.fields), torch.as_tensor(data.aux[:, :2]).float()
+    terms = {}
+    for weight in (0.0, 0.5):
+        torch.manual_seed(0)
+        terms[weight] = vae_loss(g, x, u, 0.1, cfg, consistency_weight=weight)
+    assert "consistency" not in terms[0.0]
+    torch.testing.assert_close(
+        terms[0.5]["loss"], terms[0.0]["loss"] + 0.5 * terms[0.5]["consistency"]
+    )
+
+
+def test_training_draws_the_consistency_term_only_after_its_start(monkeypatch):
+    data = simulate_sources(160, 0, GRID)
+    calls = []
+
+    def counting(model, z_aux, means):
+        calls.append(model.training)
+        return named_consistency(model, z_aux, means)
+
+    monkeypatch.setattr(vae_module, "named_consistency", counting)
+    common = dict(
+        rec_dim=1, channels=(4, 8), hidden=8, epochs=4, batch_size=32, kl_warmup_epochs=0
+    )
+    steps = 144 // 32  # 90% of the fields train
+    history = {}
+    for start in (0, 2):
+        calls.clear()
+        cfg = VAETrainConfig(
+            **common, lambda_consistency=1.0, consistency_start_epochs=start, patience=1
+        )
+        _, history[start] = train_vae(cfg, data, progress=False, num_threads=1)
+        assert sum(calls) == (4 - start) * steps  # training steps; validation always has it
+    # early stopping and the best epoch wait for the whole objective
+    assert history[2]["best_epoch"] >= 3
+    late = VAETrainConfig(
+        lambda_consistency=1.0,
+        consistency_start_epochs=3,
+        consistency_warmup_epochs=2,
+        kl_warmup_epochs=4,
+        epochs=9,
+    )
+    assert vae_module._warmup_epochs(late) == 5
+    assert vae_module._warmup_epochs(dataclasses.replace(late, lambda_consistency=0.0)) == 4
+
+
 def test_consistency_weight_is_checked():
     with pytest.raises(InputError, match="lambda_consistency applies to an auxvae only"):
         VAETrainConfig(model="betavae", lambda_consistency=1.0)
@@ -159,6 +217,17 @@ def test_consistency_weight_is_checked():
             VAETrainConfig(lambda_consistency=1.0, consistency_batch_size=rows)
     with pytest.raises(InputError, match="consistency_batch_size must be an integer"):
         VAETrainConfig(consistency_batch_size=8.5)
+    with pytest.raises(InputError, match="never reach its weight: .* = 20 must be below epochs"):
+        VAETrainConfig(
+            lambda_consistency=1.0,
+            consistency_start_epochs=16,
+            consistency_warmup_epochs=4,
+            epochs=20,
+        )
+    with pytest.raises(InputError, match="non-negative: {'consistency_start_epochs': -1.0}"):
+        VAETrainConfig(consistency_start_epochs=-1.0)
+    with pytest.raises(InputError, match="consistency_warmup_epochs"):
+        VAETrainConfig(consistency_warmup_epochs="2")
 
 
 def test_training_is_seeded():
