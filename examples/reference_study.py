@@ -32,7 +32,9 @@
 # from every record of this configuration in the folder, printing the summary as one JSON
 # line last. The exact posteriors do not depend on the learned prior: a study of another
 # `--prior` with its own `--out` and `--exact results/reference_study/exact` samples only
-# its learned posteriors, a third of the time.
+# its learned posteriors, a third of the time. `--summary-only` samples nothing: it
+# summarises `OUT/reference.json` again with this code, adding to records of older code the
+# named factors of each truth's best fit by the generator.
 
 # +
 import argparse
@@ -88,23 +90,38 @@ def run(
     shard=(0, 1),
     out=None,
     exact=None,
+    summary_only=False,
     **sampler,
 ):
     """Run this shard's truths; with ``out``, write the summary of every finished truth.
+
+    ``summary_only`` samples nothing: it summarises again the records of
+    ``out/reference.json``, whatever code wrote them, adding what they lack (the named
+    factors of each truth's projection, :func:`invprior.study.reference.complete_projections`).
 
     Returns:
         ``{"summary": per family, "truths": the number summarised}``.
     """
     study = study_config(config, **sampler)
-    records = reference.reference_study(
-        study, truths, families=families, out=out, exact=exact, shard=shard, progress=True
-    )
-    if out is not None:  # every shard's finished truths, not only this one's
+    if summary_only:
+        if out is None:
+            raise InputError("--summary-only reads the records of an --out folder")
+        try:
+            records = json.loads((Path(out) / "reference.json").read_text())["truths"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise InputError(f"{Path(out) / 'reference.json'}: no study records: {err}") from err
+    else:
+        records = reference.reference_study(
+            study, truths, families=families, out=out, exact=exact, shard=shard, progress=True
+        )
+    if out is not None and not summary_only:  # every shard's finished truths
         cache = ResultCache(Path(out) / "truths", reference.settings_of(study, families))
         keys = [f"{f}-{i:03d}" for f in families for i in range(truths)]
         records = [r for r in map(cache.get, keys) if r is not None]
+    generator = load_generator(study)
+    records = reference.complete_projections(study, records, generator)
     # the width a generator without representation error would leave through the link
-    floor = reference.link_floor(study_prior(study, load_generator(study)))
+    floor = reference.link_floor(study_prior(study, generator))
     summary = reference.summarise(records, floor)
     if out is not None:
         write_json(
@@ -136,6 +153,11 @@ def main():
     parser.add_argument(
         "--exact", help="folder of the exact-prior posteriors to read and add to (OUT/exact)"
     )
+    parser.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="sample nothing: summarise OUT/reference.json's records again with this code",
+    )
     args = parser.parse_args()
     try:
         k, n = parse_shard(args.shard)
@@ -149,6 +171,7 @@ def main():
             (k, n),
             args.out,
             args.exact,
+            args.summary_only,
             kernel=args.kernel,
             num_chains=args.num_chains,
             warmup_steps=args.warmup_steps,

@@ -44,6 +44,7 @@ __all__ = [
     "lds",
     "lds_ceiling",
     "lds_scores",
+    "least_squares_projections",
     "mig",
     "perturbation_importance",
     "residual_readback_sd",
@@ -504,19 +505,22 @@ def residual_readback_sd(
 PROJECTION_STEPS = 500
 
 
-def projection_errors(
+def least_squares_projections(
     generator: Generator, fields: np.ndarray, steps: int = PROJECTION_STEPS
-) -> np.ndarray:
-    r"""Relative L2 error of each field's least-squares projection onto the generator's range.
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Each field's least-squares projection onto the generator's range: latent and error.
 
-    :math:`\min_z \|G(z) - x\| / \|x\|` for every field :math:`x`, by ``steps`` L-BFGS
+    :math:`\hat z = \arg\min_z \|G(z) - x\|` for every field :math:`x`, by ``steps`` L-BFGS
     iterations from the encoder's mean (from the origin for a generator without an
     encoder; a flow along its noise-free path,
     :func:`invprior.priors.batched.least_squares_latents`), one field at a time so that no
-    field's line search is shared with another's. No posterior mean of fields from
-    :math:`G` comes closer to :math:`x` than the range does, up to averaging: the part of
-    an inversion's field error that the generator's accuracy sets, where SSIM of the
-    encoder's reconstructions also counts the encoder's own error.
+    field's line search is shared with another's, and the relative L2 error
+    :math:`\|G(\hat z) - x\| / \|x\|`. No posterior mean of fields from :math:`G` comes
+    closer to :math:`x` than the range does, up to averaging: the part of an inversion's
+    field error that the generator's accuracy sets, where SSIM of the encoder's
+    reconstructions also counts the encoder's own error. The named block of
+    :math:`\hat z` read through the link (``generator.to_physical``) is where the best fit
+    puts the named factors, with no prior to hold them.
 
     Args:
         generator: The generator, in its current mode.
@@ -524,17 +528,27 @@ def projection_errors(
         steps: L-BFGS iterations per field.
 
     Returns:
-        The relative errors, shape ``(n,)``.
+        The latents, float64, shape ``(n, aux_dim + rec_dim)``, and the relative errors,
+        shape ``(n,)``.
     """
     x = np.asarray(fields, dtype=np.float64)
     if isinstance(generator, Encoder):
         start = encode_means(generator, x)
     else:
         start = np.zeros((len(x), generator.aux_dim + generator.rec_dim))
-    best = decode_latents(generator, least_squares_latents(generator, x, start, steps, 1))
-    return np.linalg.norm((best - x).reshape(len(x), -1), axis=1) / np.linalg.norm(
+    latents = least_squares_latents(generator, x, start, steps, 1)
+    best = decode_latents(generator, latents)
+    errors = np.linalg.norm((best - x).reshape(len(x), -1), axis=1) / np.linalg.norm(
         x.reshape(len(x), -1), axis=1
     )
+    return latents, errors
+
+
+def projection_errors(
+    generator: Generator, fields: np.ndarray, steps: int = PROJECTION_STEPS
+) -> np.ndarray:
+    """The relative errors of :func:`least_squares_projections`, shape ``(n,)``."""
+    return least_squares_projections(generator, fields, steps)[1]
 
 
 def evaluate_generator(

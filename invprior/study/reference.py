@@ -33,7 +33,10 @@ sampler (``[mcmc]``, seed ``[study] seed``), and scored against the truth
   the spread of the named position. A named position far wider than the field's says the
   named variable is loosely tied to the field, not that the data leave the field unsure;
 - what the learned generator's range costs: the relative L2 error of the truth's
-  least-squares projection onto it (:func:`invprior.priors.metrics.projection_errors`);
+  least-squares projection onto it, and where that best fit puts the named factors
+  (:func:`truth_projection`). A learned posterior mean that errs with the projection errs
+  because the generator cannot draw the truth with its own named factors, not because of
+  the sampler;
 - each posterior's convergence: R-hat, bulk ESS and divergences.
 
 Every truth's record is kept on disk as soon as it exists (:class:`invprior.cache.ResultCache`),
@@ -60,8 +63,9 @@ from ..cache import ResultCache
 from ..diagnostics import field_summary, summarize_named
 from ..model import DisentangledPrior, InverseProblem
 from ..priors import GridSpec, SimulatorGenerator
+from ..priors.base import Generator
 from ..priors.checkpoint import digest
-from ..priors.metrics import projection_errors
+from ..priors.metrics import least_squares_projections
 from ..priors.simulate import simulate, simulate_misspecified_sources
 from ..report import field_scores, study_metrics
 from ..scores import crps
@@ -75,6 +79,7 @@ __all__ = [
     "POSTERIORS",
     "check_source_study",
     "compare_posteriors",
+    "complete_projections",
     "exact_posterior",
     "exact_problem",
     "exact_settings_of",
@@ -86,6 +91,7 @@ __all__ = [
     "settings_of",
     "source_centroid",
     "summarise",
+    "truth_projection",
 ]
 
 #: Families of held-out truths: the simulator's distribution and its misspecified variants.
@@ -233,12 +239,18 @@ def _posterior_scores(
     return scores, draws
 
 
+def _truth_seed(config: StudyConfig, family: str) -> int:
+    """The simulator seed of ``family``'s truths (``[truth] seed``; plus one off-family)."""
+    return config.truth.seed + (0 if family == "in_distribution" else 1)
+
+
 def _truth_and_data(
     config: StudyConfig, setup: StudySetup, family: str, index: int
 ) -> tuple[dict[str, object], object, torch.Tensor]:
     """A held-out truth (field and named factors), its noise std and its noisy data."""
-    seed = config.truth.seed + (0 if family == "in_distribution" else 1)
-    field, named = held_out_truth(family, index, seed, setup.problem.prior.generator.grid)
+    field, named = held_out_truth(
+        family, index, _truth_seed(config, family), setup.problem.prior.generator.grid
+    )
     noise = dataclasses.replace(config.noise, seed=config.noise.seed + index)
     std, data = synthetic_data(dataclasses.replace(config, noise=noise), setup.forward, field)
     return {"field": field, **named}, std, data
@@ -322,9 +334,54 @@ def compare_posteriors(
             record["learned"]["position_sd"], record["exact"]["position_sd"], strict=True
         )
     ]
-    projection = projection_errors(learned.generator, truth["field"][None])
-    record["projection_error"] = float(projection[0])
+    record["projection_error"], record["projection_named"] = truth_projection(
+        learned.generator, truth["field"]
+    )
     return record
+
+
+def truth_projection(generator: Generator, field: np.ndarray) -> tuple[float, dict[str, float]]:
+    """A truth's least-squares projection onto the generator's range.
+
+    Returns:
+        The projection's relative L2 error
+        (:func:`invprior.priors.metrics.least_squares_projections`) and ``{name: value}``,
+        its named block read through the link, in physical units.
+    """
+    latents, errors = least_squares_projections(generator, np.asarray(field)[None])
+    z_aux = torch.as_tensor(latents[:, : generator.aux_dim], dtype=torch.float64)
+    named = generator.to_physical(z_aux)[0].tolist()
+    return float(errors[0]), dict(zip(generator.aux_names, named, strict=True))
+
+
+def complete_projections(
+    config: StudyConfig, records: Sequence[Mapping], generator: Generator
+) -> list[dict]:
+    """The records, each with the named factors of its truth's projection.
+
+    Records written before :func:`compare_posteriors` kept ``projection_named`` get it
+    from :func:`truth_projection` on their truth, re-drawn from ``config``'s ``[truth]
+    seed``; the records' own projection errors then check that ``generator`` is the one
+    they were made with. Records that have it are returned as they are.
+
+    Raises:
+        InputError: A record's projection error is not ``generator``'s on its truth.
+    """
+    done = []
+    for record in records:
+        record = dict(record)
+        if "projection_named" not in record:
+            family, index = record["family"], record["index"]
+            field, _ = held_out_truth(family, index, _truth_seed(config, family), generator.grid)
+            error, record["projection_named"] = truth_projection(generator, field)
+            if not np.isclose(error, record["projection_error"], rtol=1e-6, atol=0.0):
+                raise InputError(
+                    f"record {family}-{index:03d}: projection error "
+                    f"{record['projection_error']:.6g} in the record, {error:.6g} with the "
+                    "given generator: the records are of another generator or truth seed"
+                )
+        done.append(record)
+    return done
 
 
 def _wasserstein(draws: Mapping[str, Mapping[str, np.ndarray]], name: str) -> float:
@@ -493,7 +550,10 @@ def summarise(
     posterior as good as the exact one but confined to the generator's range would reach
     if the two errors were independent (``representation_floor_median``). For
     convergence: the largest named R-hat, the smallest named bulk ESS and the divergences
-    of each posterior.
+    of each posterior. Where every record has the named factors of its truth's projection
+    (:func:`truth_projection`): per named parameter their mean absolute error
+    (``projection_abs_error``) and the correlation over the truths of the learned posterior
+    mean's error with theirs (``projection_learned_error_corr``).
 
     With ``floor`` (:func:`link_floor` of the learned prior), also the median width ratio
     a generator that represented every field exactly would reach through that link,
@@ -505,6 +565,7 @@ def summarise(
     table = {}
     for family, rows in by_family.items():
         names = list(rows[0]["compare"])
+        projected = all("projection_named" in r for r in rows)
         entry: dict[str, object] = {"truths": len(rows), "named": {}}
         for name in names:
             entry["named"][name] = {
@@ -533,6 +594,7 @@ def summarise(
                     for which in POSTERIORS
                     for stat, key in (("hit_rate", "hit"), ("abs_error", "abs_error"))
                 },
+                **(_projection_named(rows, name) if projected else {}),
             }
         for which in POSTERIORS:
             entry[which] = {
@@ -567,19 +629,42 @@ def summarise(
     return table
 
 
+def _projection_named(rows: Sequence[Mapping], name: str) -> dict[str, float]:
+    """The projections' mean absolute error in ``name``, and its error's correlation.
+
+    The correlation over the truths of the projection's error with the learned posterior
+    mean's, given three truths or more and neither error constant.
+    """
+    truth = np.array([r["truth"][name] for r in rows])
+    projection = np.array([r["projection_named"][name] for r in rows]) - truth
+    entry = {"projection_abs_error": float(np.mean(np.abs(projection)))}
+    learned = np.array([r["learned"]["named"][name]["mean"] for r in rows]) - truth
+    if len(rows) >= 3 and np.std(projection) > 0 and np.std(learned) > 0:
+        entry["projection_learned_error_corr"] = float(np.corrcoef(projection, learned)[0, 1])
+    return entry
+
+
 def markdown(table: Mapping[str, Mapping]) -> str:
     """The summary as Markdown tables: named parameters, then field and convergence."""
     lines = []
     for family, entry in table.items():
         floor = all("floor_ratio_median" in e for e in entry["named"].values())
+        projected = all("projection_abs_error" in e for e in entry["named"].values())
         lines += [
             f"**{family}** ({entry['truths']} truths)",
             "",
             "| named | median width ratio (learned / exact) | "
             + ("floor of the link | " if floor else "")
             + "90% hit rate learned | exact | mean abs. error learned | exact | "
-            "median W1 / exact sd |",
-            "|---|---|---|---|---|---|---|" + ("---|" if floor else ""),
+            "median W1 / exact sd |"
+            + (
+                " projection's abs. error | its corr. with the learned error |"
+                if projected
+                else ""
+            ),
+            "|---|---|---|---|---|---|---|"
+            + ("---|" if floor else "")
+            + ("---|---|" if projected else ""),
         ]
         for name, e in entry["named"].items():
             lines.append(
@@ -588,6 +673,16 @@ def markdown(table: Mapping[str, Mapping]) -> str:
                 + f"{e['learned_hit_rate']:.2f} | {e['exact_hit_rate']:.2f} | "
                 f"{e['learned_abs_error']:.4f} | {e['exact_abs_error']:.4f} | "
                 f"{e['w1_over_sd_median']:.2f} |"
+                + (
+                    f" {e['projection_abs_error']:.4f} | "
+                    + (
+                        f"{e['projection_learned_error_corr']:.2f} |"
+                        if "projection_learned_error_corr" in e
+                        else "- |"
+                    )
+                    if projected
+                    else ""
+                )
             )
         lines += [
             "",

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from invprior.validation import InputError
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CONFIG = str(EXAMPLES / "source_identification.toml")
 
@@ -26,6 +28,26 @@ def test_tiny_run_writes_the_summary(load_example, tmp_path):
     assert {p.name for p in tmp_path.iterdir()} >= {"reference.md", "reference.json", "truths"}
     written = json.loads((tmp_path / "reference.json").read_text())
     assert written["truths"][0]["index"] == 0 and written["summary"] == result["summary"]
+    named = written["truths"][0]["projection_named"]
+    assert set(named) == set(entry["named"]) and 0.0 < named["width"] < 1.0
+    # records of older code, without the projection's named factors: summarised again
+    # without sampling, they get them back to the digit
+    old = {
+        **written,
+        "truths": [{k: v for k, v in written["truths"][0].items() if k != "projection_named"}],
+    }
+    (tmp_path / "reference.json").write_text(json.dumps(old))
+    again = example.run(CONFIG, truths=1, out=tmp_path, summary_only=True)
+    assert again["summary"] == result["summary"]
+    assert (
+        json.loads((tmp_path / "reference.json").read_text())["truths"][0]["projection_named"]
+        == named
+    )
+    # records of another generator are refused, by name
+    old["truths"][0]["projection_error"] *= 1.5
+    (tmp_path / "reference.json").write_text(json.dumps(old))
+    with pytest.raises(InputError, match="record in_distribution-000: projection error"):
+        example.run(CONFIG, truths=1, out=tmp_path, summary_only=True)
 
 
 def test_sampler_settings_replace_the_studys_mcmc(load_example):
@@ -46,6 +68,10 @@ def test_sampler_settings_replace_the_studys_mcmc(load_example):
         (["--shard", "1"], "--shard: a shard is K/N with integers 0 <= K < N, got '1'"),
         (["--shard", "2/2"], "0 <= K < N, got '2/2'"),
         (["--truths", "0"], "num_truths >= 1"),
+        (
+            ["--summary-only", "--out", "/nonexistent"],
+            "/nonexistent/reference.json: no study records",
+        ),
     ],
 )
 def test_bad_arguments_are_named(load_example, monkeypatch, capsys, argv, message):

@@ -11,7 +11,7 @@ from tiny_study import NAMES, study_toml, tiny_auxvae
 
 from invprior.priors import GridSpec, save
 from invprior.priors.checkpoint import digest
-from invprior.priors.metrics import projection_errors
+from invprior.priors.metrics import least_squares_projections, projection_errors
 from invprior.priors.simulate import simulate, simulate_misspecified_sources
 from invprior.study import SamplerConfig, StudyConfig, reference
 from invprior.study.setup import synthetic_truth
@@ -224,6 +224,30 @@ def test_summary_medians_rates_and_ratios():
     assert reference.plot_reference(rows).axes[0].get_yscale() == "log"
 
 
+def test_summary_sets_the_projections_named_error_beside_the_learned_one():
+    rows = [record("in_distribution", i, 1.0, (True, True), (0.2, 0.1)) for i in range(3)]
+    assert "projection_abs_error" not in reference.summarise(rows)["in_distribution"]["named"]["a"]
+    for row, offset in zip(rows, (-0.2, 0.1, 0.4), strict=True):
+        row["learned"]["named"]["a"]["mean"] = 0.1 + offset  # the truth of a is 0.1
+        row["learned"]["named"]["b"]["mean"] = 0.2 - offset
+        row["projection_named"] = {"a": 0.1 + 2 * offset, "b": 0.25}  # b's is off by 0.05
+    named = reference.summarise(rows)["in_distribution"]["named"]
+    assert named["a"]["projection_abs_error"] == pytest.approx((0.4 + 0.2 + 0.8) / 3)
+    assert named["a"]["projection_learned_error_corr"] == pytest.approx(1.0)
+    assert named["b"]["projection_abs_error"] == pytest.approx(0.05)
+    assert "projection_learned_error_corr" not in named["b"]  # a constant error: no corr
+    text = reference.markdown(reference.summarise(rows))
+    assert "its corr. with the learned error" in text
+    assert "| 0.4667 | 1.00 |" in text and "| 0.0500 | - |" in text
+    rows[0]["learned"]["named"]["a"]["mean"] = 0.1 + 0.4  # learned errors 0.4, 0.1, 0.4
+    corr = reference.summarise(rows)["in_distribution"]["named"]["a"]
+    assert corr["projection_learned_error_corr"] == pytest.approx(
+        np.corrcoef([-0.4, 0.2, 0.8], [0.4, 0.1, 0.4])[0, 1]
+    )
+    del rows[1]["projection_named"]  # one truth without it: none reported
+    assert "projection_abs_error" not in reference.summarise(rows)["in_distribution"]["named"]["a"]
+
+
 def test_source_centroid_finds_a_bump_and_refuses_nothing():
     grid = GridSpec((33, 65), ((0.0, 0.0), (2.0, 1.0)))
     y, x = np.meshgrid(np.linspace(0, 1, 33), np.linspace(0, 2, 65), indexing="ij")
@@ -248,6 +272,14 @@ def test_projection_error_is_zero_on_the_range_and_not_off_it(tiny_prior):
     noise = np.random.default_rng(0).standard_normal(on_range.shape)
     off_range = on_range + 0.3 * np.linalg.norm(on_range) / np.linalg.norm(noise) * noise
     assert 0.1 < projection_errors(generator, off_range[None])[0] < 0.3
+    # the study's record of a truth: the same error, and the best fit's named block in units
+    error, named = reference.truth_projection(generator, off_range)
+    latents, errors = least_squares_projections(generator, off_range[None])
+    assert error == errors[0] and list(named) == list(generator.aux_names)
+    d = generator.aux_dim
+    in_units = generator.aux_mean.double() + generator.aux_std.double() * latents[0, :d]
+    np.testing.assert_allclose(list(named.values()), in_units.numpy(), rtol=1e-12)
+    assert np.abs(latents[0, :d] - in_units.numpy()).max() > 1e-3  # units, not the latent
 
 
 def test_link_floor_is_the_width_the_link_noise_leaves(tiny_prior):
