@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from scipy.stats import wasserstein_distance
+from scipy.stats import spearmanr, wasserstein_distance
 
 from .. import infer
 from ..cache import ResultCache
@@ -550,10 +550,11 @@ def summarise(
     posterior as good as the exact one but confined to the generator's range would reach
     if the two errors were independent (``representation_floor_median``). For
     convergence: the largest named R-hat, the smallest named bulk ESS and the divergences
-    of each posterior. Where every record has the named factors of its truth's projection
-    (:func:`truth_projection`): per named parameter their mean absolute error
-    (``projection_abs_error``) and the correlation over the truths of the learned posterior
-    mean's error with theirs (``projection_learned_error_corr``).
+    of each posterior. What the learned posterior mean's error goes with, per named
+    parameter: its rank correlation over the truths with the exact posterior mean's error
+    (the data's noise), and where every record has the named factors of its truth's
+    projection (:func:`truth_projection`), their mean absolute error and the rank
+    correlation with theirs (the generator's range) (:func:`_error_relations`).
 
     With ``floor`` (:func:`link_floor` of the learned prior), also the median width ratio
     a generator that represented every field exactly would reach through that link,
@@ -594,7 +595,7 @@ def summarise(
                     for which in POSTERIORS
                     for stat, key in (("hit_rate", "hit"), ("abs_error", "abs_error"))
                 },
-                **(_projection_named(rows, name) if projected else {}),
+                **_error_relations(rows, name, projected),
             }
         for which in POSTERIORS:
             entry[which] = {
@@ -629,19 +630,46 @@ def summarise(
     return table
 
 
-def _projection_named(rows: Sequence[Mapping], name: str) -> dict[str, float]:
-    """The projections' mean absolute error in ``name``, and its error's correlation.
+def _errors(rows: Sequence[Mapping], name: str, which: str) -> np.ndarray:
+    """Per truth, the signed error in ``name`` of a posterior's mean or of the projection."""
+    values = [
+        r["projection_named"][name] if which == "projection" else r[which]["named"][name]["mean"]
+        for r in rows
+    ]
+    return np.array(values) - np.array([r["truth"][name] for r in rows])
 
-    The correlation over the truths of the projection's error with the learned posterior
-    mean's, given three truths or more and neither error constant.
+
+def _rank_corr(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman's rank correlation of two errors over the truths (None: too few or constant).
+
+    At least three truths and neither error constant, else it is undefined.
     """
-    truth = np.array([r["truth"][name] for r in rows])
-    projection = np.array([r["projection_named"][name] for r in rows]) - truth
-    entry = {"projection_abs_error": float(np.mean(np.abs(projection)))}
-    learned = np.array([r["learned"]["named"][name]["mean"] for r in rows]) - truth
-    if len(rows) >= 3 and np.std(projection) > 0 and np.std(learned) > 0:
-        entry["projection_learned_error_corr"] = float(np.corrcoef(projection, learned)[0, 1])
-    return entry
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return float(spearmanr(a, b).statistic)
+
+
+def _error_relations(rows: Sequence[Mapping], name: str, projected: bool) -> dict[str, float]:
+    """How the learned posterior mean's error in ``name`` goes with the others over truths.
+
+    The rank correlation with the exact posterior mean's error
+    (``exact_learned_error_rank_corr``), and where every record has it, the projection's
+    mean absolute error (``projection_abs_error``) and rank correlation
+    (``projection_learned_error_rank_corr``). A correlation is left out where it is
+    undefined (:func:`_rank_corr`).
+    """
+    learned = _errors(rows, name, "learned")
+    entry = {"exact_learned_error_rank_corr": _rank_corr(_errors(rows, name, "exact"), learned)}
+    if projected:
+        projection = _errors(rows, name, "projection")
+        entry["projection_abs_error"] = float(np.mean(np.abs(projection)))
+        entry["projection_learned_error_rank_corr"] = _rank_corr(projection, learned)
+    return {key: value for key, value in entry.items() if value is not None}
+
+
+def _cell(entry: Mapping[str, float], key: str) -> str:
+    """A correlation of the summary to two digits, or "-" where it is undefined."""
+    return f"{entry[key]:.2f}" if key in entry else "-"
 
 
 def markdown(table: Mapping[str, Mapping]) -> str:
@@ -656,15 +684,8 @@ def markdown(table: Mapping[str, Mapping]) -> str:
             "| named | median width ratio (learned / exact) | "
             + ("floor of the link | " if floor else "")
             + "90% hit rate learned | exact | mean abs. error learned | exact | "
-            "median W1 / exact sd |"
-            + (
-                " projection's abs. error | its corr. with the learned error |"
-                if projected
-                else ""
-            ),
-            "|---|---|---|---|---|---|---|"
-            + ("---|" if floor else "")
-            + ("---|---|" if projected else ""),
+            "median W1 / exact sd |",
+            "|---|---|---|---|---|---|---|" + ("---|" if floor else ""),
         ]
         for name, e in entry["named"].items():
             lines.append(
@@ -673,17 +694,25 @@ def markdown(table: Mapping[str, Mapping]) -> str:
                 + f"{e['learned_hit_rate']:.2f} | {e['exact_hit_rate']:.2f} | "
                 f"{e['learned_abs_error']:.4f} | {e['exact_abs_error']:.4f} | "
                 f"{e['w1_over_sd_median']:.2f} |"
-                + (
-                    f" {e['projection_abs_error']:.4f} | "
-                    + (
-                        f"{e['projection_learned_error_corr']:.2f} |"
-                        if "projection_learned_error_corr" in e
-                        else "- |"
-                    )
-                    if projected
-                    else ""
-                )
             )
+        lines += [
+            "",
+            "| named | learned error: rank corr. with the exact error | "
+            + (
+                "projection's mean abs. error | learned error: rank corr. with the projection's |"
+                if projected
+                else ""
+            ),
+            "|---|---|" + ("---|---|" if projected else ""),
+        ]
+        for name, e in entry["named"].items():
+            cells = [_cell(e, "exact_learned_error_rank_corr")]
+            if projected:
+                cells += [
+                    f"{e['projection_abs_error']:.4f}",
+                    _cell(e, "projection_learned_error_rank_corr"),
+                ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines += [
             "",
             "| posterior | rel. L2 error (median / mean) | coverage_90 | CRPS (median) | "

@@ -224,28 +224,33 @@ def test_summary_medians_rates_and_ratios():
     assert reference.plot_reference(rows).axes[0].get_yscale() == "log"
 
 
-def test_summary_sets_the_projections_named_error_beside_the_learned_one():
+def test_summary_relates_the_learned_error_to_the_exact_and_the_projections():
     rows = [record("in_distribution", i, 1.0, (True, True), (0.2, 0.1)) for i in range(3)]
-    assert "projection_abs_error" not in reference.summarise(rows)["in_distribution"]["named"]["a"]
+    named = reference.summarise(rows)["in_distribution"]["named"]["a"]
+    assert "projection_abs_error" not in named  # no record has the projection's factors
+    assert "exact_learned_error_rank_corr" not in named  # every error the same: undefined
     for row, offset in zip(rows, (-0.2, 0.1, 0.4), strict=True):
         row["learned"]["named"]["a"]["mean"] = 0.1 + offset  # the truth of a is 0.1
+        row["exact"]["named"]["a"]["mean"] = 0.1 - offset
         row["learned"]["named"]["b"]["mean"] = 0.2 - offset
         row["projection_named"] = {"a": 0.1 + 2 * offset, "b": 0.25}  # b's is off by 0.05
     named = reference.summarise(rows)["in_distribution"]["named"]
+    assert named["a"]["exact_learned_error_rank_corr"] == pytest.approx(-1.0)
     assert named["a"]["projection_abs_error"] == pytest.approx((0.4 + 0.2 + 0.8) / 3)
-    assert named["a"]["projection_learned_error_corr"] == pytest.approx(1.0)
+    assert named["a"]["projection_learned_error_rank_corr"] == pytest.approx(1.0)
     assert named["b"]["projection_abs_error"] == pytest.approx(0.05)
-    assert "projection_learned_error_corr" not in named["b"]  # a constant error: no corr
+    assert "projection_learned_error_rank_corr" not in named["b"]  # constant: undefined
     text = reference.markdown(reference.summarise(rows))
-    assert "its corr. with the learned error" in text
-    assert "| 0.4667 | 1.00 |" in text and "| 0.0500 | - |" in text
-    rows[0]["learned"]["named"]["a"]["mean"] = 0.1 + 0.4  # learned errors 0.4, 0.1, 0.4
+    assert "rank corr. with the projection's" in text
+    assert "| a | -1.00 | 0.4667 | 1.00 |" in text and "| b | - | 0.0500 | - |" in text
+    rows[0]["learned"]["named"]["a"]["mean"] = 0.1 + 0.3  # learned errors 0.3, 0.1, 0.4
     corr = reference.summarise(rows)["in_distribution"]["named"]["a"]
-    assert corr["projection_learned_error_corr"] == pytest.approx(
-        np.corrcoef([-0.4, 0.2, 0.8], [0.4, 0.1, 0.4])[0, 1]
-    )
+    # ranks 1, 2, 3 against 2, 1, 3: a rank correlation of 1/2 (Pearson's: 0.33)
+    assert corr["projection_learned_error_rank_corr"] == pytest.approx(0.5)
     del rows[1]["projection_named"]  # one truth without it: none reported
-    assert "projection_abs_error" not in reference.summarise(rows)["in_distribution"]["named"]["a"]
+    named = reference.summarise(rows)["in_distribution"]["named"]["a"]
+    assert "projection_abs_error" not in named and "exact_learned_error_rank_corr" in named
+    assert "projection's" not in reference.markdown(reference.summarise(rows))
 
 
 def test_source_centroid_finds_a_bump_and_refuses_nothing():
