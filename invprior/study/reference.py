@@ -362,10 +362,13 @@ def complete_projections(
     Records written before :func:`compare_posteriors` kept ``projection_named`` get it
     from :func:`truth_projection` on their truth, re-drawn from ``config``'s ``[truth]
     seed``; the records' own projection errors then check that ``generator`` is the one
-    they were made with. Records that have it are returned as they are.
+    they were made with (to 1%: an L-BFGS path computed with another torch build or thread
+    count ends a little elsewhere, another generator far off). Records that have it are
+    returned as they are.
 
     Raises:
-        InputError: A record's projection error is not ``generator``'s on its truth.
+        InputError: A record's projection error is not ``generator``'s on its truth (more
+            than 1% off).
     """
     done = []
     for record in records:
@@ -374,7 +377,7 @@ def complete_projections(
             family, index = record["family"], record["index"]
             field, _ = held_out_truth(family, index, _truth_seed(config, family), generator.grid)
             error, record["projection_named"] = truth_projection(generator, field)
-            if not np.isclose(error, record["projection_error"], rtol=1e-6, atol=0.0):
+            if not np.isclose(error, record["projection_error"], rtol=1e-2, atol=0.0):
                 raise InputError(
                     f"record {family}-{index:03d}: projection error "
                     f"{record['projection_error']:.6g} in the record, {error:.6g} with the "
