@@ -387,6 +387,16 @@ def complete_projections(
     return done
 
 
+def _diagnostic(rows: Sequence[Mapping], which: str, key: str) -> np.ndarray:
+    """``rows``' convergence figure ``key`` of posterior ``which``, NaN where undefined.
+
+    A record holds ``null`` for an R-hat or ESS that is not finite (a chain that never
+    moved); it stays NaN here, so the study's maximum or minimum is undefined too
+    rather than taken over the other truths.
+    """
+    return np.array([np.nan if r[which][key] is None else r[which][key] for r in rows], float)
+
+
 def _wasserstein(draws: Mapping[str, Mapping[str, np.ndarray]], name: str) -> float:
     """1-Wasserstein distance between the learned and exact draws of ``name``."""
     return float(wasserstein_distance(draws["learned"][name], draws["exact"][name]))
@@ -606,8 +616,8 @@ def summarise(
                 "rel_l2_error_mean": float(np.mean([r[which]["rel_l2_error"] for r in rows])),
                 "coverage_90_mean": float(np.mean([r[which]["coverage_90"] for r in rows])),
                 "crps_median": float(np.median([r[which]["crps"] for r in rows])),
-                "named_rhat_max": float(max(r[which]["named_rhat_max"] for r in rows)),
-                "named_ess_min": float(min(r[which]["named_ess_min"] for r in rows)),
+                "named_rhat_max": float(np.max(_diagnostic(rows, which, "named_rhat_max"))),
+                "named_ess_min": float(np.min(_diagnostic(rows, which, "named_ess_min"))),
                 "divergences": int(sum(r[which]["divergences"] for r in rows)),
                 "wall_s_mean": float(np.mean([r[which]["wall_s"] for r in rows])),
             }

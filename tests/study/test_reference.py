@@ -224,6 +224,17 @@ def test_summary_medians_rates_and_ratios():
     assert reference.plot_reference(rows).axes[0].get_yscale() == "log"
 
 
+def test_summary_keeps_an_undefined_convergence_figure_undefined():
+    rows = [record("in_distribution", i, 1.0, (True, True), (0.2, 0.1)) for i in range(3)]
+    # what a record read back from JSON holds for a chain that never moved
+    rows[1]["learned"]["named_rhat_max"] = rows[1]["learned"]["named_ess_min"] = None
+    entry = reference.summarise(rows)["in_distribution"]
+    assert math.isnan(entry["learned"]["named_rhat_max"])
+    assert math.isnan(entry["learned"]["named_ess_min"])
+    assert entry["exact"]["named_rhat_max"] == pytest.approx(1.02)
+    assert "| nan | nan |" in reference.markdown({"in_distribution": entry})
+
+
 def test_summary_relates_the_learned_error_to_the_exact_and_the_projections():
     rows = [record("in_distribution", i, 1.0, (True, True), (0.2, 0.1)) for i in range(3)]
     named = reference.summarise(rows)["in_distribution"]["named"]["a"]
