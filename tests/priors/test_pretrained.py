@@ -13,6 +13,9 @@ SHIPPED = ("source-auxvae", "conductivity-auxvae", "source-betavae", "source-dlc
 TOLERANCE = {"lds_all": 0.02, "lds": 0.02, "ssim_median": 0.02, "aux_corr_min": 0.01}
 # Targets of the source Aux-VAE on held-out data.
 TARGETS = {"source-auxvae": {"lds": 0.97, "aux_corr_min": 0.99, "ssim_median": 0.95}}
+# `source-dlcfm` keeps, inside its checkpoint, the Aux-VAE it was trained on: the
+# `tau = 0.1` generator shipped as `source-auxvae` until 2026-12-04.
+DLCFM_BASE_SHA256 = "b56a149f6c6f77a884df28512573c3288f17a12a19783ef64abc8a66c281806d"
 
 
 def test_all_shipped():
@@ -50,7 +53,8 @@ def test_meets_recorded_metrics_on_fresh_data(name):
 def test_dlcfm_beats_its_auxvae_on_fidelity():
     g = load("source-dlcfm")
     assert isinstance(g, DLCFMGenerator)
-    assert g.metadata["training"]["base"]["sha256"] == load("source-auxvae").metadata["sha256"]
+    assert g.metadata["training"]["base"] == {"name": "source-auxvae", "sha256": DLCFM_BASE_SHA256}
+    assert g.base.tau == 0.1 and g.base.aux_names == load("source-auxvae").aux_names
     held = g.metadata["metrics"]["heldout"]
     data = simulate(held["simulator"], 1000, held["seed"] + 1).fields
     flow = fidelity_scores(prior_draws(g, 1000, seed=1), data)
