@@ -99,6 +99,9 @@ def test_map_newton(bench, capsys):
     assert result["map_error"] < 1e-9 and result["map_energy"] <= result["lbfgs_map_energy"]
 
 
+# 8 warm-up steps leave the shipped prior's ChEES chains where they started: their R-hat
+# divides by a zero within-chain variance (and is reported as infinite)
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
 def test_sampling_throughput(bench, capsys):
     module = bench("sampling_throughput")
     args = ["--chains", "4", "--warmup", "8", "--samples", "8", "--nuts-draws", "6", "--n", "8"]
