@@ -332,7 +332,17 @@ def test_a_saved_chain_is_read_back_into_aligned_memory_of_its_own(tmp_path):
     assert len(set(pointers)) == len(pointers)  # no two share a buffer
 
 
-def test_signals_held_defers_sigint():
+@pytest.fixture
+def sigint_handler():
+    """Set SIGINT's handler for the test, whatever the launcher left (a shell's background
+    job starts with SIGINT ignored), and restore it afterwards."""
+    previous = signal.getsignal(signal.SIGINT)
+    yield lambda handler: signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_signals_held_defers_sigint(sigint_handler):
+    sigint_handler(signal.default_int_handler)
     reached = False
     with pytest.raises(KeyboardInterrupt):
         with signals_held():
@@ -340,6 +350,14 @@ def test_signals_held_defers_sigint():
             time.sleep(0.05)
             reached = True
     assert reached
+
+
+def test_signals_held_leaves_an_ignored_sigint_ignored(sigint_handler):
+    sigint_handler(signal.SIG_IGN)  # as under nohup or in a background job
+    with signals_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 # A mass matrix fixed through warm-up: no U-turn missed at a resonant step size -----------
